@@ -1,0 +1,1 @@
+//! pumphub: a small, synchronous WebSocket event hub.
