@@ -1,1 +1,3 @@
 //! pumphub: a small, synchronous WebSocket event hub.
+
+pub mod config;
