@@ -335,13 +335,17 @@ impl Broadcaster {
         }
     }
 
-    fn kick(&mut self, slot: usize, reason: CloseReason) {
+    /// Close a client with `reason`. Returns true if this kick is the one
+    /// that closes it (not already closing, and its read pump did not kick
+    /// it first).
+    fn kick(&mut self, slot: usize, reason: CloseReason) -> bool {
         if let Some(Member::Client(client)) = &mut self.members[slot] {
             if !client.closing {
                 client.closing = true;
-                client.queue.kick(reason);
+                return client.queue.kick(reason);
             }
         }
+        false
     }
 
     /// Queue a reply for a client. A reply counts against the queue like an
@@ -359,16 +363,17 @@ impl Broadcaster {
     }
 
     fn close_slow_consumer(&mut self, slot: usize) {
-        if let Some(Member::Client(client)) = &self.members[slot] {
-            if !client.closing {
+        // Counted and logged only by the kick that wins: the client's read
+        // pump may have found the queue full first (and said so itself).
+        if self.kick(slot, CloseReason::SlowConsumer) {
+            if let Some(Member::Client(client)) = &self.members[slot] {
                 warn!(
                     "connection {} from {}: outbound queue full, closing with 4008",
                     client.connection.info.id, client.connection.info.remote_addr
                 );
-                self.metrics.slow_consumer_disconnects.inc();
             }
+            self.metrics.slow_consumer_disconnects.inc();
         }
-        self.kick(slot, CloseReason::SlowConsumer);
     }
 
     // ----- subscriptions ---------------------------------------------------

@@ -147,8 +147,10 @@ impl OutboundQueue {
     }
 
     /// Close the connection now with `reason`, dropping whatever is queued.
-    /// The first kick wins; later ones change nothing.
-    pub fn kick(&self, reason: CloseReason) {
+    /// The first kick wins; later ones change nothing. Returns true for the
+    /// kick that won, so that the broadcaster and the read pump, which may
+    /// both find the queue full, count and log a slow consumer only once.
+    pub fn kick(&self, reason: CloseReason) -> bool {
         let first = self
             .shared
             .kicked
@@ -157,6 +159,7 @@ impl OutboundQueue {
         if first {
             self.push_uncounted(OutboundFrame::Kick);
         }
+        first
     }
 
     /// Ask the write pump to finish by `deadline` (graceful shutdown).
@@ -225,8 +228,8 @@ mod tests {
     #[test]
     fn the_first_kick_wins() {
         let (queue, receiver) = outbound_queue(1);
-        queue.kick(CloseReason::SlowConsumer);
-        queue.kick(CloseReason::Shutdown);
+        assert!(queue.kick(CloseReason::SlowConsumer));
+        assert!(!queue.kick(CloseReason::Shutdown));
         assert_eq!(receiver.kicked(), Some(CloseReason::SlowConsumer));
         assert_eq!(receiver.channel().len(), 1);
     }

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
+use log::warn;
 use tungstenite::error::{Error as WsError, ProtocolError};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
@@ -227,9 +228,11 @@ impl ReadPump {
         }
     }
 
-    fn kick(&mut self, reason: CloseReason) {
+    /// Ask the write pump to close with `reason`. True if ours is the kick
+    /// that closes the connection (the broadcaster may have kicked first).
+    fn kick(&mut self, reason: CloseReason) -> bool {
         self.kicked = true;
-        self.queue.kick(reason);
+        self.queue.kick(reason)
     }
 
     /// Count a data frame and apply the rate limit. False if it is dropped.
@@ -366,9 +369,13 @@ impl ReadPump {
         if self.kicked {
             return;
         }
-        if self.queue.push(frame).is_err() {
+        if self.queue.push(frame).is_err() && self.kick(CloseReason::SlowConsumer) {
+            let info = &self.connection.info;
+            warn!(
+                "connection {} from {}: outbound queue full of replies, closing with 4008",
+                info.id, info.remote_addr
+            );
             self.metrics.slow_consumer_disconnects.inc();
-            self.kick(CloseReason::SlowConsumer);
         }
     }
 }
