@@ -384,19 +384,24 @@ pub(crate) fn serve(
         authenticated,
     );
     let done = read_pump.run();
-    let reason = done.to_string();
+    let read_side = done.to_string();
     // The write pump may already be gone (it ended first); then nobody
     // needs to hear why the read side stopped.
     let _ = done_tx.send(done);
-    let written = match writer.join() {
+    // The write pump's account is the one to log: it says who closed
+    // (`closed by peer …` / `closed by hub: slow consumer (4008)`), or why
+    // writing failed first, in which case the read side only saw the echo.
+    let reason = match writer.join() {
         Ok(outcome) => outcome,
         Err(_) => {
             error!("connection {id}: write pump panicked");
-            "write pump panicked".to_string()
+            format!("write pump panicked; read side: {read_side}")
         }
     };
+    // One line per close, at info: the per-connection record an operator
+    // greps for by id or address. Nothing is logged per event.
     info!(
-        "connection {id} closed from {peer}: {reason}; {written}; after {:.1}s, {} frames in, {} out",
+        "connection {id} closed from {peer}: {reason}; after {:.1}s, {} frames in, {} out",
         accepted_at.elapsed().as_secs_f64(),
         connection.stats.received(),
         connection.stats.sent(),

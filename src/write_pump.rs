@@ -41,9 +41,12 @@ const MAX_BATCH: usize = 256;
 #[derive(Debug, Clone, Copy)]
 enum Phase {
     Open,
-    /// We sent Close; the peer has until `deadline` to answer.
+    /// We sent Close; the peer has until `deadline` to answer. `why` is
+    /// the close line's reason, such as `closed by hub: slow consumer (4008)`.
     ClosedByUs {
         deadline: Instant,
+        why: &'static str,
+        code: u16,
     },
 }
 
@@ -86,8 +89,10 @@ impl WritePump {
         }
     }
 
-    /// Write until the connection ends, then shut the socket. Returns a
-    /// description of how it ended, for the close log line.
+    /// Write until the connection ends, then shut the socket. Returns how
+    /// it ended, for the close log line: who closed and why. When the write
+    /// pump ends first (a write failed, the hub closed), its reason is the
+    /// real one and whatever the read pump reports afterwards is an echo.
     pub fn run(mut self) -> String {
         let outcome = match self.pump() {
             Ok(how) => how,
@@ -130,7 +135,7 @@ impl WritePump {
         let shutdown = self.outbound.deadline();
         let own = match self.phase {
             Phase::Open => self.next_ping,
-            Phase::ClosedByUs { deadline } => Some(deadline),
+            Phase::ClosedByUs { deadline, .. } => Some(deadline),
         };
         match (own, shutdown) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -141,12 +146,16 @@ impl WritePump {
     fn on_timer(&mut self) -> Result<(), Stop> {
         let now = Instant::now();
         if self.outbound.deadline().is_some_and(|d| now >= d) {
-            return Err("shutdown grace period over".into());
+            return Err(match self.closed_by_us() {
+                Some(closed) => format!("{closed}; shutdown grace period over"),
+                None => "shutdown grace period over".into(),
+            });
         }
         match self.phase {
-            Phase::ClosedByUs { deadline } if now >= deadline => {
-                Err("peer did not answer our close in time".into())
-            }
+            Phase::ClosedByUs { deadline, .. } if now >= deadline => Err(format!(
+                "{}; the peer did not answer our close in time",
+                self.closed_by_us().unwrap_or_default()
+            )),
             Phase::Open if self.next_ping.is_some_and(|at| now >= at) => {
                 self.next_ping = self.ping_interval.map(|i| now + i);
                 self.write(Message::Ping(Default::default()))?;
@@ -179,9 +188,12 @@ impl WritePump {
                 .ok()
                 .map(|item| self.outbound.open(item));
         }
-        self.flush()?;
+        // Counted before the flush, so a client never reads a frame that
+        // `/status` and `/metrics` do not count yet.
         self.connection.stats.add_sent(written);
         self.metrics.frames_sent.add(written);
+        self.flush()?;
+        // After the flush: the latency ends when the bytes reach the socket.
         if let Some(accepted_at) = oldest_event {
             self.metrics.fanout_latency.observe(accepted_at.elapsed());
         }
@@ -198,7 +210,7 @@ impl WritePump {
             // single slot, so two Pings answered in one batch would lose one.
             OutboundFrame::Pong(payload) => Message::Frame(Frame::pong(payload)),
             OutboundFrame::Close(reason) => {
-                self.start_close(reason.frame())?;
+                self.start_close(reason)?;
                 return Ok(1);
             }
             OutboundFrame::Kick => return Ok(0),
@@ -213,20 +225,24 @@ impl WritePump {
             // Drop what is waiting: a slow consumer will not read it, and
             // the client resumes from history with `since`.
             while self.outbound.channel().try_recv().is_ok() {}
-            self.start_close(reason.frame())?;
+            self.start_close(reason)?;
         }
         Ok(())
     }
 
     /// Send our Close and give the peer `CLOSE_WAIT` to answer. Frames
     /// queued after it are refused by tungstenite (`SendAfterClosing`).
-    fn start_close(&mut self, frame: CloseFrame) -> Result<(), Stop> {
+    fn start_close(&mut self, reason: CloseReason) -> Result<(), Stop> {
         if let Phase::Open = self.phase {
             let deadline = Instant::now() + CLOSE_WAIT;
-            self.phase = Phase::ClosedByUs { deadline };
+            self.phase = Phase::ClosedByUs {
+                deadline,
+                why: reason.text(),
+                code: reason.code(),
+            };
             // A peer that is not reading must not hold us past the wait.
             let _ = self.socket.get_ref().set_write_timeout(Some(CLOSE_WAIT));
-            match self.socket.close(Some(frame)) {
+            match self.socket.close(Some(reason.frame())) {
                 Ok(()) | Err(WsError::ConnectionClosed) => {}
                 Err(e) => return Err(format!("close failed: {e}")),
             }
@@ -238,7 +254,8 @@ impl WritePump {
     /// queued before the peer's Close must go before our answer), then
     /// answer as the reason requires.
     fn finish(&mut self, done: Done) -> Result<String, Stop> {
-        let outcome = done.to_string();
+        // If we closed first, the peer's Close is only its answer to ours.
+        let outcome = self.closed_by_us().unwrap_or_else(|| done.to_string());
         match done {
             Done::PeerClosed(frame) => {
                 if let Phase::Open = self.phase {
@@ -286,6 +303,14 @@ impl WritePump {
                 Ok(n) if n > 0 => continue,
                 _ => break,
             }
+        }
+    }
+
+    /// `closed by hub: <reason> (<code>)` once we have sent our Close.
+    fn closed_by_us(&self) -> Option<String> {
+        match self.phase {
+            Phase::ClosedByUs { why, code, .. } => Some(format!("closed by hub: {why} ({code})")),
+            Phase::Open => None,
         }
     }
 
