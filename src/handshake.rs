@@ -138,45 +138,16 @@ pub(crate) fn accept(
         Err(LimitExceeded::PerIp) => return Err(refuse(tcp, context, 429, RejectReason::PerIp)),
     };
 
-    // 6: origin. Requests without Origin come from non-browser clients.
-    if let Some(origin) = &request.origin {
-        let allowed = &context.config.allowed_origins;
-        if !allowed.is_empty() && !allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
-            return Err(refuse(tcp, context, 403, RejectReason::Origin));
+    // 6 to 8. A refusal from here on gives the slot back before answering:
+    // `refuse` lingers for the peer to read its answer, and a refused client
+    // that retries at once must not find its own ghost holding the place.
+    let (query, authenticated) = match check_origin_query_token(&request, context) {
+        Ok(checked) => checked,
+        Err((status, reason)) => {
+            drop(slot);
+            return Err(refuse(tcp, context, status, reason));
         }
-    }
-
-    // 7: the query.
-    let query = match parse_query(&request.query) {
-        Ok(query) => query,
-        Err(()) => return Err(refuse(tcp, context, 400, RejectReason::BadRequest)),
     };
-
-    // 8: the token.
-    let authorizer = &context.authorizer;
-    let mut authenticated = !authorizer.requires_token();
-    if authorizer.requires_token() {
-        let mut presented = false;
-        if let Some(token) = &query.token {
-            presented = true;
-            if token.is_empty() || !authorizer.check_token(token) {
-                return Err(refuse(tcp, context, 401, RejectReason::Unauthorized));
-            }
-        }
-        if let Some(header) = &request.authorization {
-            presented = true;
-            match bearer_token(header) {
-                Some(token) if authorizer.check_token(token) => {}
-                _ => return Err(refuse(tcp, context, 401, RejectReason::Unauthorized)),
-            }
-        }
-        // URL channels are honoured only for a client that proved itself in
-        // the upgrade; otherwise it could read before authenticating.
-        if !presented && query.initial.is_some() {
-            return Err(refuse(tcp, context, 401, RejectReason::Unauthorized));
-        }
-        authenticated = presented;
-    }
 
     let response = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -192,6 +163,51 @@ pub(crate) fn accept(
         authenticated,
         leftover,
     })
+}
+
+/// Checks 6 to 8: origin, query, token. Returns the query and whether the
+/// client is authenticated, or the status and reason to refuse with.
+fn check_origin_query_token(
+    request: &UpgradeRequest,
+    context: &ServerContext,
+) -> Result<(Query, bool), (u16, RejectReason)> {
+    // 6: origin. Requests without Origin come from non-browser clients.
+    if let Some(origin) = &request.origin {
+        let allowed = &context.config.allowed_origins;
+        if !allowed.is_empty() && !allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+            return Err((403, RejectReason::Origin));
+        }
+    }
+
+    // 7: the query.
+    let query = parse_query(&request.query).map_err(|()| (400, RejectReason::BadRequest))?;
+
+    // 8: the token.
+    let authorizer = &context.authorizer;
+    if !authorizer.requires_token() {
+        return Ok((query, true));
+    }
+    let unauthorized = (401, RejectReason::Unauthorized);
+    let mut presented = false;
+    if let Some(token) = &query.token {
+        presented = true;
+        if token.is_empty() || !authorizer.check_token(token) {
+            return Err(unauthorized);
+        }
+    }
+    if let Some(header) = &request.authorization {
+        presented = true;
+        match bearer_token(header) {
+            Some(token) if authorizer.check_token(token) => {}
+            _ => return Err(unauthorized),
+        }
+    }
+    // URL channels are honoured only for a client that proved itself in
+    // the upgrade; otherwise it could read before authenticating.
+    if !presented && query.initial.is_some() {
+        return Err(unauthorized);
+    }
+    Ok((query, presented))
 }
 
 /// Read until the blank line that ends the request head. Returns the head
