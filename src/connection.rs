@@ -24,7 +24,7 @@ use std::thread;
 use std::time::Instant;
 
 use crossbeam_channel::Sender;
-use log::{debug, error, info};
+use log::{error, info};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocket, WebSocketConfig};
 use uuid::Uuid;
@@ -299,7 +299,7 @@ pub(crate) fn serve(
     } = match admitted {
         Ok(admitted) => admitted,
         Err(refusal) => {
-            debug!("handshake from {peer} refused: {refusal}");
+            handshake::log_refusal(&context.metrics, peer, &refusal);
             return;
         }
     };

@@ -21,6 +21,8 @@
 //! after the request to tungstenite (`WebSocket::from_partially_read`).
 
 use std::fmt;
+
+use log::{debug, info, warn};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -70,6 +72,44 @@ impl fmt::Display for Refusal {
             Refusal::TimedOut => write!(f, "no complete request before the deadline"),
             Refusal::Gone(e) => write!(f, "connection lost: {e}"),
         }
+    }
+}
+
+impl Refusal {
+    /// The reason it was counted under, if it was counted.
+    fn reason(&self) -> Option<RejectReason> {
+        match self {
+            Refusal::Answered(_, reason) => Some(*reason),
+            Refusal::TimedOut => Some(RejectReason::HandshakeTimeout),
+            Refusal::Gone(_) => None,
+        }
+    }
+}
+
+/// Log a refused handshake: always at `debug`, and as a warning at most
+/// once per reason per [`REJECTION_WARNING_INTERVAL`](crate::metrics::REJECTION_WARNING_INTERVAL),
+/// so that a flood of bad handshakes cannot flood the log. The counter
+/// `pumphub_connections_rejected_total{reason}` is the signal to alert on.
+/// Refusals while shutting down are expected and logged at `info`; a peer
+/// that just went away was not refused and gets `debug` only.
+pub(crate) fn log_refusal(metrics: &crate::metrics::Metrics, peer: SocketAddr, refusal: &Refusal) {
+    debug!("handshake from {peer} refused: {refusal}");
+    let Some(reason) = refusal.reason() else {
+        return;
+    };
+    let Some(count) = metrics.rejection_warning_due(reason) else {
+        return;
+    };
+    let more = match count {
+        1 => String::new(),
+        n => format!(
+            " (one of {n} refused for {} since the last such warning)",
+            reason.label()
+        ),
+    };
+    match reason {
+        RejectReason::ShuttingDown => info!("handshake from {peer} refused: {refusal}{more}"),
+        _ => warn!("handshake from {peer} refused: {refusal}{more}"),
     }
 }
 

@@ -85,6 +85,24 @@ impl RejectReason {
     }
 }
 
+/// The shortest time between two log warnings for one [`RejectReason`].
+///
+/// A refused handshake costs the peer one TCP connection, so an attacker can
+/// cause thousands per second; one warning line each would bury the log.
+/// The counter `pumphub_connections_rejected_total` sees every refusal; the
+/// log gets the first one, then at most one line per reason per interval,
+/// carrying how many it stands for. Every refusal is also logged at `debug`.
+pub const REJECTION_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// When a reason was last warned about, and its count at that moment.
+#[derive(Debug, Default)]
+struct WarningThrottle {
+    /// Unix seconds of the last warning; 0 = never.
+    warned_at_s: AtomicU64,
+    /// The reason's rejection count when it was last warned about.
+    count_then: AtomicU64,
+}
+
 /// Upper bounds of the fan-out latency buckets, in microseconds.
 const LATENCY_BUCKETS_US: [u64; 12] = [
     50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 1_000_000,
@@ -135,6 +153,7 @@ pub struct Metrics {
     /// Clients closed with 4008 (and in-process subscribers dropped).
     pub slow_consumer_disconnects: Counter,
     rejected: [Counter; RejectReason::ALL.len()],
+    rejection_warnings: [WarningThrottle; RejectReason::ALL.len()],
     error_replies: [Counter; ErrorCode::ALL.len()],
     /// Event accepted by the broadcaster → its frame written to a socket.
     pub fanout_latency: LatencyHistogram,
@@ -149,6 +168,29 @@ impl Metrics {
     /// Refused connections for `reason` so far.
     pub fn rejections(&self, reason: RejectReason) -> u64 {
         self.rejected[reason as usize].get()
+    }
+
+    /// Whether a rejection just counted for `reason` should be logged as a
+    /// warning, at most once per [`REJECTION_WARNING_INTERVAL`]: `Some(n)`
+    /// with the rejections for `reason` since the previous warning
+    /// (this one included), or `None` to log it at `debug` only.
+    ///
+    /// Lock-free: when threads race, one wins the compare-and-swap and the
+    /// others stay quiet.
+    pub fn rejection_warning_due(&self, reason: RejectReason) -> Option<u64> {
+        let throttle = &self.rejection_warnings[reason as usize];
+        let now_s = crate::event::unix_ms() / 1000;
+        let last_s = throttle.warned_at_s.load(Ordering::Relaxed);
+        if last_s != 0 && now_s < last_s + REJECTION_WARNING_INTERVAL.as_secs() {
+            return None;
+        }
+        throttle
+            .warned_at_s
+            .compare_exchange(last_s, now_s, Ordering::Relaxed, Ordering::Relaxed)
+            .ok()?;
+        let total = self.rejections(reason);
+        let before = throttle.count_then.swap(total, Ordering::Relaxed);
+        Some(total.saturating_sub(before).max(1))
     }
 
     /// Count an error reply sent to a client.
@@ -365,6 +407,27 @@ mod tests {
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             assert!(line.starts_with("pumphub_"), "{line}");
         }
+    }
+
+    #[test]
+    fn rejection_warnings_are_throttled_per_reason() {
+        let metrics = Metrics::default();
+        metrics.count_rejection(RejectReason::NotFound);
+        assert_eq!(metrics.rejection_warning_due(RejectReason::NotFound), Some(1));
+        for _ in 0..5 {
+            metrics.count_rejection(RejectReason::NotFound);
+            assert_eq!(metrics.rejection_warning_due(RejectReason::NotFound), None);
+        }
+        // Another reason has its own allowance.
+        metrics.count_rejection(RejectReason::Origin);
+        assert_eq!(metrics.rejection_warning_due(RejectReason::Origin), Some(1));
+        // Once the interval has passed, the next warning carries the count
+        // of what was kept quiet (simulated by backdating the last warning).
+        metrics.rejection_warnings[RejectReason::NotFound as usize]
+            .warned_at_s
+            .store(1, Ordering::Relaxed);
+        metrics.count_rejection(RejectReason::NotFound);
+        assert_eq!(metrics.rejection_warning_due(RejectReason::NotFound), Some(6));
     }
 
     #[test]
