@@ -11,9 +11,10 @@
 //!
 //! 1. the defaults of [`Config::default`],
 //! 2. the TOML file named by `--config FILE` (or `--check-config FILE`),
-//! 3. the environment, which is read for two secrets only:
+//! 3. the environment, which is read for two secrets,
 //!    [`ENV_TOKEN`] and [`ENV_PUBLISH_KEY`], so they can stay off the command
-//!    line and out of `ps`,
+//!    line and out of `ps`, and for the log level, [`ENV_LOG`] (`RUST_LOG`,
+//!    the usual variable of Rust programs; see [`level_from_rust_log`]),
 //! 4. command-line flags.
 //!
 //! So: flags > environment > file > defaults. The position of `--config` on
@@ -48,6 +49,22 @@ pub const ENV_TOKEN: &str = "PUMPHUB_TOKEN";
 
 /// The environment variable read for [`Config::publish_key`].
 pub const ENV_PUBLISH_KEY: &str = "PUMPHUB_PUBLISH_KEY";
+
+/// The environment variable read for [`Config::log_level`]. An explicit
+/// `--log-level` flag wins over it; it wins over `log-level` in the file.
+pub const ENV_LOG: &str = "RUST_LOG";
+
+/// The level `RUST_LOG` asks for, if it is a single level such as `debug`
+/// (any case, surrounding spaces ignored).
+///
+/// pumphub logs through simple_logger, which has one level for the whole
+/// process, so env_logger-style directives such as `pumphub=debug` or
+/// `info,tiny_http=warn` cannot be honoured: they give `None`, the variable
+/// is ignored, and the binary logs a warning saying so. It is not a config
+/// error, because `RUST_LOG` is often set for other programs too.
+pub fn level_from_rust_log(value: &str) -> Option<LevelFilter> {
+    value.trim().parse().ok()
+}
 
 /// The longest duration any `*-ms` setting accepts: one day.
 ///
@@ -664,7 +681,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
 /// [`parse_args`] with the environment given as a function, for tests and
 /// for embedding applications that keep their own environment.
 ///
-/// `env` is asked only for [`ENV_TOKEN`] and [`ENV_PUBLISH_KEY`].
+/// `env` is asked only for [`ENV_TOKEN`], [`ENV_PUBLISH_KEY`] and [`ENV_LOG`].
 ///
 /// # Errors
 ///
@@ -717,6 +734,13 @@ where
             config.set(setting, Raw::Text(value), &origin)?;
             origins.insert(setting, origin);
         }
+    }
+    if let Some(level) = env(ENV_LOG).as_deref().and_then(level_from_rust_log) {
+        config.log_level = level;
+        origins.insert(
+            Setting::LogLevel,
+            Origin::Environment { var: ENV_LOG },
+        );
     }
     for (setting, raw) in command_line.settings {
         config.set(setting, raw, &Origin::CommandLine)?;
@@ -1766,6 +1790,25 @@ mod tests {
         };
         assert_eq!(config.token.as_deref(), Some("from-flag"));
         assert_eq!(config.publish_key.as_deref(), Some("env-key"));
+    }
+
+    #[test]
+    fn rust_log_sets_the_level_unless_the_flag_does() {
+        let file = TempToml::new("log-level = \"error\"\n");
+        let level = |args: &[&str], env: &[(&str, &str)]| match parse_with_env(args, env) {
+            Ok(Invocation::Run(config)) => config.log_level,
+            other => panic!("{other:?}"),
+        };
+        let env = [(ENV_LOG, "Debug")];
+        assert_eq!(level(&[], &env), LevelFilter::Debug);
+        assert_eq!(level(&["--config", file.path()], &env), LevelFilter::Debug);
+        assert_eq!(level(&["--log-level", "warn"], &env), LevelFilter::Warn);
+        // Directives simple_logger cannot follow are ignored, not an error.
+        let directive = [(ENV_LOG, "pumphub=debug")];
+        assert_eq!(level(&[], &directive), LevelFilter::Info);
+        assert_eq!(level(&["--config", file.path()], &directive), LevelFilter::Error);
+        assert_eq!(level_from_rust_log(" trace "), Some(LevelFilter::Trace));
+        assert_eq!(level_from_rust_log("info,pumphub=debug"), None);
     }
 
     #[test]

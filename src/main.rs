@@ -84,10 +84,19 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `--log-level` sets the level; `RUST_LOG`, when set, wins (simple_logger
-/// reads it through `env()`). Lines carry no timestamp: under systemd the
-/// journal adds one, and leaving out the clock keeps the binary small.
+/// One level for the whole process, already merged by the config module:
+/// `--log-level` > `RUST_LOG` > `log-level` in the file > `info`. (So not
+/// simple_logger's `env()`, which would let `RUST_LOG` beat the flag.)
+/// Lines carry no timestamp: under systemd the journal adds one, and leaving
+/// out the clock keeps the binary small.
 fn init_logging(level: log::LevelFilter) {
-    let logger = simple_logger::SimpleLogger::new().with_level(level).env();
-    let _ = logger.init();
+    let _ = simple_logger::SimpleLogger::new().with_level(level).init();
+    if let Ok(value) = std::env::var(config::ENV_LOG) {
+        if config::level_from_rust_log(&value).is_none() {
+            log::warn!(
+                "ignoring RUST_LOG={value:?}: pumphub takes a single level \
+                 (off, error, warn, info, debug or trace), not per-module directives"
+            );
+        }
+    }
 }
