@@ -8,3 +8,7 @@ mod support;
 mod protocol;
 // HTTP and library publishing, ordering under concurrency
 mod publish;
+// GET /metrics: Prometheus text format, contract names, counters under traffic
+mod metrics;
+// GET /status and /health: fields, the publish key, 503 during shutdown
+mod status;
