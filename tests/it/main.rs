@@ -8,3 +8,11 @@ mod support;
 mod protocol;
 // HTTP and library publishing, ordering under concurrency
 mod publish;
+// replay with since, complete, URL subscribe, resume
+mod replay;
+// 4008 for slow consumers, resume after it, stalled TCP clients
+mod slow_consumer;
+// graceful shutdown: frames, 503s, every thread ends
+mod shutdown;
+// heartbeat, message-size limit, handshake that never comes
+mod heartbeat;
