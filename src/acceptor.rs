@@ -1,0 +1,107 @@
+//! The acceptor: the thread that accepts WebSocket TCP connections and
+//! hands each to a thread of its own. It does nothing else, so a slow or
+//! silent client can never hold up the next `accept`.
+//!
+//! Each accepted socket gets a connection thread (`connection::serve`),
+//! which runs the handshake and then becomes that client's read pump. The
+//! acceptor keeps the threads' join handles, so that at shutdown it can join
+//! every one of them: when `Hub::shutdown` returns, no connection thread is
+//! left. Finished handles are pruned as new connections arrive.
+//!
+//! It stops when `stop` is set; `Hub::shutdown` sets it and then connects to
+//! the listener once, which wakes the blocking `accept`.
+
+use std::io;
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use log::{debug, error, warn};
+
+use crate::connection::{self, READ_PUMP_STACK};
+use crate::metrics::RejectReason;
+use crate::server::ServerContext;
+
+/// Counts connection threads still in their handshake; decremented by a
+/// guard when the handshake ends either way.
+pub(crate) struct PendingHandshake(Arc<AtomicUsize>);
+
+impl Drop for PendingHandshake {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Accept until `stop` is set, then join every connection thread.
+pub(crate) fn run(listener: TcpListener, context: Arc<ServerContext>, stop: Arc<AtomicBool>) {
+    let mut connections: Vec<JoinHandle<()>> = Vec::new();
+    let pending = Arc::new(AtomicUsize::new(0));
+    let mut accepted: u64 = 0;
+    loop {
+        let (tcp, peer) = match listener.accept() {
+            Ok(pair) => pair,
+            Err(e) => {
+                if stop.load(Ordering::Acquire) {
+                    break;
+                }
+                // Out of file descriptors or similar: back off a little
+                // rather than spin; the condition usually clears as
+                // connections close.
+                warn!("accept failed: {e}");
+                if is_resource_exhaustion(&e) {
+                    thread::sleep(Duration::from_millis(50));
+                }
+                continue;
+            }
+        };
+        if stop.load(Ordering::Acquire) {
+            break;
+        }
+        let accepted_at = Instant::now();
+        // Bound threads sitting in handshakes: without this, a flood of
+        // silent TCP connections would start a thread each for 10 s.
+        if pending.load(Ordering::Acquire) >= context.config.max_connections {
+            context
+                .metrics
+                .count_rejection(RejectReason::MaxConnections);
+            drop(tcp);
+            continue;
+        }
+        pending.fetch_add(1, Ordering::AcqRel);
+        let guard = PendingHandshake(pending.clone());
+        accepted += 1;
+        let number = accepted;
+        let thread_context = context.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("read-pump-{number}"))
+            .stack_size(READ_PUMP_STACK)
+            .spawn(move || {
+                connection::serve(tcp, peer, accepted_at, number, thread_context, guard)
+            });
+        match spawned {
+            Ok(handle) => connections.push(handle),
+            Err(e) => error!("cannot start a thread for {peer}: {e}"),
+        }
+        // Amortized pruning: only when the list has doubled since the last
+        // prune, so each accept costs O(1) on average.
+        if connections.len() >= 64 && connections.len().is_power_of_two() {
+            connections.retain(|handle| !handle.is_finished());
+        }
+    }
+    debug!(
+        "acceptor stopping; joining {} connection threads",
+        connections.len()
+    );
+    for handle in connections {
+        if handle.join().is_err() {
+            error!("a connection thread panicked");
+        }
+    }
+}
+
+fn is_resource_exhaustion(error: &io::Error) -> bool {
+    // EMFILE (24) and ENFILE (23): too many open files.
+    matches!(error.raw_os_error(), Some(23) | Some(24))
+}

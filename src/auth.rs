@@ -1,0 +1,94 @@
+//! Who may connect, subscribe and publish: the [`Authorizer`] trait, and
+//! [`ConfigAuthorizer`], the implementation the binary uses (`--token`,
+//! `--allow-client-publish`).
+//!
+//! An embedding application can pass its own implementation to
+//! `Hub::start_with_authorizer`. It is called from connection threads (the
+//! handshake and each read pump), concurrently, so it must be `Send + Sync`
+//! and should answer quickly: a slow answer delays only that client.
+
+use crate::connection::ConnectionInfo;
+
+/// Decides authentication and per-channel permissions.
+pub trait Authorizer: Send + Sync + 'static {
+    /// True if clients must present a token (`?token=`, an
+    /// `Authorization: Bearer` header, or an `auth` message).
+    fn requires_token(&self) -> bool;
+
+    /// True if `token` is acceptable.
+    fn check_token(&self, token: &str) -> bool;
+
+    /// True if the connection may follow `channel`. Defaults to yes.
+    fn may_subscribe(&self, connection: &ConnectionInfo, channel: &str) -> bool {
+        let _ = (connection, channel);
+        true
+    }
+
+    /// True if the connection may `publish` to `channel`. Defaults to no:
+    /// client publishing is opt-in.
+    fn may_publish(&self, connection: &ConnectionInfo, channel: &str) -> bool {
+        let _ = (connection, channel);
+        false
+    }
+}
+
+/// The binary's authorizer: one shared token, and client publishing on or
+/// off for every channel.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigAuthorizer {
+    token: Option<String>,
+    allow_client_publish: bool,
+}
+
+impl ConfigAuthorizer {
+    /// From `--token` and `--allow-client-publish`.
+    pub fn new(token: Option<String>, allow_client_publish: bool) -> Self {
+        ConfigAuthorizer {
+            token,
+            allow_client_publish,
+        }
+    }
+}
+
+impl Authorizer for ConfigAuthorizer {
+    fn requires_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    fn check_token(&self, token: &str) -> bool {
+        match &self.token {
+            Some(expected) => constant_time_eq(expected.as_bytes(), token.as_bytes()),
+            None => true,
+        }
+    }
+
+    fn may_publish(&self, _connection: &ConnectionInfo, _channel: &str) -> bool {
+        self.allow_client_publish
+    }
+}
+
+/// Compare secrets without returning early at the first differing byte, so
+/// response timing does not reveal how much of a guess was right.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_authorizer_checks_the_token() {
+        let open = ConfigAuthorizer::new(None, false);
+        assert!(!open.requires_token());
+        assert!(open.check_token("anything"));
+        let closed = ConfigAuthorizer::new(Some("s3cret".into()), true);
+        assert!(closed.requires_token());
+        assert!(closed.check_token("s3cret"));
+        assert!(!closed.check_token("s3cre"));
+        assert!(!closed.check_token(""));
+    }
+}

@@ -1,0 +1,167 @@
+//! `HubCommand`: every request the broadcaster thread serves.
+//!
+//! The broadcaster owns the hub's state and is the only thread that changes
+//! it; everyone else sends it one of these over the hub's command channel (an
+//! unbounded crossbeam channel, so senders never wait to enqueue). A command
+//! that needs an answer carries a one-shot `Sender`; the broadcaster answers
+//! with `try_send`, so it never waits on whoever asked (if the asker gave up,
+//! the answer is dropped).
+//!
+//! Senders: read pumps (connect, client requests, disconnect), the HTTP
+//! workers and the embedding API (`HubHandle`), and `Hub::shutdown`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::Sender;
+use serde_json::Value;
+
+use crate::connection::{CloseReason, Connection, ConnectionId};
+use crate::event::{Event, Seq};
+use crate::outbound::OutboundQueue;
+use crate::protocol::RequestId;
+use crate::stats::{ConnectionStatus, HubStats};
+
+/// Where a publish came from, which decides who gets the `published` reply.
+#[derive(Debug)]
+pub enum PublishOrigin {
+    /// HTTP or the embedding API: the answer goes back on `reply`.
+    Api {
+        /// Gets the seq and delivered count.
+        reply: Sender<Published>,
+    },
+    /// A WebSocket client's `publish`: the broadcaster queues `published`
+    /// for the client, then signals `done` so its read pump continues.
+    Client {
+        /// The publishing connection.
+        id: ConnectionId,
+        /// The request's `id`, echoed in `published`.
+        request_id: Option<RequestId>,
+        /// Dropped or signalled once the reply is queued.
+        done: Sender<()>,
+    },
+}
+
+/// The outcome of one publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// The seq the event was given.
+    pub seq: Seq,
+    /// How many client queues and in-process subscribers it was queued for.
+    pub delivered: usize,
+}
+
+/// One request to the broadcaster.
+#[derive(Debug)]
+pub enum HubCommand {
+    /// A connection finished its handshake. The broadcaster queues `welcome`
+    /// and, if the URL named channels, subscribes it.
+    Connect {
+        /// Who connected, and its counters.
+        connection: Arc<Connection>,
+        /// Where its frames go.
+        queue: OutboundQueue,
+        /// `?channels=…&since=…` from the URL.
+        initial: Option<(Vec<String>, Option<u64>)>,
+    },
+    /// A connection's threads have ended: forget it. Sent exactly once per
+    /// `Connect`, by the connection's own thread as it exits.
+    Disconnect {
+        /// The connection that ended.
+        id: ConnectionId,
+    },
+    /// A client's `subscribe`.
+    Subscribe {
+        /// Who asked.
+        id: ConnectionId,
+        /// Echoed in the reply.
+        request_id: Option<RequestId>,
+        /// Valid names, duplicates removed.
+        channels: Vec<String>,
+        /// Replay kept events after this seq.
+        since: Option<u64>,
+        /// Signalled once the reply is queued.
+        done: Sender<()>,
+    },
+    /// A client's `unsubscribe`.
+    Unsubscribe {
+        /// Who asked.
+        id: ConnectionId,
+        /// Echoed in the reply.
+        request_id: Option<RequestId>,
+        /// Valid names, duplicates removed.
+        channels: Vec<String>,
+        /// Signalled once the reply is queued.
+        done: Sender<()>,
+    },
+    /// Publish one event.
+    Publish {
+        /// A valid channel name.
+        channel: String,
+        /// The event's data.
+        data: Value,
+        /// Who gets the answer.
+        origin: PublishOrigin,
+    },
+    /// Publish several events with consecutive seqs (an HTTP array).
+    PublishBatch {
+        /// `(channel, data)` pairs, already validated.
+        events: Vec<(String, Value)>,
+        /// One answer per event, in order.
+        reply: Sender<Vec<Published>>,
+    },
+    /// Send an `error` frame with a seq to every connected client.
+    BroadcastError {
+        /// The error code.
+        code: String,
+        /// Human-readable text.
+        message: String,
+        /// Optional extra JSON.
+        context: Option<Value>,
+        /// Gets the seq.
+        reply: Sender<Seq>,
+    },
+    /// Start an in-process subscription.
+    SubscribeLocal {
+        /// Channels to follow.
+        channels: Vec<String>,
+        /// Where events go; bounded, so a slow reader is dropped.
+        events: Sender<Event>,
+        /// Gets the subscription's key, for `UnsubscribeLocal`.
+        reply: Sender<u64>,
+    },
+    /// End an in-process subscription.
+    UnsubscribeLocal {
+        /// The key `SubscribeLocal` answered.
+        key: u64,
+    },
+    /// Close one connection (the embedding API's `disconnect`).
+    Kick {
+        /// Which connection.
+        id: ConnectionId,
+        /// The close code and reason to send.
+        reason: CloseReason,
+        /// Gets whether the connection existed.
+        reply: Sender<bool>,
+    },
+    /// Read the hub's counters.
+    Stats {
+        /// Gets the numbers.
+        reply: Sender<HubStats>,
+    },
+    /// Describe every connection, for `GET /status`.
+    Status {
+        /// Gets one entry per connection.
+        reply: Sender<Vec<ConnectionStatus>>,
+    },
+    /// Graceful shutdown, step 1: queue `shutdown` and Close 1001 for every
+    /// client, behind what is already queued, to be written by `deadline`.
+    BeginShutdown {
+        /// When write pumps must give up.
+        deadline: Instant,
+        /// Sent in the `shutdown` frame.
+        reconnect_ms: u64,
+    },
+    /// Graceful shutdown, last step: end the broadcaster thread.
+    Stop,
+}

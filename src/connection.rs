@@ -1,0 +1,404 @@
+//! One client connection from accept to cleanup: its identity, its
+//! counters, why it closed, and [`serve`], the function that runs its life.
+//!
+//! `serve` runs on the connection's own thread, spawned by the acceptor:
+//!
+//! ```text
+//!  accept ─► handshake ─► Connect to hub ─► spawn write pump ─► read pump ─┐
+//!                                                                        done
+//!  cleanup ◄─ Disconnect to hub ◄─ join write pump ◄─ send Done ◄──────────┘
+//! ```
+//!
+//! The thread that ran the handshake becomes the read pump, and it spawns
+//! the write pump. The two are joined by the done channel: the read pump
+//! sends one [`Done`] saying why it stopped; the write pump answers the peer
+//! accordingly and shuts the socket, which in turn wakes a read pump still
+//! blocked in `read()` when the write pump ended first. Cleanup
+//! (unregistering from the hub, counting the close) happens exactly once, in
+//! a drop guard, so even a panic in the read pump cannot leave a ghost client.
+
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Instant;
+
+use crossbeam_channel::Sender;
+use log::{debug, error, info};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, Role, WebSocket, WebSocketConfig};
+use uuid::Uuid;
+
+use crate::acceptor::PendingHandshake;
+use crate::command::HubCommand;
+use crate::event::unix_ms;
+use crate::handshake::{self, Admitted};
+use crate::metrics::Metrics;
+use crate::outbound::outbound_queue;
+use crate::read_pump::{ReadPump, ReadSide};
+use crate::server::ServerContext;
+use crate::write_pump::WritePump;
+
+/// Stack size of a write pump thread. It only moves bytes, so it needs
+/// little; see docs/operations.md for how this was measured.
+pub const WRITE_PUMP_STACK: usize = 128 * 1024;
+
+/// Stack size of a connection thread (handshake, then read pump). It parses
+/// client JSON, which serde_json bounds at 128 levels of nesting.
+pub const READ_PUMP_STACK: usize = 256 * 1024;
+
+/// A connection's id: a random UUID v4, shown lower-case as in `welcome`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnectionId(pub Uuid);
+
+impl ConnectionId {
+    /// A fresh random id.
+    pub fn new() -> Self {
+        ConnectionId(Uuid::new_v4())
+    }
+}
+
+impl Default for ConnectionId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl std::str::FromStr for ConnectionId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(ConnectionId)
+    }
+}
+
+/// What the hub knows about a connection from its handshake.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    /// Its id.
+    pub id: ConnectionId,
+    /// The peer's address.
+    pub remote_addr: SocketAddr,
+    /// The upgrade request's `User-Agent`.
+    pub user_agent: Option<String>,
+    /// The upgrade request's `Origin`.
+    pub origin: Option<String>,
+    /// When the handshake completed, Unix ms.
+    pub connected_at_ms: u64,
+}
+
+/// Per-connection counters, written by its pumps and read for `/status`.
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    sent: AtomicU64,
+    received: AtomicU64,
+    errors: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl ConnectionStats {
+    /// Count frames written to the socket.
+    pub fn add_sent(&self, n: u64) {
+        self.sent.fetch_add(n, Ordering::Relaxed);
+    }
+    /// Count one frame received.
+    pub fn add_received(&self) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Count an error reply and remember its text.
+    pub fn record_error(&self, message: &str) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(message.to_owned());
+        }
+    }
+    /// Frames written to the socket.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+    /// Frames received.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+    /// Error replies sent.
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+    /// The last error reply's text.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|last| last.clone())
+    }
+}
+
+/// A connection's identity and counters, shared by its two pumps and the
+/// broadcaster.
+#[derive(Debug)]
+pub struct Connection {
+    /// From the handshake.
+    pub info: ConnectionInfo,
+    /// Updated by the pumps.
+    pub stats: ConnectionStats,
+}
+
+/// Why the hub closes a connection itself. Each maps to a close code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CloseReason {
+    /// The outbound queue overflowed (4008).
+    SlowConsumer = 1,
+    /// Nothing arrived for ping interval + pong timeout (1001).
+    PingTimeout = 2,
+    /// No `auth` within the authentication deadline (1008).
+    AuthTimeout = 3,
+    /// Over the rate limit for 5 seconds in a row (1008).
+    RateLimited = 4,
+    /// The embedding application asked to disconnect it (1000).
+    Disconnected = 5,
+    /// The hub is shutting down (1001, after a `shutdown` frame).
+    Shutdown = 6,
+}
+
+impl CloseReason {
+    /// The WebSocket close code.
+    pub fn code(self) -> u16 {
+        match self {
+            CloseReason::SlowConsumer => crate::protocol::CLOSE_SLOW_CONSUMER,
+            CloseReason::PingTimeout | CloseReason::Shutdown => 1001,
+            CloseReason::AuthTimeout | CloseReason::RateLimited => 1008,
+            CloseReason::Disconnected => 1000,
+        }
+    }
+
+    /// The close frame's reason text.
+    pub fn text(self) -> &'static str {
+        match self {
+            CloseReason::SlowConsumer => "slow consumer",
+            CloseReason::PingTimeout => "ping timeout",
+            CloseReason::AuthTimeout => "authentication timeout",
+            CloseReason::RateLimited => "rate limit exceeded",
+            CloseReason::Disconnected => "disconnected by the hub",
+            CloseReason::Shutdown => "server shutting down",
+        }
+    }
+
+    /// The close frame to send.
+    pub fn frame(self) -> CloseFrame {
+        CloseFrame {
+            code: CloseCode::from(self.code()),
+            reason: self.text().into(),
+        }
+    }
+
+    pub(crate) fn as_u8(self) -> u8 {
+        self as u8
+    }
+
+    pub(crate) fn from_u8(value: u8) -> Option<CloseReason> {
+        Some(match value {
+            1 => CloseReason::SlowConsumer,
+            2 => CloseReason::PingTimeout,
+            3 => CloseReason::AuthTimeout,
+            4 => CloseReason::RateLimited,
+            5 => CloseReason::Disconnected,
+            6 => CloseReason::Shutdown,
+            _ => return None,
+        })
+    }
+}
+
+/// Why the read pump stopped; sent once over the done channel.
+#[derive(Debug)]
+pub enum Done {
+    /// The peer sent a Close frame (`None` if it had no payload). The write
+    /// pump answers with the same frame, unless it started the close itself.
+    PeerClosed(Option<CloseFrame>),
+    /// The peer broke the protocol; the write pump sends this close code
+    /// (1002 protocol error, 1007 invalid UTF-8, 1009 too big) and drops TCP.
+    Violation(CloseCode, &'static str),
+    /// The socket failed or reached EOF without a close handshake.
+    Failed(String),
+}
+
+impl std::fmt::Display for Done {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Done::PeerClosed(Some(frame)) => {
+                write!(
+                    f,
+                    "closed by peer ({} {})",
+                    u16::from(frame.code),
+                    frame.reason
+                )
+            }
+            Done::PeerClosed(None) => write!(f, "closed by peer"),
+            Done::Violation(code, why) => write!(f, "{why} (closed with {})", u16::from(*code)),
+            Done::Failed(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+/// tungstenite settings for the read side: a small read buffer (it is
+/// zero-filled on first use, so its size is resident memory per client),
+/// and both frame and message size capped by `--max-message-size`, so an
+/// oversized frame is refused from its header, before its payload is buffered.
+pub(crate) fn read_config(max_message_size: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .max_message_size(Some(max_message_size))
+        .max_frame_size(Some(max_message_size))
+}
+
+/// tungstenite settings for the write side: it never reads, so its read
+/// buffer is tiny; writes are buffered up to 32 KiB before going out, and
+/// every batch ends with a flush.
+pub(crate) fn write_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(64)
+        .write_buffer_size(32 * 1024)
+}
+
+/// Sends `Disconnect` and counts the close when dropped: exactly once per
+/// registered connection, even if the read pump panics.
+struct Registration {
+    id: crate::connection::ConnectionId,
+    commands: Sender<HubCommand>,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let _ = self.commands.send(HubCommand::Disconnect { id: self.id });
+        self.metrics.connections_closed.inc();
+    }
+}
+
+/// Run one connection: handshake, pumps, cleanup. Runs on the connection's
+/// own thread; returns when both pumps have ended.
+pub(crate) fn serve(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    accepted_at: Instant,
+    number: u64,
+    context: Arc<ServerContext>,
+    pending: PendingHandshake,
+) {
+    let admitted = handshake::accept(&tcp, peer, accepted_at, &context);
+    drop(pending);
+    let Admitted {
+        slot: _slot, // held until this function returns: our place under the limits
+        user_agent,
+        origin,
+        initial,
+        authenticated,
+        leftover,
+    } = match admitted {
+        Ok(admitted) => admitted,
+        Err(refusal) => {
+            debug!("handshake from {peer} refused: {refusal}");
+            return;
+        }
+    };
+    let config = &context.config;
+    let id = ConnectionId::new();
+    let connection = Arc::new(Connection {
+        info: ConnectionInfo {
+            id,
+            remote_addr: peer,
+            user_agent: user_agent.clone(),
+            origin,
+            connected_at_ms: unix_ms(),
+        },
+        stats: ConnectionStats::default(),
+    });
+    let write_tcp = match tcp.try_clone() {
+        Ok(clone) => clone,
+        Err(e) => {
+            error!("connection {id} from {peer}: cannot clone socket: {e}");
+            return;
+        }
+    };
+    let _ = tcp.set_nodelay(true);
+    let _ = tcp.set_write_timeout(Some(config.write_timeout));
+
+    let (queue, outbound_rx) = outbound_queue(config.queue_size);
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<Done>(1);
+    if context
+        .commands
+        .send(HubCommand::Connect {
+            connection: connection.clone(),
+            queue: queue.clone(),
+            initial,
+        })
+        .is_err()
+    {
+        return; // the broadcaster has stopped: the hub is going away
+    }
+    context.metrics.count_connection_opened();
+    let _registration = Registration {
+        id,
+        commands: context.commands.clone(),
+        metrics: context.metrics.clone(),
+    };
+    info!(
+        "connection {id} opened from {peer} (#{number}, user agent {:?})",
+        user_agent.as_deref().unwrap_or("-")
+    );
+
+    let write_pump = WritePump::new(
+        WebSocket::from_raw_socket(write_tcp, Role::Server, Some(write_config())),
+        outbound_rx,
+        done_rx,
+        connection.clone(),
+        context.metrics.clone(),
+        config,
+    );
+    let writer = thread::Builder::new()
+        .name(format!("write-pump-{number}"))
+        .stack_size(WRITE_PUMP_STACK)
+        .spawn(move || write_pump.run());
+    let writer = match writer {
+        Ok(handle) => handle,
+        Err(e) => {
+            error!("connection {id}: cannot start its write pump: {e}");
+            let _ = tcp.shutdown(std::net::Shutdown::Both);
+            return;
+        }
+    };
+
+    let socket = WebSocket::from_partially_read(
+        ReadSide::new(tcp),
+        leftover,
+        Role::Server,
+        Some(read_config(config.max_message_size)),
+    );
+    let read_pump = ReadPump::new(
+        socket,
+        connection.clone(),
+        queue,
+        context.clone(),
+        authenticated,
+    );
+    let done = read_pump.run();
+    let reason = done.to_string();
+    // The write pump may already be gone (it ended first); then nobody
+    // needs to hear why the read side stopped.
+    let _ = done_tx.send(done);
+    let written = match writer.join() {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            error!("connection {id}: write pump panicked");
+            "write pump panicked".to_string()
+        }
+    };
+    info!(
+        "connection {id} closed from {peer}: {reason}; {written}; after {:.1}s, {} frames in, {} out",
+        accepted_at.elapsed().as_secs_f64(),
+        connection.stats.received(),
+        connection.stats.sent(),
+    );
+}

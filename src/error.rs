@@ -1,0 +1,59 @@
+//! `pumphub::Error`: what the embedding API returns when an operation
+//! cannot be done.
+//!
+//! Peer-facing problems (a client's bad JSON, a refused subscribe) are not
+//! here: they are `error` frames sent to that client (see
+//! [`ErrorCode`](crate::protocol::ErrorCode)), and the connection goes on.
+
+use std::fmt;
+use std::io;
+
+/// An error from the embedding API.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A listener could not be bound: the address is in use, not local,
+    /// or needs privileges. Pick another address (`:0` picks a free port).
+    Bind {
+        /// Which listener: `"websocket"` or `"http"`.
+        listener: &'static str,
+        /// The address asked for.
+        address: String,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// A channel name does not match `^[A-Za-z0-9_.:-]{1,128}$`.
+    InvalidChannel {
+        /// The name given.
+        name: String,
+    },
+    /// The hub is shutting down or has stopped; it accepts no more work.
+    ShuttingDown,
+    /// A thread could not be started (the OS is out of threads or memory).
+    Spawn(io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Bind {
+                listener, address, ..
+            } => write!(f, "cannot bind the {listener} listener to {address}"),
+            Error::InvalidChannel { name } => write!(
+                f,
+                "invalid channel name {name:?}: use 1-128 of A-Z a-z 0-9 _ . : -"
+            ),
+            Error::ShuttingDown => write!(f, "the hub is shutting down"),
+            Error::Spawn(_) => write!(f, "cannot start a hub thread"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Bind { source, .. } | Error::Spawn(source) => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! The WebSocket upgrade: read the HTTP request, decide, answer.
+//!
+//! Runs on the connection's own thread, before its pumps exist, under an
+//! absolute deadline counted from accept (`--handshake-timeout-ms`), so a
+//! silent or slow client delays nobody else. We parse the request ourselves
+//! (with httparse) instead of calling tungstenite's `accept`: tungstenite
+//! writes nothing for a request that is not an upgrade, and the contract
+//! wants a precise status for each failure, checked in this order
+//! (PROTOCOL.md section 9):
+//!
+//! 1. not HTTP, or not GET → 400
+//! 2. path other than `/ws` → 404
+//! 3. not a WebSocket upgrade → 400
+//! 4. shutting down, or `--max-connections` reached → 503
+//! 5. `--max-connections-per-ip` reached → 429
+//! 6. `Origin` not allowed → 403
+//! 7. bad `?channels=` / `?since=` → 400
+//! 8. wrong token → 401
+//!
+//! Then we write `101 Switching Protocols` and hand any bytes that came
+//! after the request to tungstenite (`WebSocket::from_partially_read`).
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use tungstenite::handshake::derive_accept_key;
+
+use crate::admission::{ConnectionSlot, LimitExceeded};
+use crate::metrics::RejectReason;
+use crate::protocol::is_valid_channel_name;
+use crate::server::ServerContext;
+
+/// The largest request head we read; bigger gets 431.
+const MAX_REQUEST_HEAD: usize = 16 * 1024;
+/// Headers we parse at most; more gets 431.
+const MAX_HEADERS: usize = 64;
+
+/// A request that passed every check.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    /// Held for the connection's life; dropping it frees the place.
+    pub slot: ConnectionSlot,
+    pub user_agent: Option<String>,
+    pub origin: Option<String>,
+    /// `?channels=…&since=…`, the same as a first `subscribe`.
+    pub initial: Option<(Vec<String>, Option<u64>)>,
+    /// True if the token came with the upgrade (or none is needed).
+    pub authenticated: bool,
+    /// Bytes the client sent after the request (its first frames).
+    pub leftover: Vec<u8>,
+}
+
+/// Why a handshake did not complete.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// We answered with this HTTP status and closed.
+    Answered(u16, RejectReason),
+    /// No complete request before the deadline; TCP dropped.
+    TimedOut,
+    /// The peer went away, or the socket failed, before a request arrived.
+    Gone(io::Error),
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Answered(status, reason) => write!(f, "HTTP {status} ({})", reason.label()),
+            Refusal::TimedOut => write!(f, "no complete request before the deadline"),
+            Refusal::Gone(e) => write!(f, "connection lost: {e}"),
+        }
+    }
+}
+
+/// The parts of the request the checks need, owned.
+struct UpgradeRequest {
+    query: String,
+    key: String,
+    user_agent: Option<String>,
+    origin: Option<String>,
+    authorization: Option<String>,
+}
+
+/// Run the handshake on `tcp`. On success the 101 response has been
+/// written; on failure the answer (if any) has been written and the socket
+/// shut down.
+pub(crate) fn accept(
+    mut tcp: &TcpStream,
+    peer: SocketAddr,
+    accepted_at: Instant,
+    context: &ServerContext,
+) -> Result<Admitted, Refusal> {
+    let deadline = accepted_at + context.config.handshake_timeout;
+    let (head, leftover) = match read_request_head(&mut tcp, deadline) {
+        Ok(Some(read)) => read,
+        Ok(None) => return Err(refuse(tcp, context, 431, RejectReason::BadRequest)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            context
+                .metrics
+                .count_rejection(RejectReason::HandshakeTimeout);
+            let _ = tcp.shutdown(Shutdown::Both);
+            return Err(Refusal::TimedOut);
+        }
+        Err(e) => return Err(Refusal::Gone(e)),
+    };
+    // From here on the request is in memory: answering does not wait on the
+    // client, except for the write, which the socket's write timeout bounds.
+    let _ = tcp.set_read_timeout(None);
+    let _ = tcp.set_write_timeout(Some(Duration::from_secs(5)));
+
+    let request = match parse_request(&head) {
+        Ok(request) => request,
+        Err(status) => {
+            let reason = if status == 404 {
+                RejectReason::NotFound
+            } else {
+                RejectReason::BadRequest
+            };
+            return Err(refuse(tcp, context, status, reason));
+        }
+    };
+
+    // 4 and 5: capacity. The slot is taken now and kept on success.
+    if context.is_shutting_down() {
+        return Err(refuse(tcp, context, 503, RejectReason::ShuttingDown));
+    }
+    let slot = match context.limiter.try_acquire(peer.ip()) {
+        Ok(slot) => slot,
+        Err(LimitExceeded::Total) => {
+            return Err(refuse(tcp, context, 503, RejectReason::MaxConnections))
+        }
+        Err(LimitExceeded::PerIp) => return Err(refuse(tcp, context, 429, RejectReason::PerIp)),
+    };
+
+    // 6: origin. Requests without Origin come from non-browser clients.
+    if let Some(origin) = &request.origin {
+        let allowed = &context.config.allowed_origins;
+        if !allowed.is_empty() && !allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+            return Err(refuse(tcp, context, 403, RejectReason::Origin));
+        }
+    }
+
+    // 7: the query.
+    let query = match parse_query(&request.query) {
+        Ok(query) => query,
+        Err(()) => return Err(refuse(tcp, context, 400, RejectReason::BadRequest)),
+    };
+
+    // 8: the token.
+    let authorizer = &context.authorizer;
+    let mut authenticated = !authorizer.requires_token();
+    if authorizer.requires_token() {
+        let mut presented = false;
+        if let Some(token) = &query.token {
+            presented = true;
+            if token.is_empty() || !authorizer.check_token(token) {
+                return Err(refuse(tcp, context, 401, RejectReason::Unauthorized));
+            }
+        }
+        if let Some(header) = &request.authorization {
+            presented = true;
+            match bearer_token(header) {
+                Some(token) if authorizer.check_token(token) => {}
+                _ => return Err(refuse(tcp, context, 401, RejectReason::Unauthorized)),
+            }
+        }
+        // URL channels are honoured only for a client that proved itself in
+        // the upgrade; otherwise it could read before authenticating.
+        if !presented && query.initial.is_some() {
+            return Err(refuse(tcp, context, 401, RejectReason::Unauthorized));
+        }
+        authenticated = presented;
+    }
+
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\r\n",
+        derive_accept_key(request.key.as_bytes())
+    );
+    tcp.write_all(response.as_bytes()).map_err(Refusal::Gone)?;
+    Ok(Admitted {
+        slot,
+        user_agent: request.user_agent,
+        origin: request.origin,
+        initial: query.initial,
+        authenticated,
+        leftover,
+    })
+}
+
+/// Read until the blank line that ends the request head. Returns the head
+/// and whatever followed it, `None` if the head is too large, or the I/O
+/// error (`WouldBlock`/`TimedOut` once the deadline passes). Bytes received
+/// do not extend the deadline.
+fn read_request_head(
+    tcp: &mut &TcpStream,
+    deadline: Instant,
+) -> io::Result<Option<(Vec<u8>, Vec<u8>)>> {
+    let mut buffer = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        tcp.set_read_timeout(Some(left))?;
+        let n = tcp.read(&mut chunk)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let searched_from = buffer.len().saturating_sub(3);
+        buffer.extend_from_slice(&chunk[..n]);
+        if let Some(end) = find_head_end(&buffer[searched_from..]) {
+            let end = searched_from + end;
+            let leftover = buffer.split_off(end);
+            return Ok(Some((buffer, leftover)));
+        }
+        if buffer.len() > MAX_REQUEST_HEAD {
+            return Ok(None);
+        }
+    }
+}
+
+/// The index just past the first `\r\n\r\n`.
+fn find_head_end(bytes: &[u8]) -> Option<usize> {
+    bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+}
+
+/// Checks 1-3: HTTP GET, path `/ws`, a WebSocket upgrade. The error is the
+/// HTTP status to answer.
+fn parse_request(head: &[u8]) -> Result<UpgradeRequest, u16> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    match parsed.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Err(httparse::Error::TooManyHeaders) => return Err(431),
+        _ => return Err(400),
+    }
+    if parsed.method != Some("GET") || parsed.version != Some(1) {
+        return Err(400);
+    }
+    let target = parsed.path.unwrap_or("");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if path != "/ws" {
+        return Err(404);
+    }
+    let header = |name: &str| -> Option<String> {
+        parsed
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+            .map(|v| v.trim().to_string())
+    };
+    let has_token = |name: &str, token: &str| {
+        parsed
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .filter_map(|h| std::str::from_utf8(h.value).ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    let key = header("Sec-WebSocket-Key").unwrap_or_default();
+    let is_upgrade = has_token("Upgrade", "websocket")
+        && has_token("Connection", "upgrade")
+        && header("Sec-WebSocket-Version").as_deref() == Some("13")
+        && key.len() == 24;
+    if !is_upgrade {
+        return Err(400);
+    }
+    Ok(UpgradeRequest {
+        query: query.to_string(),
+        key,
+        user_agent: header("User-Agent"),
+        origin: header("Origin"),
+        authorization: header("Authorization"),
+    })
+}
+
+/// What the `/ws` query asked for.
+#[derive(Debug, Default, PartialEq)]
+struct Query {
+    initial: Option<(Vec<String>, Option<u64>)>,
+    token: Option<String>,
+}
+
+/// Parse `channels=a,b&since=S&token=T`. Unknown parameters are ignored.
+/// A bad channel name, `since` without `channels`, or a non-numeric `since`
+/// is an error.
+fn parse_query(query: &str) -> Result<Query, ()> {
+    let mut channels: Option<Vec<String>> = None;
+    let mut since: Option<u64> = None;
+    let mut token = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(value).ok_or(())?;
+        match name {
+            "channels" => {
+                let mut names: Vec<String> = Vec::new();
+                for name in value.split(',') {
+                    if !is_valid_channel_name(name) {
+                        return Err(());
+                    }
+                    if !names.iter().any(|n| n == name) {
+                        names.push(name.to_string());
+                    }
+                }
+                channels = Some(names);
+            }
+            "since" => since = Some(value.parse().map_err(|_| ())?),
+            "token" => token = Some(value),
+            _ => {}
+        }
+    }
+    if since.is_some() && channels.is_none() {
+        return Err(());
+    }
+    Ok(Query {
+        initial: channels.map(|c| (c, since)),
+        token,
+    })
+}
+
+/// Decode `%XX` escapes and `+` (as space). `None` if malformed or not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub(crate) fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Answer with `status`, count the rejection, and close.
+fn refuse(
+    mut tcp: &TcpStream,
+    context: &ServerContext,
+    status: u16,
+    reason: RejectReason,
+) -> Refusal {
+    context.metrics.count_rejection(reason);
+    let text = match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Error",
+    };
+    let body = format!("{status} {text}: {}\n", reason.label());
+    let extra = if status == 400 {
+        "Sec-WebSocket-Version: 13\r\n"
+    } else {
+        ""
+    };
+    let response = format!(
+        "HTTP/1.1 {status} {text}\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
+        body.len()
+    );
+    let _ = tcp.write_all(response.as_bytes());
+    let _ = tcp.shutdown(Shutdown::Write);
+    // Leave the peer a moment to read the answer before the socket closes:
+    // closing with unread input would send RST, which can discard it.
+    let _ = tcp.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut sink = [0u8; 512];
+    for _ in 0..8 {
+        if !matches!(tcp.read(&mut sink), Ok(n) if n > 0) {
+            break;
+        }
+    }
+    Refusal::Answered(status, reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(lines: &[&str]) -> Vec<u8> {
+        let mut text = lines.join("\r\n");
+        text.push_str("\r\n\r\n");
+        text.into_bytes()
+    }
+
+    const UPGRADE: [&str; 5] = [
+        "Host: x",
+        "Upgrade: websocket",
+        "Connection: keep-alive, Upgrade",
+        "Sec-WebSocket-Version: 13",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+    ];
+
+    fn with_first_line(first: &str) -> Vec<u8> {
+        let mut lines = vec![first];
+        lines.extend(UPGRADE);
+        request(&lines)
+    }
+
+    #[test]
+    fn checks_method_path_and_upgrade_in_order() {
+        assert!(parse_request(&with_first_line("GET /ws HTTP/1.1")).is_ok());
+        assert_eq!(
+            parse_request(&with_first_line("POST /ws HTTP/1.1")).err(),
+            Some(400)
+        );
+        assert_eq!(
+            parse_request(&with_first_line("POST /x HTTP/1.1")).err(),
+            Some(400)
+        );
+        assert_eq!(
+            parse_request(&with_first_line("GET /x HTTP/1.1")).err(),
+            Some(404)
+        );
+        assert_eq!(parse_request(b"garbage\r\n\r\n").err(), Some(400));
+        let plain = request(&["GET /ws HTTP/1.1", "Host: x"]);
+        assert_eq!(parse_request(&plain).err(), Some(400));
+    }
+
+    #[test]
+    fn parses_the_query() {
+        let q = parse_query("channels=a,b,a&since=5&token=t%2Bx").unwrap();
+        assert_eq!(q.initial, Some((vec!["a".into(), "b".into()], Some(5))));
+        assert_eq!(q.token.as_deref(), Some("t+x"));
+        assert_eq!(parse_query("").unwrap(), Query::default());
+        assert!(parse_query("since=5").is_err());
+        assert!(parse_query("channels=a&since=x").is_err());
+        assert!(parse_query("channels=bad%20name").is_err());
+        assert!(parse_query("channels=").is_err());
+        assert!(parse_query("channels=a&token=%zz").is_err());
+    }
+
+    #[test]
+    fn reads_bearer_tokens() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+    }
+}

@@ -1,0 +1,322 @@
+//! The operator surface on its own port, served by tiny_http:
+//! `GET /health`, `GET /metrics`, `GET /status`, `POST /publish`, `GET /`.
+//!
+//! A few worker threads (`--http-workers`) take requests from tiny_http's
+//! queue and talk to the hub only through a [`HubHandle`], like any
+//! embedding application would. They stop when `HttpServer::stop` calls
+//! tiny_http's `unblock()` once per worker.
+//!
+//! Errors follow one shape, built by [`error_response`]:
+//! `{"error":{"code":…,"message":…}}` with the HTTP status.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+
+use log::{debug, error};
+use serde_json::{json, Value};
+use tiny_http::{Header, Method, Request, Response, Server};
+
+use crate::auth::constant_time_eq;
+use crate::config::Config;
+use crate::error::Error;
+use crate::event::unix_ms;
+use crate::handle::HubHandle;
+use crate::handshake::bearer_token;
+use crate::protocol::{is_valid_channel_name, ErrorCode};
+
+/// The live page served at `GET /`.
+const PAGE: &str = include_str!("page.html");
+
+/// The HTTP listener and its worker threads.
+pub(crate) struct HttpServer {
+    server: Arc<Server>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+/// What every worker needs.
+struct HttpContext {
+    hub: HubHandle,
+    publish_key: Option<String>,
+    max_body: usize,
+    page: String,
+}
+
+type HttpResponse = Response<std::io::Cursor<Vec<u8>>>;
+
+impl HttpServer {
+    /// Start `config.http_workers` workers serving `server`.
+    pub fn start(
+        server: Server,
+        hub: HubHandle,
+        config: &Config,
+        ws_addr: SocketAddr,
+    ) -> Result<HttpServer, Error> {
+        let server = Arc::new(server);
+        let context = Arc::new(HttpContext {
+            hub,
+            publish_key: config.publish_key.clone(),
+            max_body: config.max_message_size.saturating_mul(16),
+            page: PAGE
+                .replace("{{WS_PORT}}", &ws_addr.port().to_string())
+                .replace("{{VERSION}}", env!("CARGO_PKG_VERSION")),
+        });
+        let mut workers = Vec::new();
+        for n in 0..config.http_workers.max(1) {
+            let server = server.clone();
+            let context = context.clone();
+            let worker = thread::Builder::new()
+                .name(format!("http-worker-{n}"))
+                .spawn(move || {
+                    // `recv` fails once `unblock()` is called: time to stop.
+                    while let Ok(request) = server.recv() {
+                        serve(&context, request);
+                    }
+                })
+                .map_err(Error::Spawn)?;
+            workers.push(worker);
+        }
+        Ok(HttpServer { server, workers })
+    }
+
+    /// Stop the workers and wait for them.
+    pub fn stop(self) {
+        for _ in &self.workers {
+            self.server.unblock();
+        }
+        for worker in self.workers {
+            if worker.join().is_err() {
+                error!("an HTTP worker panicked");
+            }
+        }
+    }
+}
+
+fn serve(context: &HttpContext, mut request: Request) {
+    let method = request.method().clone();
+    let path = request.url().split('?').next().unwrap_or("").to_string();
+    let response = match (&method, path.as_str()) {
+        (Method::Get, "/health") => health(context),
+        (Method::Get, "/metrics") => metrics(context),
+        (Method::Get, "/status") => status(context, &request),
+        (Method::Post, "/publish") => publish(context, &mut request),
+        (Method::Get, "/") => html(&context.page),
+        (_, "/health" | "/metrics" | "/status" | "/publish" | "/") => {
+            error_response(405, "method_not_allowed", "method not allowed on this path")
+        }
+        _ => error_response(404, "not_found", "no such path"),
+    };
+    debug!("http {method} {path} -> {}", response.status_code().0);
+    let _ = request.respond(response);
+}
+
+fn health(context: &HttpContext) -> HttpResponse {
+    let hub = &context.hub;
+    let shutting_down = hub.is_shutting_down();
+    let seq = hub.hub_stats().map(|s| s.seq.0).ok();
+    let status = if shutting_down || seq.is_none() {
+        "shutting_down"
+    } else {
+        "healthy"
+    };
+    let body = json!({
+        "status": status,
+        "connections": {"active": hub.metrics().connections_active()},
+        "seq": seq.unwrap_or(0),
+        "uptime_s": hub.uptime().as_secs(),
+        "timestamp": unix_ms(),
+    });
+    json_response(if status == "healthy" { 200 } else { 503 }, &body)
+}
+
+fn metrics(context: &HttpContext) -> HttpResponse {
+    match context.hub.render_metrics() {
+        Ok(text) => Response::from_data(text.into_bytes()).with_header(header(
+            "Content-Type",
+            "text/plain; version=0.0.4; charset=utf-8",
+        )),
+        Err(_) => error_response(503, "shutting_down", "the hub has stopped"),
+    }
+}
+
+fn status(context: &HttpContext, request: &Request) -> HttpResponse {
+    if !authorized(context, request) {
+        return unauthorized();
+    }
+    let hub = &context.hub;
+    let (Ok(stats), Ok(connections)) = (hub.stats(), hub.connections()) else {
+        return error_response(503, "shutting_down", "the hub has stopped");
+    };
+    let body = json!({
+        "summary": {
+            "active": stats.connections_active,
+            "total": stats.connections_total,
+            "peak": stats.connections_peak,
+            "channels": stats.channels,
+            "seq": stats.seq.0,
+            "events_published": stats.events_published,
+            "events_delivered": stats.events_delivered,
+            "uptime_s": stats.uptime.as_secs(),
+        },
+        "connections": connections,
+    });
+    json_response(200, &body)
+}
+
+fn publish(context: &HttpContext, request: &mut Request) -> HttpResponse {
+    if context.hub.is_shutting_down() {
+        return error_response(503, "shutting_down", "the hub is shutting down");
+    }
+    if !authorized(context, request) {
+        return unauthorized();
+    }
+    let too_large = || {
+        error_response(
+            413,
+            "too_large",
+            &format!("body over {} bytes", context.max_body),
+        )
+    };
+    if request.body_length().is_some_and(|n| n > context.max_body) {
+        return too_large();
+    }
+    let mut body = Vec::new();
+    let limit = context.max_body as u64 + 1;
+    if request
+        .as_reader()
+        .take(limit)
+        .read_to_end(&mut body)
+        .is_err()
+    {
+        return error_response(400, "bad_request", "could not read the body");
+    }
+    if body.len() > context.max_body {
+        return too_large();
+    }
+    let value: Value = match serde_json::from_slice(&body) {
+        Ok(value) => value,
+        Err(e) => {
+            return error_response(
+                400,
+                ErrorCode::BadJson.as_str(),
+                &format!("invalid JSON: {e}"),
+            )
+        }
+    };
+    // Validate everything before publishing anything: a bad item in an
+    // array publishes nothing.
+    let (events, is_array) = match value {
+        Value::Array(items) => {
+            let mut events = Vec::with_capacity(items.len());
+            for (index, item) in items.into_iter().enumerate() {
+                match publish_item(item) {
+                    Ok(event) => events.push(event),
+                    Err((code, message)) => {
+                        return error_response(
+                            400,
+                            code.as_str(),
+                            &format!("item {index}: {message}"),
+                        )
+                    }
+                }
+            }
+            (events, true)
+        }
+        item => match publish_item(item) {
+            Ok(event) => (vec![event], false),
+            Err((code, message)) => return error_response(400, code.as_str(), &message),
+        },
+    };
+    let result = if is_array {
+        context.hub.publish_all(events)
+    } else {
+        let (channel, data) = events.into_iter().next().expect("one event was pushed");
+        context.hub.publish(&channel, data).map(|p| vec![p])
+    };
+    match result {
+        Ok(published) => {
+            let mut answers: Vec<Value> = published
+                .iter()
+                .map(|p| json!({"seq": p.seq.0, "delivered": p.delivered}))
+                .collect();
+            if is_array {
+                json_response(200, &Value::Array(answers))
+            } else {
+                json_response(200, &answers.remove(0))
+            }
+        }
+        Err(_) => error_response(503, "shutting_down", "the hub is shutting down"),
+    }
+}
+
+/// One `{"channel":…,"data":…}` object, checked.
+fn publish_item(item: Value) -> Result<(String, Value), (ErrorCode, String)> {
+    let Value::Object(mut object) = item else {
+        return Err((
+            ErrorCode::BadMessage,
+            "expected {\"channel\":…,\"data\":…}".into(),
+        ));
+    };
+    let channel = match object.remove("channel") {
+        Some(Value::String(channel)) => channel,
+        Some(_) => return Err((ErrorCode::BadMessage, "`channel` must be a string".into())),
+        None => return Err((ErrorCode::BadMessage, "missing `channel`".into())),
+    };
+    let Some(data) = object.remove("data") else {
+        return Err((ErrorCode::BadMessage, "missing `data`".into()));
+    };
+    if !is_valid_channel_name(&channel) {
+        return Err((
+            ErrorCode::BadChannel,
+            "invalid channel name: use 1-128 of A-Z a-z 0-9 _ . : -".into(),
+        ));
+    }
+    Ok((channel, data))
+}
+
+/// True if no publish key is set, or the request presents it.
+fn authorized(context: &HttpContext, request: &Request) -> bool {
+    let Some(key) = &context.publish_key else {
+        return true;
+    };
+    request
+        .headers()
+        .iter()
+        .filter(|h| h.field.equiv("Authorization"))
+        .filter_map(|h| bearer_token(h.value.as_str()))
+        .any(|token| constant_time_eq(token.as_bytes(), key.as_bytes()))
+}
+
+fn unauthorized() -> HttpResponse {
+    error_response(
+        401,
+        "unauthorized",
+        "send Authorization: Bearer <publish key>",
+    )
+    .with_header(header("WWW-Authenticate", "Bearer"))
+}
+
+/// The one error shape: `{"error":{"code":…,"message":…}}`.
+fn error_response(status: u16, code: &str, message: &str) -> HttpResponse {
+    json_response(
+        status,
+        &json!({"error": {"code": code, "message": message}}),
+    )
+}
+
+fn json_response(status: u16, body: &Value) -> HttpResponse {
+    Response::from_data(body.to_string().into_bytes())
+        .with_status_code(status)
+        .with_header(header("Content-Type", "application/json"))
+}
+
+fn html(page: &str) -> HttpResponse {
+    Response::from_data(page.as_bytes().to_vec())
+        .with_header(header("Content-Type", "text/html; charset=utf-8"))
+}
+
+fn header(name: &str, value: &str) -> Header {
+    // Both are ASCII literals chosen above, so this cannot fail.
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("static header is valid")
+}

@@ -1,0 +1,672 @@
+//! The broadcaster: one thread that owns the hub's state and is the only one
+//! to change it.
+//!
+//! It owns the connected clients, their subscriptions, every channel's
+//! history and the sequence counter. Everyone else sends it a
+//! [`HubCommand`] and, where needed, waits for the answer; the broadcaster
+//! never waits on anyone. That single owner is why no lock guards hub state,
+//! why seqs are handed out in one order, and why a replay and the live stream
+//! that follows it can neither overlap nor leave a gap: both happen inside
+//! one command.
+//!
+//! A published event goes: `publish` → next seq → serialized once into an
+//! [`EncodedEvent`] → the channel's history → `try_send`-style push into
+//! every subscriber's [`OutboundQueue`](crate::outbound::OutboundQueue) → the
+//! client's write pump (`write_pump.rs`) → its socket.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use log::{debug, warn};
+use serde_json::Value;
+use tungstenite::protocol::frame::Utf8Bytes;
+
+use crate::command::{HubCommand, PublishOrigin, Published};
+use crate::connection::{CloseReason, Connection, ConnectionId};
+use crate::event::{unix_ms, EncodedEvent, Event, Seq};
+use crate::history::ChannelHistory;
+use crate::metrics::Metrics;
+use crate::outbound::{OutboundFrame, OutboundQueue};
+use crate::protocol::{self, ErrorCode, RequestError, RequestId};
+use crate::stats::{ConnectionStatus, HubStats};
+
+/// Broadcaster settings, copied from the config at start.
+#[derive(Debug, Clone)]
+pub struct HubSettings {
+    /// Events kept per channel (`--history-size`).
+    pub history_size: usize,
+    /// Channels one connection may follow (`--max-subscriptions`).
+    pub max_subscriptions: usize,
+    /// Ping period announced in `welcome`, in ms (0 = off).
+    pub heartbeat_ms: u64,
+    /// This hub instance's id, sent as `epoch` in `welcome`.
+    pub epoch: String,
+}
+
+/// A subscriber: a WebSocket client, or an in-process subscription made
+/// through the embedding API.
+enum Member {
+    Client(Client),
+    Local(LocalSubscriber),
+}
+
+struct Client {
+    connection: Arc<Connection>,
+    queue: OutboundQueue,
+    channels: Vec<Arc<str>>,
+    /// The newest seq queued for this client. Replay never goes below it,
+    /// so each client sees strictly increasing seqs.
+    last_sent: Seq,
+    /// Set once the client was kicked; it gets nothing more.
+    closing: bool,
+}
+
+struct LocalSubscriber {
+    key: u64,
+    events: Sender<Event>,
+    channels: Vec<Arc<str>>,
+}
+
+impl Member {
+    fn channels(&self) -> &[Arc<str>] {
+        match self {
+            Member::Client(c) => &c.channels,
+            Member::Local(l) => &l.channels,
+        }
+    }
+}
+
+struct Channel {
+    /// Slots in `Broadcaster::members`.
+    subscribers: Vec<usize>,
+    history: ChannelHistory,
+}
+
+/// The broadcaster thread's state. Built by `Hub::start`, then moved into
+/// its thread, which runs [`Broadcaster::run`] until `HubCommand::Stop`.
+pub struct Broadcaster {
+    settings: HubSettings,
+    metrics: Arc<Metrics>,
+    commands_rx: Receiver<HubCommand>,
+    seq: Seq,
+    /// A slab: `Channel::subscribers` holds indexes into it, so fan-out does
+    /// no hashing per delivery.
+    members: Vec<Option<Member>>,
+    free_slots: Vec<usize>,
+    clients_by_id: HashMap<ConnectionId, usize>,
+    locals_by_key: HashMap<u64, usize>,
+    next_local_key: u64,
+    channels: HashMap<Arc<str>, Channel>,
+    /// Set by `BeginShutdown`: late connections get the shutdown sequence at once.
+    shutdown: Option<(Instant, u64)>,
+    /// The largest queue depth of clients already gone, for metrics.
+    departed_high_water: usize,
+}
+
+impl Broadcaster {
+    /// A broadcaster that will serve `commands_rx`.
+    pub fn new(
+        settings: HubSettings,
+        metrics: Arc<Metrics>,
+        commands_rx: Receiver<HubCommand>,
+    ) -> Self {
+        Broadcaster {
+            settings,
+            metrics,
+            commands_rx,
+            seq: Seq(0),
+            members: Vec::new(),
+            free_slots: Vec::new(),
+            clients_by_id: HashMap::new(),
+            locals_by_key: HashMap::new(),
+            next_local_key: 1,
+            channels: HashMap::new(),
+            shutdown: None,
+            departed_high_water: 0,
+        }
+    }
+
+    /// Serve commands until `Stop`, or until every sender is gone.
+    pub fn run(mut self) {
+        while let Ok(command) = self.commands_rx.recv() {
+            if let HubCommand::Stop = command {
+                break;
+            }
+            self.apply(command);
+        }
+        debug!("broadcaster stopped at seq {}", self.seq);
+    }
+
+    fn apply(&mut self, command: HubCommand) {
+        match command {
+            HubCommand::Connect {
+                connection,
+                queue,
+                initial,
+            } => self.connect(connection, queue, initial),
+            HubCommand::Disconnect { id } => self.disconnect(id),
+            HubCommand::Subscribe {
+                id,
+                request_id,
+                channels,
+                since,
+                done,
+            } => {
+                if let Some(&slot) = self.clients_by_id.get(&id) {
+                    self.subscribe_client(slot, request_id.as_ref(), &channels, since);
+                }
+                let _ = done.try_send(());
+            }
+            HubCommand::Unsubscribe {
+                id,
+                request_id,
+                channels,
+                done,
+            } => {
+                if let Some(&slot) = self.clients_by_id.get(&id) {
+                    self.unsubscribe(slot, &channels);
+                    let reply = protocol::encode_unsubscribed(request_id.as_ref(), &channels);
+                    self.reply_to(slot, reply);
+                }
+                let _ = done.try_send(());
+            }
+            HubCommand::Publish {
+                channel,
+                data,
+                origin,
+            } => {
+                let published = self.publish(&channel, data);
+                match origin {
+                    PublishOrigin::Api { reply } => {
+                        let _ = reply.try_send(published);
+                    }
+                    PublishOrigin::Client {
+                        id,
+                        request_id,
+                        done,
+                    } => {
+                        if let Some(&slot) = self.clients_by_id.get(&id) {
+                            let reply = protocol::encode_published(
+                                request_id.as_ref(),
+                                published.seq.0,
+                                published.delivered,
+                            );
+                            self.reply_to(slot, reply);
+                        }
+                        let _ = done.try_send(());
+                    }
+                }
+            }
+            HubCommand::PublishBatch { events, reply } => {
+                let results = events
+                    .into_iter()
+                    .map(|(channel, data)| self.publish(&channel, data))
+                    .collect();
+                let _ = reply.try_send(results);
+            }
+            HubCommand::BroadcastError {
+                code,
+                message,
+                context,
+                reply,
+            } => {
+                let seq = self.broadcast_error(&code, &message, context.as_ref());
+                let _ = reply.try_send(seq);
+            }
+            HubCommand::SubscribeLocal {
+                channels,
+                events,
+                reply,
+            } => {
+                let key = self.subscribe_local(&channels, events);
+                let _ = reply.try_send(key);
+            }
+            HubCommand::UnsubscribeLocal { key } => {
+                if let Some(slot) = self.locals_by_key.remove(&key) {
+                    self.remove_member(slot);
+                }
+            }
+            HubCommand::Kick { id, reason, reply } => {
+                let found = match self.clients_by_id.get(&id) {
+                    Some(&slot) => {
+                        self.kick(slot, reason);
+                        true
+                    }
+                    None => false,
+                };
+                let _ = reply.try_send(found);
+            }
+            HubCommand::Stats { reply } => {
+                let _ = reply.try_send(self.stats());
+            }
+            HubCommand::Status { reply } => {
+                let _ = reply.try_send(self.status());
+            }
+            HubCommand::BeginShutdown {
+                deadline,
+                reconnect_ms,
+            } => self.begin_shutdown(deadline, reconnect_ms),
+            HubCommand::Stop => {}
+        }
+    }
+
+    // ----- connections -----------------------------------------------------
+
+    fn connect(
+        &mut self,
+        connection: Arc<Connection>,
+        queue: OutboundQueue,
+        initial: Option<(Vec<String>, Option<u64>)>,
+    ) {
+        let id = connection.info.id;
+        let welcome = protocol::encode_welcome(
+            &id.to_string(),
+            &self.settings.epoch,
+            self.seq.0,
+            self.settings.heartbeat_ms,
+        );
+        // The queue is new and empty, so this push cannot fail.
+        let _ = queue.push(OutboundFrame::Text(welcome.into()));
+        let slot = self.insert_member(Member::Client(Client {
+            connection,
+            queue,
+            channels: Vec::new(),
+            last_sent: self.seq,
+            closing: false,
+        }));
+        self.clients_by_id.insert(id, slot);
+        if let Some((deadline, reconnect_ms)) = self.shutdown {
+            self.send_shutdown(slot, deadline, reconnect_ms);
+            return;
+        }
+        if let Some((channels, since)) = initial {
+            self.subscribe_client(slot, None, &channels, since);
+        }
+    }
+
+    fn disconnect(&mut self, id: ConnectionId) {
+        if let Some(slot) = self.clients_by_id.remove(&id) {
+            if let Some(Member::Client(client)) = &self.members[slot] {
+                self.departed_high_water = self.departed_high_water.max(client.queue.high_water());
+            }
+            self.remove_member(slot);
+        }
+    }
+
+    fn insert_member(&mut self, member: Member) -> usize {
+        match self.free_slots.pop() {
+            Some(slot) => {
+                self.members[slot] = Some(member);
+                slot
+            }
+            None => {
+                self.members.push(Some(member));
+                self.members.len() - 1
+            }
+        }
+    }
+
+    /// Take a member out of every channel it follows and free its slot.
+    fn remove_member(&mut self, slot: usize) {
+        let Some(member) = self.members[slot].take() else {
+            return;
+        };
+        for name in member.channels() {
+            self.leave_channel(slot, name);
+        }
+        self.free_slots.push(slot);
+    }
+
+    fn leave_channel(&mut self, slot: usize, name: &str) {
+        if let Some(channel) = self.channels.get_mut(name) {
+            if let Some(pos) = channel.subscribers.iter().position(|&s| s == slot) {
+                channel.subscribers.swap_remove(pos);
+            }
+            // A channel nobody follows and nobody ever published to carries
+            // no information; forget it so subscribe churn cannot grow the map.
+            if channel.subscribers.is_empty()
+                && channel.history.is_empty()
+                && channel.history.is_complete_after(Seq(0))
+            {
+                self.channels.remove(name);
+            }
+        }
+    }
+
+    fn kick(&mut self, slot: usize, reason: CloseReason) {
+        if let Some(Member::Client(client)) = &mut self.members[slot] {
+            if !client.closing {
+                client.closing = true;
+                client.queue.kick(reason);
+            }
+        }
+    }
+
+    /// Queue a reply for a client. A reply counts against the queue like an
+    /// event: a client that asks and never reads is a slow consumer too.
+    fn reply_to(&mut self, slot: usize, text: String) {
+        let Some(Member::Client(client)) = &mut self.members[slot] else {
+            return;
+        };
+        if client.closing {
+            return;
+        }
+        if client.queue.push(OutboundFrame::Text(text.into())).is_err() {
+            self.close_slow_consumer(slot);
+        }
+    }
+
+    fn close_slow_consumer(&mut self, slot: usize) {
+        if let Some(Member::Client(client)) = &self.members[slot] {
+            if !client.closing {
+                warn!(
+                    "connection {} from {}: outbound queue full, closing with 4008",
+                    client.connection.info.id, client.connection.info.remote_addr
+                );
+                self.metrics.slow_consumer_disconnects.inc();
+            }
+        }
+        self.kick(slot, CloseReason::SlowConsumer);
+    }
+
+    // ----- subscriptions ---------------------------------------------------
+
+    fn subscribe_client(
+        &mut self,
+        slot: usize,
+        request_id: Option<&RequestId>,
+        names: &[String],
+        since: Option<u64>,
+    ) {
+        let Some(Member::Client(client)) = &self.members[slot] else {
+            return;
+        };
+        let new_count = names
+            .iter()
+            .filter(|n| !client.channels.iter().any(|c| **c == ***n))
+            .count();
+        if client.channels.len() + new_count > self.settings.max_subscriptions {
+            let error = RequestError {
+                id: request_id.cloned(),
+                code: ErrorCode::TooManySubscriptions,
+                message: format!(
+                    "a connection may follow at most {} channels",
+                    self.settings.max_subscriptions
+                ),
+            };
+            self.metrics.count_error_reply(error.code);
+            client.connection.stats.record_error(&error.message);
+            self.reply_to(slot, protocol::encode_request_error(&error));
+            return;
+        }
+        for name in names {
+            self.join_channel(slot, name);
+        }
+        let (replayed, complete) = match since {
+            Some(since) => self.replay(slot, names, Seq(since)),
+            None => (0, true),
+        };
+        let reply = protocol::encode_subscribed(request_id, names, replayed, complete);
+        self.reply_to(slot, reply);
+    }
+
+    /// Add `slot` to channel `name` unless it is there already.
+    fn join_channel(&mut self, slot: usize, name: &str) {
+        let history_size = self.settings.history_size;
+        let (name, channel) = match self.channels.get_key_value(name) {
+            Some((key, _)) => {
+                let key = key.clone();
+                let channel = self.channels.get_mut(&key).expect("key was just found");
+                (key, channel)
+            }
+            None => {
+                let key: Arc<str> = name.into();
+                let channel = self.channels.entry(key.clone()).or_insert_with(|| Channel {
+                    subscribers: Vec::new(),
+                    history: ChannelHistory::new(history_size),
+                });
+                (key, channel)
+            }
+        };
+        let Some(member) = &mut self.members[slot] else {
+            return;
+        };
+        let channels = match member {
+            Member::Client(c) => &mut c.channels,
+            Member::Local(l) => &mut l.channels,
+        };
+        if !channels.iter().any(|c| *c == name) {
+            channels.push(name);
+            channel.subscribers.push(slot);
+        }
+    }
+
+    /// Queue the kept events of `names` after `since` (and after what this
+    /// client was already sent), in seq order. Returns how many were queued
+    /// and whether the replay is complete.
+    fn replay(&mut self, slot: usize, names: &[String], since: Seq) -> (usize, bool) {
+        let Some(Member::Client(client)) = &mut self.members[slot] else {
+            return (0, true);
+        };
+        // Never go below what this connection already has: order stays
+        // strictly increasing, and anything skipped makes the replay incomplete.
+        let floor = since.max(client.last_sent);
+        let mut complete = true;
+        let mut events: Vec<&Arc<EncodedEvent>> = Vec::new();
+        for name in names {
+            let Some(channel) = self.channels.get(name.as_str()) else {
+                continue;
+            };
+            complete &= channel.history.is_complete_after(since);
+            let mut after_since = channel.history.events_after(since).peekable();
+            if after_since.peek().is_some_and(|e| e.seq() <= floor) {
+                complete = false;
+            }
+            events.extend(after_since.filter(|e| e.seq() > floor));
+        }
+        // Each channel's events are sorted; merging several needs one sort.
+        events.sort_unstable_by_key(|e| e.seq());
+        for event in &events {
+            // Replayed events do not count against --queue-size (PROTOCOL.md
+            // section 9): a client resuming after a 4008 gets its whole replay.
+            client
+                .queue
+                .push_uncounted(OutboundFrame::Event((*event).clone()));
+        }
+        if let Some(last) = events.last() {
+            client.last_sent = last.seq();
+        }
+        (events.len(), complete)
+    }
+
+    fn unsubscribe(&mut self, slot: usize, names: &[String]) {
+        for name in names {
+            let Some(member) = &mut self.members[slot] else {
+                return;
+            };
+            let channels = match member {
+                Member::Client(c) => &mut c.channels,
+                Member::Local(l) => &mut l.channels,
+            };
+            if let Some(pos) = channels.iter().position(|c| **c == **name) {
+                channels.swap_remove(pos);
+                self.leave_channel(slot, name);
+            }
+        }
+    }
+
+    fn subscribe_local(&mut self, names: &[String], events: Sender<Event>) -> u64 {
+        let key = self.next_local_key;
+        self.next_local_key += 1;
+        let slot = self.insert_member(Member::Local(LocalSubscriber {
+            key,
+            events,
+            channels: Vec::new(),
+        }));
+        self.locals_by_key.insert(key, slot);
+        for name in names {
+            self.join_channel(slot, name);
+        }
+        key
+    }
+
+    // ----- publishing ------------------------------------------------------
+
+    fn next_seq(&mut self) -> Seq {
+        self.seq = Seq(self.seq.0 + 1);
+        self.seq
+    }
+
+    /// Give the event the next seq, keep it in history, and queue it for
+    /// every subscriber of `channel`.
+    fn publish(&mut self, channel_name: &str, data: Value) -> Published {
+        let seq = self.next_seq();
+        let history_size = self.settings.history_size;
+        let channel_key: Arc<str> = match self.channels.get_key_value(channel_name) {
+            Some((key, _)) => key.clone(),
+            None => channel_name.into(),
+        };
+        let event = EncodedEvent::new(Event {
+            seq,
+            channel: channel_key.clone(),
+            ts_ms: unix_ms(),
+            data,
+        });
+        let channel = self.channels.entry(channel_key).or_insert_with(|| Channel {
+            subscribers: Vec::new(),
+            history: ChannelHistory::new(history_size),
+        });
+        channel.history.push(event.clone());
+
+        let mut delivered = 0;
+        let mut slow: Vec<usize> = Vec::new();
+        for &slot in &channel.subscribers {
+            match &mut self.members[slot] {
+                Some(Member::Client(client)) => {
+                    if client.closing {
+                        continue;
+                    }
+                    // The push never blocks: the broadcaster must not wait on
+                    // any one client. A full queue means this client is too
+                    // slow; it is closed with 4008 and resumes from history.
+                    match client.queue.push(OutboundFrame::Event(event.clone())) {
+                        Ok(()) => {
+                            client.last_sent = seq;
+                            delivered += 1;
+                        }
+                        Err(_) => slow.push(slot),
+                    }
+                }
+                Some(Member::Local(local)) => match local.events.try_send(event.event.clone()) {
+                    Ok(()) => delivered += 1,
+                    Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                        slow.push(slot)
+                    }
+                },
+                None => {}
+            }
+        }
+        for slot in slow {
+            match &self.members[slot] {
+                Some(Member::Client(_)) => self.close_slow_consumer(slot),
+                Some(Member::Local(local)) => {
+                    // Dropping the sender ends the subscription: its receiver
+                    // sees the channel disconnect once it has read what it has.
+                    let key = local.key;
+                    self.locals_by_key.remove(&key);
+                    self.remove_member(slot);
+                    self.metrics.slow_consumer_disconnects.inc();
+                }
+                None => {}
+            }
+        }
+        self.metrics.events_published.inc();
+        self.metrics.events_delivered.add(delivered as u64);
+        Published { seq, delivered }
+    }
+
+    /// Send an `error` frame with the next seq to every connected client,
+    /// whatever it follows. It is not kept in any history.
+    fn broadcast_error(&mut self, code: &str, message: &str, context: Option<&Value>) -> Seq {
+        let seq = self.next_seq();
+        let frame: Utf8Bytes =
+            protocol::encode_broadcast_error(code, message, context, seq.0, unix_ms()).into();
+        let slots: Vec<usize> = self.clients_by_id.values().copied().collect();
+        for slot in slots {
+            let Some(Member::Client(client)) = &mut self.members[slot] else {
+                continue;
+            };
+            if client.closing {
+                continue;
+            }
+            match client.queue.push(OutboundFrame::Text(frame.clone())) {
+                Ok(()) => client.last_sent = seq,
+                Err(_) => self.close_slow_consumer(slot),
+            }
+        }
+        self.metrics.broadcast_errors.inc();
+        seq
+    }
+
+    // ----- shutdown and reporting -----------------------------------------
+
+    fn begin_shutdown(&mut self, deadline: Instant, reconnect_ms: u64) {
+        self.shutdown = Some((deadline, reconnect_ms));
+        let slots: Vec<usize> = self.clients_by_id.values().copied().collect();
+        for slot in slots {
+            self.send_shutdown(slot, deadline, reconnect_ms);
+        }
+        // In-process subscribers end when their sender is dropped.
+        let locals: Vec<usize> = self.locals_by_key.drain().map(|(_, slot)| slot).collect();
+        for slot in locals {
+            self.remove_member(slot);
+        }
+    }
+
+    fn send_shutdown(&mut self, slot: usize, deadline: Instant, reconnect_ms: u64) {
+        if let Some(Member::Client(client)) = &mut self.members[slot] {
+            client.queue.set_deadline(deadline);
+            let frame = protocol::encode_shutdown("server shutting down", reconnect_ms);
+            // Behind what is already queued, so queued events are flushed first.
+            client
+                .queue
+                .push_uncounted(OutboundFrame::Text(frame.into()));
+            client
+                .queue
+                .push_uncounted(OutboundFrame::Close(CloseReason::Shutdown));
+        }
+    }
+
+    fn stats(&self) -> HubStats {
+        let mut queue_high_water = self.departed_high_water;
+        for member in self.members.iter().flatten() {
+            if let Member::Client(client) = member {
+                queue_high_water = queue_high_water.max(client.queue.high_water());
+            }
+        }
+        HubStats {
+            seq: self.seq,
+            connections: self.clients_by_id.len(),
+            local_subscribers: self.locals_by_key.len(),
+            channels: self.channels.len(),
+            history_events: self.channels.values().map(|c| c.history.len()).sum(),
+            queue_high_water,
+        }
+    }
+
+    fn status(&self) -> Vec<ConnectionStatus> {
+        self.clients_by_id
+            .values()
+            .filter_map(|&slot| match &self.members[slot] {
+                Some(Member::Client(client)) => Some(ConnectionStatus::new(
+                    &client.connection,
+                    client.channels.iter().map(|c| c.to_string()).collect(),
+                    client.queue.queued(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+}

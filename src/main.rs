@@ -1,0 +1,93 @@
+//! The `pumphub` binary: parse flags and config, start a [`Hub`], wait for
+//! SIGINT or SIGTERM, shut down gracefully.
+//!
+//! Exit codes: 0 after a graceful shutdown (or `--help`, `--version`, a good
+//! `--check-config`), 1 if a listener cannot be bound or a thread cannot be
+//! started, 2 for a bad flag or config.
+
+use std::io;
+use std::process::ExitCode;
+use std::thread;
+
+use pumphub::config::{self, Invocation};
+use pumphub::Hub;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+fn main() -> ExitCode {
+    let config = match config::parse_args(std::env::args().skip(1)) {
+        Ok(Invocation::Run(config)) => config,
+        Ok(Invocation::Help) => {
+            print!("{}", config::help_text());
+            return ExitCode::SUCCESS;
+        }
+        Ok(Invocation::Version) => {
+            println!("pumphub {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Ok(Invocation::CheckConfig { path, .. }) => {
+            println!("{}: ok", path.display());
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("pumphub: {e}");
+            eprintln!("run `pumphub --help` for the list of options");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_level);
+
+    // Register for signals before binding, so a signal that arrives during
+    // start-up is not lost and still leads to a graceful exit.
+    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("pumphub: cannot install signal handlers: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let stdin_channel = config.stdin_channel.clone();
+    let hub = match Hub::start(config) {
+        Ok(hub) => hub,
+        Err(e) => {
+            match std::error::Error::source(&e) {
+                Some(cause) => eprintln!("pumphub: {e}: {cause}"),
+                None => eprintln!("pumphub: {e}"),
+            }
+            return ExitCode::from(1);
+        }
+    };
+    // Printed directly, not through the logger, so it appears at every
+    // log level: scripts wait for this line.
+    eprintln!(
+        "pumphub {} listening: websocket ws://{}/ws, http http://{}",
+        env!("CARGO_PKG_VERSION"),
+        hub.ws_addr(),
+        hub.http_addr()
+    );
+
+    if let Some(channel) = stdin_channel {
+        let handle = hub.handle();
+        // Detached on purpose: a blocking read of stdin cannot be
+        // interrupted, and the process exits right after shutdown anyway.
+        let _ = thread::Builder::new()
+            .name("stdin-feed".into())
+            .spawn(move || {
+                pumphub::stdin_feed::publish_lines(io::stdin().lock(), &handle, &channel)
+            });
+    }
+
+    if let Some(signal) = signals.forever().next() {
+        log::info!("received signal {signal}");
+    }
+    hub.shutdown();
+    ExitCode::SUCCESS
+}
+
+/// `--log-level` sets the level; `RUST_LOG`, when set, wins (simple_logger
+/// reads it through `env()`). Lines carry no timestamp: under systemd the
+/// journal adds one, and leaving out the clock keeps the binary small.
+fn init_logging(level: log::LevelFilter) {
+    let logger = simple_logger::SimpleLogger::new().with_level(level).env();
+    let _ = logger.init();
+}

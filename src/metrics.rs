@@ -1,0 +1,379 @@
+//! Counters and gauges for `GET /metrics`, and their Prometheus text
+//! rendering (format 0.0.4).
+//!
+//! One [`Metrics`] per hub, shared behind an `Arc` by every thread that
+//! counts something: the acceptor (rejections), connection threads
+//! (messages, error replies, connection gauges), write pumps (fan-out
+//! latency) and the broadcaster (events). Every figure is a relaxed atomic:
+//! counting takes no lock. The fan-out latency histogram is sampled once per
+//! write batch, not per event, so busy write pumps do not fight over its
+//! cache lines.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::protocol::ErrorCode;
+use crate::stats::HubStats;
+
+/// A monotonically increasing count.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Add one.
+    pub fn inc(&self) {
+        self.add(1);
+    }
+    /// Add `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Why a connection was refused before or at the handshake. The label of
+/// `pumphub_connections_rejected_total{reason="…"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    /// `--max-connections` reached (HTTP 503).
+    MaxConnections,
+    /// `--max-connections-per-ip` reached (HTTP 429).
+    PerIp,
+    /// `Origin` not allowed (HTTP 403).
+    Origin,
+    /// Wrong or empty token (HTTP 401).
+    Unauthorized,
+    /// Path other than `/ws` (HTTP 404).
+    NotFound,
+    /// Not HTTP, not GET, not an upgrade, or a bad query (HTTP 400).
+    BadRequest,
+    /// The request did not arrive within the handshake deadline.
+    HandshakeTimeout,
+    /// The hub is shutting down (HTTP 503).
+    ShuttingDown,
+}
+
+impl RejectReason {
+    /// Every reason, in label order.
+    pub const ALL: [RejectReason; 8] = [
+        RejectReason::MaxConnections,
+        RejectReason::PerIp,
+        RejectReason::Origin,
+        RejectReason::Unauthorized,
+        RejectReason::NotFound,
+        RejectReason::BadRequest,
+        RejectReason::HandshakeTimeout,
+        RejectReason::ShuttingDown,
+    ];
+
+    /// The metric label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            RejectReason::MaxConnections => "max_connections",
+            RejectReason::PerIp => "per_ip",
+            RejectReason::Origin => "origin",
+            RejectReason::Unauthorized => "unauthorized",
+            RejectReason::NotFound => "not_found",
+            RejectReason::BadRequest => "bad_request",
+            RejectReason::HandshakeTimeout => "handshake_timeout",
+            RejectReason::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+/// Upper bounds of the fan-out latency buckets, in microseconds.
+const LATENCY_BUCKETS_US: [u64; 12] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 1_000_000,
+];
+
+/// A Prometheus histogram with fixed buckets, in microseconds.
+#[derive(Debug, Default)]
+pub struct LatencyHistogram {
+    /// Non-cumulative counts per bucket; the last one is `+Inf`.
+    buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
+    sum_us: AtomicU64,
+    count: AtomicU64,
+}
+
+impl LatencyHistogram {
+    /// Record one observation.
+    pub fn observe(&self, latency: Duration) {
+        let us = latency.as_micros().min(u64::MAX as u128) as u64;
+        let index = LATENCY_BUCKETS_US
+            .iter()
+            .position(|&bound| us <= bound)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
+        self.buckets[index].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Every counter of one hub.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Connections that completed the handshake.
+    pub connections_total: Counter,
+    /// Connections whose threads have ended.
+    pub connections_closed: Counter,
+    /// The most connections open at once.
+    pub connections_peak: AtomicU64,
+    /// Events published (any source).
+    pub events_published: Counter,
+    /// Events queued for a client or in-process subscriber.
+    pub events_delivered: Counter,
+    /// Broadcast `error` frames.
+    pub broadcast_errors: Counter,
+    /// Data frames received from clients.
+    pub client_messages: Counter,
+    /// Frames written to client sockets.
+    pub frames_sent: Counter,
+    /// Clients closed with 4008 (and in-process subscribers dropped).
+    pub slow_consumer_disconnects: Counter,
+    rejected: [Counter; RejectReason::ALL.len()],
+    error_replies: [Counter; ErrorCode::ALL.len()],
+    /// Event accepted by the broadcaster → its frame written to a socket.
+    pub fanout_latency: LatencyHistogram,
+}
+
+impl Metrics {
+    /// Count a refused connection.
+    pub fn count_rejection(&self, reason: RejectReason) {
+        self.rejected[reason as usize].inc();
+    }
+
+    /// Refused connections for `reason` so far.
+    pub fn rejections(&self, reason: RejectReason) -> u64 {
+        self.rejected[reason as usize].get()
+    }
+
+    /// Count an error reply sent to a client.
+    pub fn count_error_reply(&self, code: ErrorCode) {
+        self.error_replies[code.index()].inc();
+    }
+
+    /// Count a completed handshake, updating the peak.
+    pub fn count_connection_opened(&self) {
+        self.connections_total.inc();
+        let active = self.connections_active();
+        self.connections_peak.fetch_max(active, Ordering::Relaxed);
+    }
+
+    /// Connections open now.
+    pub fn connections_active(&self) -> u64 {
+        self.connections_total
+            .get()
+            .saturating_sub(self.connections_closed.get())
+    }
+
+    /// The most connections open at once.
+    pub fn connections_peak(&self) -> u64 {
+        self.connections_peak.load(Ordering::Relaxed)
+    }
+
+    /// Render every metric in Prometheus text format 0.0.4. `hub` carries the
+    /// figures only the broadcaster knows.
+    pub fn render(&self, hub: &HubStats, uptime: Duration) -> String {
+        let mut out = String::with_capacity(4096);
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        metric(
+            "pumphub_connections_active",
+            "gauge",
+            "WebSocket connections open now.",
+            self.connections_active(),
+        );
+        metric(
+            "pumphub_connections_total",
+            "counter",
+            "WebSocket connections that completed the handshake.",
+            self.connections_total.get(),
+        );
+        metric(
+            "pumphub_connections_peak",
+            "gauge",
+            "The most WebSocket connections open at once.",
+            self.connections_peak(),
+        );
+        metric(
+            "pumphub_events_published_total",
+            "counter",
+            "Events published from any source.",
+            self.events_published.get(),
+        );
+        metric(
+            "pumphub_events_delivered_total",
+            "counter",
+            "Events queued for a client or an in-process subscriber.",
+            self.events_delivered.get(),
+        );
+        metric(
+            "pumphub_broadcast_errors_total",
+            "counter",
+            "Error frames broadcast to every client.",
+            self.broadcast_errors.get(),
+        );
+        metric(
+            "pumphub_client_messages_total",
+            "counter",
+            "Data frames received from WebSocket clients.",
+            self.client_messages.get(),
+        );
+        metric(
+            "pumphub_frames_sent_total",
+            "counter",
+            "Frames written to WebSocket client sockets.",
+            self.frames_sent.get(),
+        );
+        metric(
+            "pumphub_slow_consumer_disconnects_total",
+            "counter",
+            "Clients closed with 4008 because their outbound queue was full.",
+            self.slow_consumer_disconnects.get(),
+        );
+        metric(
+            "pumphub_seq",
+            "gauge",
+            "The last sequence number assigned.",
+            hub.seq.0,
+        );
+        metric(
+            "pumphub_channels",
+            "gauge",
+            "Channels the hub knows (followed or with history).",
+            hub.channels as u64,
+        );
+        metric(
+            "pumphub_history_events",
+            "gauge",
+            "Events kept across all channel histories.",
+            hub.history_events as u64,
+        );
+        metric(
+            "pumphub_local_subscribers",
+            "gauge",
+            "In-process subscriptions of an embedding application.",
+            hub.local_subscribers as u64,
+        );
+        metric(
+            "pumphub_queue_depth_high_water",
+            "gauge",
+            "The most frames any client ever had waiting in its outbound queue.",
+            hub.queue_high_water as u64,
+        );
+        metric(
+            "pumphub_uptime_seconds",
+            "gauge",
+            "Seconds since the hub started.",
+            uptime.as_secs(),
+        );
+
+        let _ = writeln!(
+            out,
+            "# HELP pumphub_connections_rejected_total Connections refused at the handshake, by reason.\n\
+             # TYPE pumphub_connections_rejected_total counter"
+        );
+        for reason in RejectReason::ALL {
+            let _ = writeln!(
+                out,
+                "pumphub_connections_rejected_total{{reason=\"{}\"}} {}",
+                reason.label(),
+                self.rejections(reason)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP pumphub_error_replies_total Error replies sent to clients, by code.\n\
+             # TYPE pumphub_error_replies_total counter"
+        );
+        for code in ErrorCode::ALL {
+            let _ = writeln!(
+                out,
+                "pumphub_error_replies_total{{code=\"{}\"}} {}",
+                code.as_str(),
+                self.error_replies[code.index()].get()
+            );
+        }
+
+        let histogram = &self.fanout_latency;
+        let _ = writeln!(
+            out,
+            "# HELP pumphub_fanout_latency_seconds Event accepted by the hub to its frame written to a client socket (sampled once per write batch).\n\
+             # TYPE pumphub_fanout_latency_seconds histogram"
+        );
+        let mut cumulative = 0;
+        for (i, bound) in LATENCY_BUCKETS_US.iter().enumerate() {
+            cumulative += histogram.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "pumphub_fanout_latency_seconds_bucket{{le=\"{}\"}} {cumulative}",
+                *bound as f64 / 1e6
+            );
+        }
+        cumulative += histogram.buckets[LATENCY_BUCKETS_US.len()].load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "pumphub_fanout_latency_seconds_bucket{{le=\"+Inf\"}} {cumulative}\n\
+             pumphub_fanout_latency_seconds_sum {}\n\
+             pumphub_fanout_latency_seconds_count {cumulative}",
+            histogram.sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Seq;
+
+    fn hub_stats() -> HubStats {
+        HubStats {
+            seq: Seq(7),
+            connections: 1,
+            local_subscribers: 0,
+            channels: 2,
+            history_events: 3,
+            queue_high_water: 4,
+        }
+    }
+
+    #[test]
+    fn renders_counters_labels_and_histogram() {
+        let metrics = Metrics::default();
+        metrics.events_published.add(5);
+        metrics.count_rejection(RejectReason::PerIp);
+        metrics.count_error_reply(ErrorCode::BadJson);
+        metrics.fanout_latency.observe(Duration::from_micros(80));
+        metrics.fanout_latency.observe(Duration::from_secs(5));
+        let text = metrics.render(&hub_stats(), Duration::from_secs(3));
+        assert!(text.contains("\npumphub_events_published_total 5\n"));
+        assert!(text.contains("pumphub_connections_rejected_total{reason=\"per_ip\"} 1\n"));
+        assert!(text.contains("pumphub_error_replies_total{code=\"bad_json\"} 1\n"));
+        assert!(text.contains("pumphub_fanout_latency_seconds_bucket{le=\"0.0001\"} 1\n"));
+        assert!(text.contains("pumphub_fanout_latency_seconds_bucket{le=\"+Inf\"} 2\n"));
+        assert!(text.contains("pumphub_fanout_latency_seconds_count 2\n"));
+        assert!(text.contains("\npumphub_seq 7\n"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(line.starts_with("pumphub_"), "{line}");
+        }
+    }
+
+    #[test]
+    fn active_is_opened_minus_closed_and_peak_follows() {
+        let metrics = Metrics::default();
+        metrics.count_connection_opened();
+        metrics.count_connection_opened();
+        metrics.connections_closed.inc();
+        assert_eq!(metrics.connections_active(), 1);
+        assert_eq!(metrics.connections_peak(), 2);
+    }
+}

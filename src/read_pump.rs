@@ -1,0 +1,409 @@
+//! The read pump: reads a client's frames, turns them into requests, and
+//! never writes to the socket.
+//!
+//! Runs on the connection's own thread once the handshake is done. It owns
+//! the read half of the connection: a tungstenite `WebSocket` over
+//! [`ReadSide`], a stream whose writes are discarded. tungstenite's `read()`
+//! wants to write auto-pongs and close replies itself; if it could, two
+//! threads would write one socket and interleave frames (see
+//! `../shared/spec/SPLIT-PUMPS.md`, pitfall 1). Instead this pump forwards
+//! what must be written to the client's [`OutboundQueue`]: Pongs, and the
+//! replies it answers itself (`pong`, `authenticated`, error replies).
+//! Requests that touch hub state go to the broadcaster as [`HubCommand`]s;
+//! the pump waits until the broadcaster has queued the reply before reading
+//! on, so replies reach the client in request order.
+//!
+//! It ends when the peer closes, the connection breaks the protocol, or the
+//! socket fails, and returns a [`Done`] saying which; `connection::serve`
+//! passes it to the write pump. Silence (ping interval + pong timeout) and a
+//! missing `auth` are detected here, through the socket's read timeout, and
+//! answered by kicking the connection: the write pump sends the Close.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use tungstenite::error::{Error as WsError, ProtocolError};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::{Message, WebSocket};
+
+use crate::auth::Authorizer;
+use crate::command::{HubCommand, PublishOrigin};
+use crate::connection::{CloseReason, Connection, Done};
+use crate::event::unix_ms;
+use crate::metrics::Metrics;
+use crate::outbound::{OutboundFrame, OutboundQueue};
+use crate::protocol::{self, ClientMessage, ErrorCode, Request, RequestError, RequestId};
+use crate::rate_limit::{RateLimiter, Verdict};
+use crate::server::ServerContext;
+
+/// The read pump's stream: reads from the socket, discards every write.
+///
+/// Only the write pump writes to the socket. tungstenite's own attempts to
+/// answer Pings and Closes from inside `read()` end here and are dropped;
+/// the read pump forwards the equivalent to the write pump instead.
+#[derive(Debug)]
+pub struct ReadSide {
+    tcp: TcpStream,
+}
+
+impl ReadSide {
+    /// Wrap the connection's socket.
+    pub fn new(tcp: TcpStream) -> Self {
+        ReadSide { tcp }
+    }
+
+    /// The socket, for setting read timeouts.
+    pub fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+}
+
+impl Read for ReadSide {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.tcp.read(buf)
+    }
+}
+
+impl Write for ReadSide {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Where an authentication deadline stands.
+#[derive(Debug, Clone, Copy)]
+enum AuthState {
+    Authenticated,
+    /// Must authenticate before this instant.
+    Pending(Instant),
+}
+
+/// One connection's reader. See the module docs.
+pub struct ReadPump {
+    socket: WebSocket<ReadSide>,
+    connection: Arc<Connection>,
+    queue: OutboundQueue,
+    commands: Sender<HubCommand>,
+    authorizer: Arc<dyn Authorizer>,
+    metrics: Arc<Metrics>,
+    auth: AuthState,
+    rate_limiter: Option<RateLimiter>,
+    /// Close after this much silence (`None`: heartbeat off).
+    silence_limit: Option<Duration>,
+    last_heard: Instant,
+    /// The read timeout currently set on the socket.
+    read_timeout: Option<Duration>,
+    /// Set once we asked the write pump to close; from then on we only
+    /// wait for the peer's Close reply or for the write pump's shutdown.
+    kicked: bool,
+}
+
+impl ReadPump {
+    /// A read pump for a connection that completed its handshake.
+    /// `authenticated` is true if the upgrade request carried a good token
+    /// (or none is needed).
+    pub(crate) fn new(
+        socket: WebSocket<ReadSide>,
+        connection: Arc<Connection>,
+        queue: OutboundQueue,
+        context: Arc<ServerContext>,
+        authenticated: bool,
+    ) -> Self {
+        let config = &context.config;
+        let now = Instant::now();
+        ReadPump {
+            socket,
+            connection,
+            queue,
+            commands: context.commands.clone(),
+            authorizer: context.authorizer.clone(),
+            metrics: context.metrics.clone(),
+            auth: if authenticated {
+                AuthState::Authenticated
+            } else {
+                AuthState::Pending(now + config.auth_timeout)
+            },
+            rate_limiter: (config.rate_limit > 0).then(|| RateLimiter::new(config.rate_limit, now)),
+            silence_limit: (!config.ping_interval.is_zero())
+                .then(|| config.ping_interval + config.pong_timeout),
+            last_heard: now,
+            read_timeout: None,
+            kicked: false,
+        }
+    }
+
+    /// Read until the connection ends; say why.
+    pub fn run(mut self) -> Done {
+        loop {
+            self.update_read_timeout();
+            let message = match self.socket.read() {
+                Ok(message) => message,
+                Err(WsError::Io(e))
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    self.check_deadlines();
+                    continue;
+                }
+                Err(error) => return done_for(error),
+            };
+            self.last_heard = Instant::now();
+            self.connection.stats.add_received();
+            match message {
+                Message::Text(text) => {
+                    if self.admit_data_frame() {
+                        self.handle_text(&text);
+                    }
+                }
+                Message::Binary(_) => {
+                    if self.admit_data_frame() {
+                        self.reply_error(RequestError {
+                            id: None,
+                            code: ErrorCode::BinaryUnsupported,
+                            message: "binary frames are not supported; send JSON text".into(),
+                        });
+                    }
+                }
+                // tungstenite would answer this itself; its answer went into
+                // ReadSide and was dropped, so the write pump sends ours.
+                Message::Ping(payload) => self.queue_or_kick(OutboundFrame::Pong(payload)),
+                Message::Pong(_) | Message::Frame(_) => {}
+                Message::Close(frame) => return Done::PeerClosed(frame),
+            }
+        }
+    }
+
+    /// Set the socket's read timeout to the nearest deadline: silence, or
+    /// authentication. A `setsockopt` only when the value changes.
+    fn update_read_timeout(&mut self) {
+        let wanted = if self.kicked {
+            // The write pump bounds the close handshake and shuts the socket,
+            // which ends our read.
+            None
+        } else {
+            let auth_left = match self.auth {
+                AuthState::Pending(deadline) => Some(
+                    deadline
+                        .saturating_duration_since(Instant::now())
+                        .max(Duration::from_millis(1)),
+                ),
+                AuthState::Authenticated => None,
+            };
+            match (self.silence_limit, auth_left) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        };
+        if wanted != self.read_timeout {
+            let _ = self.socket.get_ref().tcp().set_read_timeout(wanted);
+            self.read_timeout = wanted;
+        }
+    }
+
+    /// A read timed out: is a deadline really past?
+    fn check_deadlines(&mut self) {
+        if self.kicked {
+            return;
+        }
+        let now = Instant::now();
+        if let AuthState::Pending(deadline) = self.auth {
+            if now >= deadline {
+                self.kick(CloseReason::AuthTimeout);
+                return;
+            }
+        }
+        if let Some(limit) = self.silence_limit {
+            if now.saturating_duration_since(self.last_heard) >= limit {
+                self.kick(CloseReason::PingTimeout);
+            }
+        }
+    }
+
+    fn kick(&mut self, reason: CloseReason) {
+        self.kicked = true;
+        self.queue.kick(reason);
+    }
+
+    /// Count a data frame and apply the rate limit. False if it is dropped.
+    fn admit_data_frame(&mut self) -> bool {
+        self.metrics.client_messages.inc();
+        let Some(limiter) = &mut self.rate_limiter else {
+            return true;
+        };
+        match limiter.check(Instant::now()) {
+            Verdict::Allow => true,
+            verdict => {
+                self.reply_error(RequestError {
+                    id: None,
+                    code: ErrorCode::RateLimited,
+                    message: "rate limit exceeded; message dropped".into(),
+                });
+                if verdict == Verdict::Close && !self.kicked {
+                    self.kick(CloseReason::RateLimited);
+                }
+                false
+            }
+        }
+    }
+
+    fn handle_text(&mut self, text: &str) {
+        let ClientMessage { id, request } = match protocol::parse_request(text) {
+            Ok(message) => message,
+            Err(error) => return self.reply_error(error),
+        };
+        if let (AuthState::Pending(_), false) = (self.auth, matches!(request, Request::Auth { .. }))
+        {
+            return self.reply_error(RequestError {
+                id,
+                code: ErrorCode::Unauthenticated,
+                message: "authenticate first: send {\"type\":\"auth\",\"token\":…}".into(),
+            });
+        }
+        match request {
+            Request::Auth { token } => self.authenticate(id, &token),
+            Request::Ping => self.reply(protocol::encode_pong(id.as_ref(), unix_ms())),
+            Request::Subscribe { channels, since } => {
+                let info = &self.connection.info;
+                if let Some(refused) = channels
+                    .iter()
+                    .find(|c| !self.authorizer.may_subscribe(info, c))
+                {
+                    let message = format!("not allowed to subscribe to `{refused}`");
+                    return self.reply_error(RequestError {
+                        id,
+                        code: ErrorCode::Forbidden,
+                        message,
+                    });
+                }
+                let connection_id = info.id;
+                self.ask_hub(|done| HubCommand::Subscribe {
+                    id: connection_id,
+                    request_id: id,
+                    channels,
+                    since,
+                    done,
+                });
+            }
+            Request::Unsubscribe { channels } => {
+                let connection_id = self.connection.info.id;
+                self.ask_hub(|done| HubCommand::Unsubscribe {
+                    id: connection_id,
+                    request_id: id,
+                    channels,
+                    done,
+                });
+            }
+            Request::Publish { channel, data } => {
+                if !self.authorizer.may_publish(&self.connection.info, &channel) {
+                    return self.reply_error(RequestError {
+                        id,
+                        code: ErrorCode::Forbidden,
+                        message: format!("not allowed to publish to `{channel}`"),
+                    });
+                }
+                let connection_id = self.connection.info.id;
+                self.ask_hub(|done| HubCommand::Publish {
+                    channel,
+                    data,
+                    origin: PublishOrigin::Client {
+                        id: connection_id,
+                        request_id: id,
+                        done,
+                    },
+                });
+            }
+        }
+    }
+
+    fn authenticate(&mut self, id: Option<RequestId>, token: &str) {
+        let accepted = matches!(self.auth, AuthState::Authenticated)
+            || !self.authorizer.requires_token()
+            || (!token.is_empty() && self.authorizer.check_token(token));
+        if accepted {
+            self.auth = AuthState::Authenticated;
+            self.reply(protocol::encode_authenticated(id.as_ref()));
+        } else {
+            self.reply_error(RequestError {
+                id,
+                code: ErrorCode::Unauthenticated,
+                message: "invalid token".into(),
+            });
+        }
+    }
+
+    /// Send a command to the broadcaster and wait until it has queued its
+    /// reply, so a reply the read pump sends next cannot overtake it. The
+    /// broadcaster never waits on us, so this wait is short; it ends early
+    /// if the broadcaster has stopped (the hub is shutting down).
+    fn ask_hub(&mut self, command: impl FnOnce(Sender<()>) -> HubCommand) {
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        if self.commands.send(command(done_tx)).is_ok() {
+            let _ = done_rx.recv();
+        }
+    }
+
+    fn reply(&mut self, text: String) {
+        self.queue_or_kick(OutboundFrame::Text(text.into()));
+    }
+
+    fn reply_error(&mut self, error: RequestError) {
+        self.metrics.count_error_reply(error.code);
+        self.connection.stats.record_error(&error.message);
+        self.reply(protocol::encode_request_error(&error));
+    }
+
+    /// A client that sends faster than it reads fills its own queue with
+    /// replies and Pongs; it is a slow consumer like any other.
+    fn queue_or_kick(&mut self, frame: OutboundFrame) {
+        if self.kicked {
+            return;
+        }
+        if self.queue.push(frame).is_err() {
+            self.metrics.slow_consumer_disconnects.inc();
+            self.kick(CloseReason::SlowConsumer);
+        }
+    }
+}
+
+/// Map a tungstenite read error to why the connection ends. Protocol
+/// violations get the close code RFC 6455 and the contract name; the rest
+/// are a broken or finished socket.
+fn done_for(error: WsError) -> Done {
+    match error {
+        WsError::Capacity(_) => Done::Violation(CloseCode::Size, "message too big"),
+        WsError::Utf8(_) => Done::Violation(CloseCode::Invalid, "invalid UTF-8"),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            Done::Failed("connection reset without a close handshake".into())
+        }
+        WsError::Protocol(e) => Done::Violation(CloseCode::Protocol, protocol_text(&e)),
+        WsError::AttackAttempt => Done::Violation(CloseCode::Protocol, "attack attempt"),
+        WsError::ConnectionClosed | WsError::AlreadyClosed => Done::Failed("closed".into()),
+        WsError::Io(e) => Done::Failed(format!("socket error: {e}")),
+        other => Done::Failed(format!("read error: {other}")),
+    }
+}
+
+fn protocol_text(error: &ProtocolError) -> &'static str {
+    match error {
+        ProtocolError::UnmaskedFrameFromClient => "unmasked frame",
+        ProtocolError::NonZeroReservedBits => "reserved bits set",
+        ProtocolError::FragmentedControlFrame => "fragmented control frame",
+        ProtocolError::ControlFrameTooBig => "control frame too big",
+        ProtocolError::UnknownControlFrameType(_) | ProtocolError::UnknownDataFrameType(_) => {
+            "unknown opcode"
+        }
+        ProtocolError::UnexpectedContinueFrame | ProtocolError::ExpectedFragment(_) => {
+            "bad fragmentation"
+        }
+        ProtocolError::InvalidCloseSequence => "invalid close frame",
+        _ => "protocol error",
+    }
+}

@@ -1,0 +1,269 @@
+//! `Hub`: a running hub instance. Binds both listeners, starts every thread,
+//! and runs the graceful shutdown.
+//!
+//! Threads a hub starts, and who ends them:
+//!
+//! ```text
+//!   broadcaster  (1)        hub.rs         ends on HubCommand::Stop
+//!   acceptor     (1)        acceptor.rs    ends when `stop_accepting` is set and it is woken
+//!   read pumps   (1/client) read_pump.rs   end when the peer closes or the write pump shuts the socket
+//!   write pumps  (1/client) write_pump.rs  end after the close handshake or the shutdown deadline
+//!   http workers (N)        http.rs        end on tiny_http's `unblock()`
+//! ```
+//!
+//! (tiny_http also runs its own accept thread and a small pool for its
+//! connections; they end when its `Server` is dropped, the pool after up to
+//! 5 s of idleness.)
+//!
+//! Nothing here is global: two `Hub`s in one process share no state.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use log::{error, info};
+use uuid::Uuid;
+
+use crate::acceptor;
+use crate::admission::ConnectionLimiter;
+use crate::auth::{Authorizer, ConfigAuthorizer};
+use crate::command::HubCommand;
+use crate::config::Config;
+use crate::error::Error;
+use crate::handle::{HubHandle, Lifecycle};
+use crate::http::HttpServer;
+use crate::hub::{Broadcaster, HubSettings};
+use crate::metrics::Metrics;
+
+/// What connection threads share: settings, the broadcaster's command
+/// channel, counters, limits and the authorizer. One per hub, behind an
+/// `Arc`; nothing in it changes after start except atomics and the limiter.
+pub(crate) struct ServerContext {
+    pub config: Config,
+    pub commands: Sender<HubCommand>,
+    pub metrics: Arc<Metrics>,
+    pub lifecycle: Arc<Lifecycle>,
+    pub limiter: Arc<crate::admission::ConnectionLimiter>,
+    pub authorizer: Arc<dyn Authorizer>,
+}
+
+impl ServerContext {
+    pub fn is_shutting_down(&self) -> bool {
+        self.lifecycle.shutting_down.load(Ordering::Acquire)
+    }
+}
+
+/// A running hub. Dropping it shuts it down gracefully.
+///
+/// ```no_run
+/// use pumphub::{Config, Hub};
+/// let hub = Hub::start(Config::default())?;
+/// println!("WebSocket on {}, HTTP on {}", hub.ws_addr(), hub.http_addr());
+/// hub.handle().publish("news", serde_json::json!({"title": "hello"}))?;
+/// hub.shutdown();
+/// # Ok::<(), pumphub::Error>(())
+/// ```
+pub struct Hub {
+    handle: HubHandle,
+    context: Arc<ServerContext>,
+    ws_addr: SocketAddr,
+    http_addr: SocketAddr,
+    stop_accepting: Arc<AtomicBool>,
+    acceptor: Option<JoinHandle<()>>,
+    broadcaster: Option<JoinHandle<()>>,
+    http: Option<HttpServer>,
+}
+
+impl Hub {
+    /// Bind both listeners and start serving, with the [`ConfigAuthorizer`]
+    /// built from `config` (`--token`, `--allow-client-publish`).
+    ///
+    /// # Errors
+    /// [`Error::Bind`] if a listener cannot be bound; [`Error::Spawn`] if a
+    /// thread cannot be started.
+    pub fn start(config: Config) -> Result<Hub, Error> {
+        let authorizer = ConfigAuthorizer::new(config.token.clone(), config.allow_client_publish);
+        Hub::start_with_authorizer(config, Arc::new(authorizer))
+    }
+
+    /// As [`start`](Self::start), with the application's own [`Authorizer`]
+    /// deciding tokens and per-channel permissions.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    pub fn start_with_authorizer(
+        config: Config,
+        authorizer: Arc<dyn Authorizer>,
+    ) -> Result<Hub, Error> {
+        let ws_listener = TcpListener::bind(&config.ws_addr).map_err(|source| Error::Bind {
+            listener: "websocket",
+            address: config.ws_addr.clone(),
+            source,
+        })?;
+        let ws_addr = ws_listener.local_addr().map_err(Error::Spawn)?;
+        let http_server = tiny_http::Server::http(&config.http_addr).map_err(|e| Error::Bind {
+            listener: "http",
+            address: config.http_addr.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let http_addr = http_server.server_addr().to_ip().ok_or_else(|| {
+            Error::Spawn(std::io::Error::other("http listener has no IP address"))
+        })?;
+
+        let metrics = Arc::new(Metrics::default());
+        let lifecycle = Arc::new(Lifecycle {
+            shutting_down: AtomicBool::new(false),
+            started_at: Instant::now(),
+            epoch: Uuid::new_v4().hyphenated().to_string(),
+        });
+        let (commands_tx, commands_rx) = crossbeam_channel::unbounded();
+        let handle = HubHandle::new(
+            commands_tx.clone(),
+            metrics.clone(),
+            lifecycle.clone(),
+            config.queue_size,
+        );
+
+        let settings = HubSettings {
+            history_size: config.history_size,
+            max_subscriptions: config.max_subscriptions,
+            heartbeat_ms: config.ping_interval.as_millis() as u64,
+            epoch: lifecycle.epoch.clone(),
+        };
+        let broadcaster = Broadcaster::new(settings, metrics.clone(), commands_rx);
+        let broadcaster = spawn("broadcaster", move || broadcaster.run())?;
+
+        let context = Arc::new(ServerContext {
+            limiter: ConnectionLimiter::new(config.max_connections, config.max_connections_per_ip),
+            config,
+            commands: commands_tx,
+            metrics,
+            lifecycle,
+            authorizer,
+        });
+        let http = HttpServer::start(http_server, handle.clone(), &context.config, ws_addr)?;
+
+        let stop_accepting = Arc::new(AtomicBool::new(false));
+        let acceptor = {
+            let context = context.clone();
+            let stop = stop_accepting.clone();
+            spawn("acceptor", move || {
+                acceptor::run(ws_listener, context, stop)
+            })?
+        };
+        Ok(Hub {
+            handle,
+            context,
+            ws_addr,
+            http_addr,
+            stop_accepting,
+            acceptor: Some(acceptor),
+            broadcaster: Some(broadcaster),
+            http: Some(http),
+        })
+    }
+
+    /// A handle for publishing, subscribing and reading stats.
+    pub fn handle(&self) -> HubHandle {
+        self.handle.clone()
+    }
+
+    /// The bound WebSocket address (useful with port 0).
+    pub fn ws_addr(&self) -> SocketAddr {
+        self.ws_addr
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Shut down gracefully and wait for every thread the hub started.
+    /// See [`shutdown_now`](Self::shutdown_now) for the steps.
+    pub fn shutdown(mut self) {
+        self.shutdown_now();
+    }
+
+    /// The graceful shutdown, in order:
+    ///
+    /// 1. Mark the hub as shutting down: new handshakes and `POST /publish`
+    ///    get 503, `/health` answers 503, the embedding API refuses work.
+    /// 2. Ask the broadcaster to queue `shutdown` and Close 1001 for every
+    ///    client, behind the events already queued, with a deadline of
+    ///    `--shutdown-grace-ms`. In-process subscriptions end.
+    /// 3. Stop the acceptor (wake its `accept` by connecting once) and join
+    ///    it; it joins every connection thread, which ends when its write
+    ///    pump has finished the close handshake or hit the deadline.
+    /// 4. Stop and join the broadcaster.
+    /// 5. Stop and join the HTTP workers. The HTTP listener answers (503 for
+    ///    `/health`) until this last step.
+    fn shutdown_now(&mut self) {
+        let Some(acceptor) = self.acceptor.take() else {
+            return; // already done
+        };
+        let config = &self.context.config;
+        let grace = config.shutdown_grace;
+        info!("shutting down (grace {} ms)", grace.as_millis());
+
+        // 1.
+        self.context
+            .lifecycle
+            .shutting_down
+            .store(true, Ordering::Release);
+        // 2.
+        let deadline = Instant::now() + grace;
+        let reconnect_ms = 1000;
+        let _ = self.context.commands.send(HubCommand::BeginShutdown {
+            deadline,
+            reconnect_ms,
+        });
+        // 3.
+        self.stop_accepting.store(true, Ordering::Release);
+        wake_acceptor(self.ws_addr);
+        if acceptor.join().is_err() {
+            error!("the acceptor thread panicked");
+        }
+        // 4.
+        let _ = self.context.commands.send(HubCommand::Stop);
+        if let Some(broadcaster) = self.broadcaster.take() {
+            if broadcaster.join().is_err() {
+                error!("the broadcaster thread panicked");
+            }
+        }
+        // 5.
+        if let Some(http) = self.http.take() {
+            http.stop();
+        }
+        info!("shutdown complete");
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.shutdown_now();
+    }
+}
+
+/// Connect to our own listener once so its blocking `accept` returns and
+/// sees the stop flag (the tiny_http idiom). A wildcard bind address is
+/// reached through loopback.
+fn wake_acceptor(addr: SocketAddr) {
+    let mut target = addr;
+    if target.ip().is_unspecified() {
+        target.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let _ = TcpStream::connect_timeout(&target, Duration::from_secs(1));
+}
+
+fn spawn<F: FnOnce() + Send + 'static>(name: &str, body: F) -> Result<JoinHandle<()>, Error> {
+    thread::Builder::new()
+        .name(name.to_string())
+        .spawn(body)
+        .map_err(Error::Spawn)
+}

@@ -1,0 +1,337 @@
+//! The write pump: the only thread that writes bytes to a client's socket.
+//!
+//! Owns the write half of one connection: a tungstenite `WebSocket` over a
+//! clone of the socket, used only to `write`, `flush` and `close`. It waits
+//! (`select!`) on three things:
+//!
+//! - the client's [`OutboundReceiver`]: events and replies from the
+//!   broadcaster, Pongs and replies from the read pump, in one FIFO;
+//! - the done channel: the read pump's one [`Done`] message when it stops;
+//! - a timer: the next heartbeat Ping, or the end of a close handshake.
+//!
+//! When several frames are waiting it writes them all and flushes once, so
+//! a busy client costs one `write` syscall per wake-up, not one per frame.
+//! It ends by calling `shutdown(Both)` on the socket: that sends FIN and
+//! wakes a read pump still blocked in `read()`, which dropping our clone
+//! would not do (SPLIT-PUMPS.md, pitfall 6). It sends nothing back to the
+//! hub; `connection::serve` joins it and does the cleanup.
+
+use std::io::Read;
+use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, Receiver};
+use tungstenite::error::{Error as WsError, ProtocolError};
+use tungstenite::protocol::frame::Frame;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::{Message, WebSocket};
+
+use crate::config::Config;
+use crate::connection::{CloseReason, Connection, Done};
+use crate::metrics::Metrics;
+use crate::outbound::{OutboundFrame, OutboundReceiver};
+
+/// How long we wait for the peer to answer our Close before dropping TCP.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// Frames written per wake-up before flushing (and checking for a kick).
+const MAX_BATCH: usize = 256;
+
+/// Where the closing handshake stands, named by who acted.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    Open,
+    /// We sent Close; the peer has until `deadline` to answer.
+    ClosedByUs {
+        deadline: Instant,
+    },
+}
+
+/// Why the write pump stopped writing; a normal end is not an error.
+type Stop = String;
+
+/// One connection's writer. See the module docs.
+pub struct WritePump {
+    socket: WebSocket<TcpStream>,
+    outbound: OutboundReceiver,
+    done_rx: Receiver<Done>,
+    connection: Arc<Connection>,
+    metrics: Arc<Metrics>,
+    ping_interval: Option<Duration>,
+    write_timeout: Duration,
+    phase: Phase,
+    next_ping: Option<Instant>,
+}
+
+impl WritePump {
+    pub(crate) fn new(
+        socket: WebSocket<TcpStream>,
+        outbound: OutboundReceiver,
+        done_rx: Receiver<Done>,
+        connection: Arc<Connection>,
+        metrics: Arc<Metrics>,
+        config: &Config,
+    ) -> Self {
+        let ping_interval = (!config.ping_interval.is_zero()).then_some(config.ping_interval);
+        WritePump {
+            socket,
+            outbound,
+            done_rx,
+            connection,
+            metrics,
+            ping_interval,
+            write_timeout: config.write_timeout,
+            phase: Phase::Open,
+            next_ping: ping_interval.map(|i| Instant::now() + i),
+        }
+    }
+
+    /// Write until the connection ends, then shut the socket. Returns a
+    /// description of how it ended, for the close log line.
+    pub fn run(mut self) -> String {
+        let outcome = match self.pump() {
+            Ok(how) => how,
+            Err(stop) => stop,
+        };
+        let _ = self.socket.get_ref().shutdown(Shutdown::Both);
+        outcome
+    }
+
+    fn pump(&mut self) -> Result<String, Stop> {
+        loop {
+            let wake_at = self.next_wake();
+            let timeout = wake_at
+                .map(|at| at.saturating_duration_since(Instant::now()))
+                .unwrap_or(Duration::from_secs(3600));
+            select! {
+                recv(self.outbound.channel()) -> item => {
+                    // The broadcaster holds a sender until we are
+                    // unregistered, which happens after we end: this channel
+                    // disconnecting means the hub itself is gone.
+                    let Ok(item) = item else {
+                        return Ok("hub stopped".into());
+                    };
+                    let frame = self.outbound.open(item);
+                    self.write_batch(frame)?;
+                }
+                recv(self.done_rx) -> done => {
+                    // A disconnected done channel means the read pump ended
+                    // without a word: it panicked.
+                    let done = done.unwrap_or(Done::Failed("read pump ended".into()));
+                    return self.finish(done);
+                }
+                default(timeout) => self.on_timer()?,
+            }
+        }
+    }
+
+    /// The next instant the timer must fire, if any.
+    fn next_wake(&self) -> Option<Instant> {
+        let shutdown = self.outbound.deadline();
+        let own = match self.phase {
+            Phase::Open => self.next_ping,
+            Phase::ClosedByUs { deadline } => Some(deadline),
+        };
+        match (own, shutdown) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn on_timer(&mut self) -> Result<(), Stop> {
+        let now = Instant::now();
+        if self.outbound.deadline().is_some_and(|d| now >= d) {
+            return Err("shutdown grace period over".into());
+        }
+        match self.phase {
+            Phase::ClosedByUs { deadline } if now >= deadline => {
+                Err("peer did not answer our close in time".into())
+            }
+            Phase::Open if self.next_ping.is_some_and(|at| now >= at) => {
+                self.next_ping = self.ping_interval.map(|i| now + i);
+                self.write(Message::Ping(Default::default()))?;
+                self.flush()
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Write `first` and everything else already waiting, then flush once.
+    fn write_batch(&mut self, first: OutboundFrame) -> Result<(), Stop> {
+        let mut oldest_event: Option<Instant> = None;
+        let mut written = 0u64;
+        let mut next = Some(first);
+        while let Some(frame) = next.take() {
+            if let Some(reason) = self.outbound.kicked() {
+                return self.close_now(reason);
+            }
+            if let OutboundFrame::Event(event) = &frame {
+                oldest_event.get_or_insert(event.accepted_at);
+            }
+            written += self.write_frame(frame)?;
+            if written as usize >= MAX_BATCH {
+                break;
+            }
+            next = self
+                .outbound
+                .channel()
+                .try_recv()
+                .ok()
+                .map(|item| self.outbound.open(item));
+        }
+        self.flush()?;
+        self.connection.stats.add_sent(written);
+        self.metrics.frames_sent.add(written);
+        if let Some(accepted_at) = oldest_event {
+            self.metrics.fanout_latency.observe(accepted_at.elapsed());
+        }
+        Ok(())
+    }
+
+    /// Write one frame into tungstenite's buffer. Returns 1 if a frame was
+    /// written, 0 if it was dropped.
+    fn write_frame(&mut self, frame: OutboundFrame) -> Result<u64, Stop> {
+        let message = match frame {
+            OutboundFrame::Event(event) => Message::Text(event.frame.clone()),
+            OutboundFrame::Text(text) => Message::Text(text),
+            // As a raw frame: tungstenite keeps a queued `Message::Pong` in a
+            // single slot, so two Pings answered in one batch would lose one.
+            OutboundFrame::Pong(payload) => Message::Frame(Frame::pong(payload)),
+            OutboundFrame::Close(reason) => {
+                self.start_close(reason.frame())?;
+                return Ok(1);
+            }
+            OutboundFrame::Kick => return Ok(0),
+        };
+        self.write(message)?;
+        Ok(1)
+    }
+
+    /// The connection was kicked: skip what is queued and close at once.
+    fn close_now(&mut self, reason: CloseReason) -> Result<(), Stop> {
+        if let Phase::Open = self.phase {
+            // Drop what is waiting: a slow consumer will not read it, and
+            // the client resumes from history with `since`.
+            while self.outbound.channel().try_recv().is_ok() {}
+            self.start_close(reason.frame())?;
+        }
+        Ok(())
+    }
+
+    /// Send our Close and give the peer `CLOSE_WAIT` to answer. Frames
+    /// queued after it are refused by tungstenite (`SendAfterClosing`).
+    fn start_close(&mut self, frame: CloseFrame) -> Result<(), Stop> {
+        if let Phase::Open = self.phase {
+            let deadline = Instant::now() + CLOSE_WAIT;
+            self.phase = Phase::ClosedByUs { deadline };
+            // A peer that is not reading must not hold us past the wait.
+            let _ = self.socket.get_ref().set_write_timeout(Some(CLOSE_WAIT));
+            match self.socket.close(Some(frame)) {
+                Ok(()) | Err(WsError::ConnectionClosed) => {}
+                Err(e) => return Err(format!("close failed: {e}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// The read pump stopped. Write what is already queued (a pong or reply
+    /// queued before the peer's Close must go before our answer), then
+    /// answer as the reason requires.
+    fn finish(&mut self, done: Done) -> Result<String, Stop> {
+        let outcome = done.to_string();
+        match done {
+            Done::PeerClosed(frame) => {
+                if let Phase::Open = self.phase {
+                    while let Ok(item) = self.outbound.channel().try_recv() {
+                        let frame = self.outbound.open(item);
+                        self.write_frame(frame)?;
+                    }
+                }
+                // Echo the peer's close; a no-op if we closed first.
+                match self.socket.close(frame) {
+                    Ok(()) | Err(WsError::ConnectionClosed) => {}
+                    Err(e) => return Err(format!("close reply failed: {e}")),
+                }
+            }
+            Done::Violation(code, reason) => {
+                if let Phase::Open = self.phase {
+                    let _ = self.socket.close(Some(CloseFrame {
+                        code,
+                        reason: reason.into(),
+                    }));
+                }
+                self.linger();
+            }
+            Done::Failed(_) => {}
+        }
+        Ok(outcome)
+    }
+
+    /// After a protocol violation the read pump has stopped reading. Closing
+    /// a socket with unread input sends RST, which can destroy our Close
+    /// frame before the peer reads it; so shut our side, then read and drop
+    /// whatever the peer still sends for up to `CLOSE_WAIT`.
+    fn linger(&mut self) {
+        let tcp = self.socket.get_ref();
+        let _ = tcp.shutdown(Shutdown::Write);
+        let deadline = Instant::now() + CLOSE_WAIT;
+        let mut sink = [0u8; 4096];
+        let mut reader = tcp;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || reader.set_read_timeout(Some(left)).is_err() {
+                break;
+            }
+            match reader.read(&mut sink) {
+                Ok(n) if n > 0 => continue,
+                _ => break,
+            }
+        }
+    }
+
+    fn write(&mut self, message: Message) -> Result<(), Stop> {
+        self.set_write_deadline();
+        match self.socket.write(message) {
+            Ok(()) => Ok(()),
+            // After our Close, late frames are dropped, not fatal: a late
+            // Pong must not cut our own close handshake short.
+            Err(WsError::Protocol(ProtocolError::SendAfterClosing)) => Ok(()),
+            Err(e) => Err(write_failure(e)),
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), Stop> {
+        match self.socket.flush() {
+            Ok(()) => Ok(()),
+            Err(e) => Err(write_failure(e)),
+        }
+    }
+
+    /// During graceful shutdown a write may block only until the deadline.
+    fn set_write_deadline(&mut self) {
+        if let Some(deadline) = self.outbound.deadline() {
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
+            let _ = self
+                .socket
+                .get_ref()
+                .set_write_timeout(Some(left.min(self.write_timeout)));
+        }
+    }
+}
+
+fn write_failure(error: WsError) -> Stop {
+    match error {
+        WsError::Io(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            "write timed out: client not reading".into()
+        }
+        WsError::ConnectionClosed => "closed".into(),
+        e => format!("write failed: {e}"),
+    }
+}

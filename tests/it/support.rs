@@ -1,0 +1,405 @@
+//! Test harness: a hub on OS-assigned ports, a WebSocket client with
+//! timeouts, and a minimal HTTP client. Every helper waits on an event (a
+//! frame, a reply) with a deadline; none sleeps to wait for something.
+
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use pumphub::{Config, Hub, HubHandle};
+use serde_json::{json, Value};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+/// Shorthand for milliseconds.
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// How long a helper waits for something that should happen promptly.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Builds a hub for one test: ports 0, small limits where a test wants them.
+pub struct TestHub {
+    config: Config,
+}
+
+impl TestHub {
+    pub fn new() -> Self {
+        let mut config = Config::default();
+        config.ws_addr = "127.0.0.1:0".into();
+        config.http_addr = "127.0.0.1:0".into();
+        config.http_workers = 2;
+        TestHub { config }
+    }
+    pub fn queue_size(mut self, n: usize) -> Self {
+        self.config.queue_size = n;
+        self
+    }
+    pub fn history(mut self, n: usize) -> Self {
+        self.config.history_size = n;
+        self
+    }
+    pub fn config(mut self, change: impl FnOnce(&mut Config)) -> Self {
+        change(&mut self.config);
+        self
+    }
+    pub fn start(self) -> RunningHub {
+        let hub = Hub::start(self.config).expect("hub starts");
+        RunningHub {
+            ws: hub.ws_addr(),
+            http: hub.http_addr(),
+            handle: hub.handle(),
+            hub: Some(hub),
+        }
+    }
+}
+
+/// A started hub; dropping it shuts the hub down.
+pub struct RunningHub {
+    pub ws: SocketAddr,
+    pub http: SocketAddr,
+    pub handle: HubHandle,
+    hub: Option<Hub>,
+}
+
+impl RunningHub {
+    /// Shut down now (graceful) and wait for every hub thread.
+    pub fn shutdown(&mut self) {
+        if let Some(hub) = self.hub.take() {
+            hub.shutdown();
+        }
+    }
+
+    /// Connect a client to `/ws` and read its `welcome`.
+    pub fn client(&self) -> Client {
+        self.client_at("/ws")
+    }
+
+    /// Connect to `path` (with query) and read its `welcome`.
+    pub fn client_at(&self, path: &str) -> Client {
+        let mut client = Client::connect(self.ws, path).expect("upgrade succeeds");
+        let welcome = client.recv_json();
+        assert_eq!(welcome["type"], "welcome", "first frame: {welcome}");
+        client.welcome = welcome;
+        client
+    }
+
+    /// A client subscribed to `channels`, its `subscribed` already read.
+    pub fn subscriber(&self, channels: &[&str]) -> Client {
+        let mut client = self.client();
+        client.subscribe(channels, None);
+        client
+    }
+
+    /// Publish over HTTP; returns the reply body.
+    pub fn http_publish(&self, channel: &str, data: Value) -> Value {
+        let body = json!({"channel": channel, "data": data}).to_string();
+        let reply = http(self.http, "POST", "/publish", &[], body.as_bytes());
+        assert_eq!(reply.status, 200, "publish failed: {}", reply.text());
+        reply.json()
+    }
+}
+
+impl Drop for RunningHub {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// A WebSocket test client with a read timeout on every receive.
+pub struct Client {
+    pub socket: WebSocket<MaybeTlsStream<TcpStream>>,
+    pub welcome: Value,
+}
+
+/// What a receive produced when it was not a text frame.
+#[derive(Debug)]
+pub enum Received {
+    Json(Value),
+    Closed(Option<(u16, String)>),
+    /// The TCP connection ended without a close frame.
+    Dropped(String),
+}
+
+impl Client {
+    /// Open a WebSocket to `path` on `addr`; the handshake error if refused.
+    pub fn connect(addr: SocketAddr, path: &str) -> Result<Client, tungstenite::Error> {
+        Self::connect_with(addr, path, &[])
+    }
+
+    /// As `connect`, with extra request headers.
+    pub fn connect_with(
+        addr: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Client, tungstenite::Error> {
+        use tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://{addr}{path}").into_client_request()?;
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        let tcp = TcpStream::connect(addr)?;
+        tcp.set_read_timeout(Some(PATIENCE))?;
+        let (socket, _response) = tungstenite::client(request, MaybeTlsStream::Plain(tcp))
+            .map_err(|e| match e {
+                tungstenite::HandshakeError::Failure(e) => e,
+                tungstenite::HandshakeError::Interrupted(_) => {
+                    tungstenite::Error::Io(std::io::ErrorKind::WouldBlock.into())
+                }
+            })?;
+        Ok(Client {
+            socket,
+            welcome: Value::Null,
+        })
+    }
+
+    fn tcp(&self) -> &TcpStream {
+        match self.socket.get_ref() {
+            MaybeTlsStream::Plain(tcp) => tcp,
+            _ => unreachable!("tests use plain TCP"),
+        }
+    }
+
+    pub fn set_timeout(&self, timeout: Duration) {
+        self.tcp().set_read_timeout(Some(timeout)).unwrap();
+    }
+
+    pub fn send_json(&mut self, value: Value) {
+        self.send_text(&value.to_string());
+    }
+
+    pub fn send_text(&mut self, text: &str) {
+        self.socket.send(Message::text(text)).expect("send");
+    }
+
+    /// The next text frame, parsed; skips Ping/Pong. Panics on timeout or close.
+    pub fn recv_json(&mut self) -> Value {
+        match self.recv() {
+            Received::Json(value) => value,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    /// The next text frame or the end of the connection.
+    pub fn recv(&mut self) -> Received {
+        loop {
+            match self.socket.read() {
+                Ok(Message::Text(text)) => {
+                    return Received::Json(serde_json::from_str(&text).expect("server sends JSON"))
+                }
+                Ok(Message::Close(frame)) => {
+                    return Received::Closed(
+                        frame.map(|f| (u16::from(f.code), f.reason.to_string())),
+                    )
+                }
+                Ok(Message::Binary(_)) => panic!("server sent a binary frame"),
+                Ok(_) => continue,
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    panic!("timed out waiting for a frame")
+                }
+                Err(e) => return Received::Dropped(e.to_string()),
+            }
+        }
+    }
+
+    /// Read frames until one of `kind` arrives; returns it and what came before.
+    pub fn recv_until(&mut self, kind: &str) -> (Value, Vec<Value>) {
+        let mut before = Vec::new();
+        loop {
+            let frame = self.recv_json();
+            if frame["type"] == kind {
+                return (frame, before);
+            }
+            before.push(frame);
+        }
+    }
+
+    /// Read until the server closes; returns the close code (None = dropped).
+    pub fn recv_close(&mut self) -> Option<u16> {
+        loop {
+            match self.recv() {
+                Received::Json(_) => continue,
+                Received::Closed(frame) => return frame.map(|(code, _)| code),
+                Received::Dropped(_) => return None,
+            }
+        }
+    }
+
+    /// Subscribe and read `subscribed`; returns it and the replayed events.
+    pub fn subscribe(&mut self, channels: &[&str], since: Option<u64>) -> (Value, Vec<Value>) {
+        let mut request = json!({"type": "subscribe", "channels": channels});
+        if let Some(since) = since {
+            request["since"] = json!(since);
+        }
+        self.send_json(request);
+        self.recv_until("subscribed")
+    }
+
+    /// The next `event` frame.
+    pub fn recv_event(&mut self) -> Value {
+        let frame = self.recv_json();
+        assert_eq!(frame["type"], "event", "expected an event: {frame}");
+        frame
+    }
+
+    /// Start a clean close from our side.
+    pub fn close(&mut self) {
+        let _ = self.socket.close(Some(tungstenite::protocol::CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        }));
+        let _ = self.socket.flush();
+    }
+
+    pub fn connection_id(&self) -> String {
+        self.welcome["connection_id"].as_str().unwrap().to_string()
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct HttpReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpReply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; reads the whole answer.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpReply {
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut tcp = TcpStream::connect(addr).expect("connect to HTTP");
+    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+    tcp.write_all(request.as_bytes()).unwrap();
+    tcp.write_all(body).unwrap();
+    read_http_response(&mut tcp)
+}
+
+/// Read a response with a Content-Length (or until EOF).
+pub fn read_http_response(tcp: &mut TcpStream) -> HttpReply {
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let n = tcp.read(&mut chunk).expect("read HTTP response");
+        assert!(
+            n > 0,
+            "connection closed before the response head: {:?}",
+            String::from_utf8_lossy(&raw)
+        );
+        raw.extend_from_slice(&chunk[..n]);
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let length = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .map(|(_, v)| v.parse::<usize>().unwrap());
+    let mut body = raw[head_end..].to_vec();
+    match length {
+        Some(length) => {
+            while body.len() < length {
+                let n = tcp.read(&mut chunk).expect("read HTTP body");
+                assert!(n > 0, "body cut short");
+                body.extend_from_slice(&chunk[..n]);
+            }
+            body.truncate(length);
+        }
+        None => {
+            let _ = tcp.read_to_end(&mut body);
+        }
+    }
+    HttpReply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// GET `path` and parse JSON.
+pub fn http_get(addr: SocketAddr, path: &str) -> HttpReply {
+    http(addr, "GET", path, &[], b"")
+}
+
+/// Threads of this process now, from /proc (not just handles we kept).
+pub fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Wait until `condition` holds, checking every 20 ms, or panic with `what`.
+/// For facts only observable by polling (thread counts, gauges).
+pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(ms(20));
+    }
+}
+
+/// Assert a sequence of events is strictly increasing in seq with no gap
+/// among `expected` (the seqs published to this client's channels).
+pub fn assert_in_order_without_gaps(events: &[Value], expected: &[u64]) {
+    let got: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(
+        got.windows(2).all(|w| w[0] < w[1]),
+        "not strictly increasing: {got:?}"
+    );
+    assert_eq!(got, expected, "missing or extra events");
+}
