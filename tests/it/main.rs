@@ -8,3 +8,5 @@ mod support;
 mod protocol;
 // HTTP and library publishing, ordering under concurrency
 mod publish;
+// the live page (GET /) in headless Chromium, driven over CDP
+mod browser;
