@@ -195,7 +195,18 @@ impl Drop for Chromium {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = fs::remove_dir_all(&self.profile_dir);
+        // Chromium's helper processes (renderer, network service) notice the
+        // browser is gone a moment later and may still write to the profile
+        // meanwhile, so removing it can fail once: try again for up to 2 s.
+        for attempt in 1..=20 {
+            match fs::remove_dir_all(&self.profile_dir) {
+                Ok(()) => break,
+                Err(err) if attempt == 20 => {
+                    eprintln!("left {}: {err}", self.profile_dir.display())
+                }
+                Err(_) => thread::sleep(Duration::from_millis(100)),
+            }
+        }
     }
 }
 
