@@ -16,3 +16,5 @@ mod slow_consumer;
 mod shutdown;
 // heartbeat, message-size limit, handshake that never comes
 mod heartbeat;
+// the live page (GET /) in headless Chromium, driven over CDP
+mod browser;
