@@ -39,15 +39,21 @@
 //!    `{"n":<counter from 0>,"t":<unix µs at send>,"p":"xx…"}`, padded to
 //!    `--payload` bytes.
 //! 4. Drain: wait until every expected delivery has arrived, at most
-//!    `--drain-ms`. Then print the table and the JSON line.
+//!    `--drain-ms`.
+//! 5. Read the hub's memory and CPU once more, close every connection with
+//!    a Close frame (waiting at most 3 s for the hub's replies), and print
+//!    the table and the JSON line.
 //!
 //! Every phase has a deadline, so a run always ends, whatever the hub does.
 //!
 //! # Output
 //!
 //! Standard output gets a table, then one JSON line (also appended to
-//! `--json-out FILE` if given); progress goes to standard error. The JSON
-//! keys, in order:
+//! `--json-out FILE` if given); progress goes to standard error. The exit
+//! status is 0 after a run, whatever it measured, 2 for bad flags and 1 if
+//! the run could not happen; with `--strict` it is 3 if any connection
+//! failed or dropped or any event was lost, duplicated or out of order,
+//! which makes a short run a correctness smoke test. The JSON keys, in order:
 //!
 //! | key | meaning |
 //! |---|---|
@@ -56,7 +62,8 @@
 //! | `connections_open` | of those, still open after settling: the count the idle RSS and `expected` use |
 //! | `connections_failed`, `connect_failures` | subscribers and publishers never made, and why (`http 503`, `io: ConnectionRefused`, …) |
 //! | `connect_wall_s` | time to make (or fail) all connections |
-//! | `connect_ms_p50/p99/max` | per connection: from the TCP `connect()` call to `subscribed` (publishers: to `welcome`) |
+//! | `connect_ms_p50/p99/max` | per subscriber: from the TCP `connect()` call to `subscribed` |
+//! | `listen_overflows` | connections the kernel dropped on a full accept queue while connecting (machine-wide TcpExt ListenOverflows); each costs a 1 s SYN retry |
 //! | `published` | events the hub acknowledged (HTTP 200 or a `published` reply) |
 //! | `publish_errors`, `publish_first_error` | events refused or never answered, and the first reason |
 //! | `unsent` | events a `--rate` schedule wanted but the publisher could not send in time |
@@ -76,7 +83,8 @@
 //! | `hub_rss_idle_kib` | after connecting and settling |
 //! | `hub_rss_kib`, `hub_rss_peak_kib` | VmRSS and VmHWM at the end |
 //! | `rss_per_idle_conn_bytes/_kib` | (idle − before) ÷ `connections_open` |
-//! | `hub_threads_idle`, `hub_fds_idle` | hub threads and open file descriptors when idle |
+//! | `hub_threads_idle`, `hub_fds_idle`, `hub_maps_idle` | hub threads, open file descriptors and memory maps when idle |
+//! | `hub_threads_per_conn`, `hub_fds_per_conn`, `hub_maps_per_conn` | their growth ÷ `connections_open`: what caps the connection count (`ulimit -n`, vm.max_map_count) |
 //! | `hub_cpu_s` | hub utime + stime during this run; `hub_cpu_connect_s` up to idle, `hub_cpu_publish_s` after |
 //! | `loadgen_cpu_s`, `loadgen_rss_peak_kib` | this tool's own CPU and peak memory, to show it was not the bottleneck |
 //!
@@ -119,6 +127,9 @@ use stats::sorted_quantile;
 /// How long the loop waits for socket events before checking on publishers.
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
 
+/// How long the final closing handshakes may take before loadgen just exits.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// File descriptors beyond one per client: the poll, stdio, HTTP publishers.
 const SPARE_FILES: u64 = 64;
 
@@ -154,6 +165,11 @@ fn main() {
             eprintln!("loadgen: cannot append to {path}: {error}");
             std::process::exit(1);
         }
+    }
+    let problems = report.problems();
+    if options.strict && !problems.is_empty() {
+        eprintln!("loadgen: --strict: {}", problems.join(", "));
+        std::process::exit(3);
     }
 }
 
@@ -206,6 +222,7 @@ fn run(options: &Options) -> Result<Report, String> {
         "loadgen: connecting {} subscribers to {}",
         options.clients, target.subscriber_url
     );
+    let overflows_before = report::listen_overflows();
     let connect_started = Instant::now();
     fleet
         .connect_all(options.connect_concurrency, options.connect_timeout)
@@ -215,6 +232,9 @@ fn run(options: &Options) -> Result<Report, String> {
         .run_for(options.settle)
         .map_err(|error| format!("poll failed: {error}"))?;
     let hub_idle = hub.sample();
+    report.listen_overflows = overflows_before
+        .zip(report::listen_overflows())
+        .map(|(before, after)| after.saturating_sub(before));
     report.connections_open = fleet.ready_subscribers();
 
     // 3. Publish and 4. drain.
@@ -223,6 +243,10 @@ fn run(options: &Options) -> Result<Report, String> {
     }
 
     let hub_end = hub.sample();
+    // 5. Leave politely, so the hub's logs show normal closes, not resets.
+    fleet
+        .close_all(CLOSE_TIMEOUT)
+        .map_err(|error| format!("poll failed: {error}"))?;
     fill_connection_fields(&mut report, &mut fleet.stats);
     fill_delivery_fields(&mut report, &fleet.stats);
     fill_process_fields(&mut report, [hub_before, hub_idle, hub_end]);
@@ -361,15 +385,11 @@ fn fill_process_fields(report: &mut Report, [before, idle, end]: [Option<Process
     report.hub_rss_idle_kib = idle.map(|sample| sample.rss_kib);
     report.hub_threads_idle = idle.map(|sample| sample.threads);
     report.hub_fds_idle = idle.and_then(|sample| sample.open_fds);
+    report.hub_maps_idle = idle.and_then(|sample| sample.memory_maps);
     report.hub_rss_kib = end.map(|sample| sample.rss_kib);
     report.hub_rss_peak_kib = end.map(|sample| sample.peak_rss_kib);
     if let (Some(before), Some(idle)) = (before, idle) {
-        if report.connections_open > 0 {
-            let grown_bytes = idle.rss_kib.saturating_sub(before.rss_kib) * 1024;
-            let per_connection = grown_bytes / report.connections_open as u64;
-            report.rss_per_idle_conn_bytes = Some(per_connection);
-            report.rss_per_idle_conn_kib = Some(rounded(per_connection as f64 / 1024.0, 1));
-        }
+        fill_per_connection_fields(report, &before, &idle);
         report.hub_cpu_connect_s = Some(idle.cpu_seconds_since(&before));
     }
     if let (Some(before), Some(end)) = (before, end) {
@@ -378,6 +398,29 @@ fn fill_process_fields(report: &mut Report, [before, idle, end]: [Option<Process
     if let (Some(idle), Some(end)) = (idle, end) {
         report.hub_cpu_publish_s = Some(end.cpu_seconds_since(&idle));
     }
+}
+
+/// What each idle connection cost the hub: the growth from `before` to
+/// `idle`, divided by the connections open. Nothing if none are open.
+fn fill_per_connection_fields(report: &mut Report, before: &ProcessSample, idle: &ProcessSample) {
+    let open = report.connections_open as u64;
+    let grown_bytes = idle.rss_kib.saturating_sub(before.rss_kib) * 1024;
+    let Some(bytes_per_connection) = grown_bytes.checked_div(open) else {
+        return;
+    };
+    report.rss_per_idle_conn_bytes = Some(bytes_per_connection);
+    report.rss_per_idle_conn_kib = Some(rounded(bytes_per_connection as f64 / 1024.0, 1));
+    let per_connection =
+        |before: u64, idle: u64| rounded(idle.saturating_sub(before) as f64 / open as f64, 2);
+    report.hub_threads_per_conn = Some(per_connection(before.threads, idle.threads));
+    report.hub_fds_per_conn = before
+        .open_fds
+        .zip(idle.open_fds)
+        .map(|(before, idle)| per_connection(before, idle));
+    report.hub_maps_per_conn = before
+        .memory_maps
+        .zip(idle.memory_maps)
+        .map(|(before, idle)| per_connection(before, idle));
 }
 
 /// The hub process, if `--hub-pid` was given.

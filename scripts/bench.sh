@@ -8,7 +8,9 @@
 #
 # Scenarios (see examples/loadgen.rs for what every number means):
 #   (a) idle-1000, idle-10000   connect N subscribers, settle 2 s, read the
-#                               hub's RSS: RSS per idle connection
+#                               hub's RSS: RSS per idle connection (the big
+#                               run is made smaller, with a warning, if the
+#                               hub would exceed this machine's limits)
 #   (b) fanout-1000, fanout-100 N subscribers, 100 events/s of 128 bytes for
 #                               10 s through POST /publish
 #   (c) saturation-100          100 subscribers, POST /publish flat out for
@@ -16,7 +18,8 @@
 #   (d) storm-5000              5,000 subscribers connecting all at once
 #
 # Output: the tables on stdout, one JSON line per scenario in
-# target/bench/results.jsonl, and each hub's log in target/bench/hub-*.log.
+# target/bench/results.jsonl, and each hub's log in target/bench/hub-*.log
+# (under $CARGO_TARGET_DIR instead of target/ if that is set).
 #
 # Only 127.0.0.1 is used. Every wait is bounded in count and time, and the
 # scenarios take about two to three minutes after the build. The script
@@ -27,10 +30,11 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 BENCH_PORT=${BENCH_PORT:-19200}
-OUT_DIR=target/bench
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+OUT_DIR=$TARGET_DIR/bench
 RESULTS=$OUT_DIR/results.jsonl
-HUB=target/release/pumphub
-LOADGEN=target/release/examples/loadgen
+HUB=$TARGET_DIR/release/pumphub
+LOADGEN=$TARGET_DIR/release/examples/loadgen
 # Flags every hub gets: room for the biggest scenario, no per-client rate
 # limit (the publishers here are meant to be fast), quiet logs.
 HUB_FLAGS=(--max-connections 20000 --max-connections-per-ip 20000 --rate-limit 0
@@ -46,7 +50,7 @@ cargo build --release --quiet --bin pumphub --example loadgen
 
 # 10,000 clients need a file descriptor each in loadgen and one or two in the
 # hub (SPLIT-PUMPS.md clones each socket). Raise the soft limit as far as the
-# hard limit allows; an unprivileged shell cannot go past it.
+# hard limit allows; without CAP_SYS_RESOURCE a shell cannot go past it.
 HARD_LIMIT=$(ulimit -Hn)
 if [[ $HARD_LIMIT == unlimited ]]; then HARD_LIMIT=1048576; fi
 WANTED_LIMIT=25000
@@ -125,24 +129,45 @@ scenario() {
     stop_hub "$label"
 }
 
-# json_number KEY: that number from the last line of results.jsonl.
-json_number() {
-    tail -n 1 "$RESULTS" | grep -o "\"$1\":[0-9]*" | cut -d: -f2
+# json_value KEY: that number from the last line of results.jsonl, or nothing.
+json_value() {
+    tail -n 1 "$RESULTS" | grep -o "\"$1\":[0-9.]*" | cut -d: -f2 || true
 }
 
 # (a) idle
 scenario idle-1000 --clients 1000 --connect-only --settle-ms 2000 --connect-concurrency 500
 
-# Size the big idle run from what the hub really used per connection.
-FDS_IDLE=$(json_number hub_fds_idle || true)
-FDS_PER_CONNECTION=$(((${FDS_IDLE:-2000} + 500) / 1000))
-((FDS_PER_CONNECTION >= 1)) || FDS_PER_CONNECTION=1
-BIG=10000
-FITS=$(((HARD_LIMIT - 100) / FDS_PER_CONNECTION))
-if ((FITS < BIG)); then
-    echo "!! the hub uses $FDS_PER_CONNECTION file descriptors per connection and the hard limit" \
-        "is $HARD_LIMIT: running $FITS clients instead of $BIG"
-    BIG=$FITS
+# Size the big idle run so the hub can survive it. With a thread (or two)
+# per connection, two per-process limits matter, measured on the run above:
+# file descriptors (the hard `ulimit -n`, which a shell cannot raise) and
+# memory maps (vm.max_map_count: each thread's stack, guard page and signal
+# stack are maps, and a process that runs out cannot start threads). Set
+# BENCH_IDLE_BIG to force a count.
+BIG=${BENCH_IDLE_BIG:-10000}
+if [[ -z ${BENCH_IDLE_BIG:-} ]]; then
+    FDS_PER_CONNECTION=$(json_value hub_fds_per_conn)
+    MAPS_PER_CONNECTION=$(json_value hub_maps_per_conn)
+    MAX_MAP_COUNT=$(cat /proc/sys/vm/max_map_count 2>/dev/null || echo 0)
+    # fits LIMIT PER_CONNECTION: connections that fit under LIMIT, in hundreds,
+    # keeping 1000 spare for the hub's own threads and files.
+    fits() {
+        awk -v limit="$1" -v per="${2:-0}" 'BEGIN {
+            if (per <= 0 || limit <= 0) { print 1000000 } else { print int((limit - 1000) / per / 100) * 100 }
+        }'
+    }
+    FITS_FDS=$(fits "$HARD_LIMIT" "$FDS_PER_CONNECTION")
+    FITS_MAPS=$(fits "$MAX_MAP_COUNT" "$MAPS_PER_CONNECTION")
+    if ((FITS_FDS < BIG)); then
+        echo "!! the hub uses $FDS_PER_CONNECTION file descriptors per connection and the hard" \
+            "open-files limit is $HARD_LIMIT: at most $FITS_FDS clients fit"
+        BIG=$FITS_FDS
+    fi
+    if ((FITS_MAPS < BIG)); then
+        echo "!! the hub uses $MAPS_PER_CONNECTION memory maps per connection and vm.max_map_count" \
+            "is $MAX_MAP_COUNT: past about $FITS_MAPS clients it cannot start threads (pumphub" \
+            "aborted there when tried); running $FITS_MAPS (BENCH_IDLE_BIG=10000 to force)"
+        BIG=$FITS_MAPS
+    fi
 fi
 scenario "idle-$BIG" --clients "$BIG" --connect-only --settle-ms 2000 --connect-concurrency 500 \
     --connect-timeout-s 60

@@ -62,6 +62,8 @@ struct Session {
     saw_first_frame: bool,
     tracker: DeliveryTracker,
     publishing: Option<WsPublishState>,
+    /// Set once we sent our Close: the end that follows is ours, not a drop.
+    closing: bool,
 }
 
 /// What the fleet passes to every step: where to connect and how.
@@ -102,6 +104,7 @@ impl ClientConn {
                 saw_first_frame: false,
                 tracker: DeliveryTracker::default(),
                 publishing: None,
+                closing: false,
             },
         }
     }
@@ -185,6 +188,31 @@ impl ClientConn {
         }
     }
 
+    /// Starts the closing handshake (Close 1000), so the hub sees a client
+    /// leave normally rather than a reset. Returns false if already closed.
+    pub fn start_close(&mut self, stats: &mut RunStats) -> bool {
+        let ConnState::Open(socket) = &mut self.state else {
+            self.state = ConnState::Closed;
+            return false;
+        };
+        self.session.closing = true;
+        let sent = match socket.close(None) {
+            Ok(()) => flush(socket),
+            Err(WsError::Io(error)) if error.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(error) => Err(describe_error(&error)),
+        };
+        if let Err(reason) = sent {
+            self.state = self.session.fail(stats, &reason);
+            return false;
+        }
+        true
+    }
+
+    /// True once the connection has ended, however it ended.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, ConnState::Closed | ConnState::NotStarted)
+    }
+
     /// Makes this connection a publisher for the coming phase.
     pub fn start_publishing(&mut self, state: WsPublishState) {
         self.session.publishing = Some(state);
@@ -259,7 +287,9 @@ impl Session {
     /// Counts `reason` as a connect failure or a disconnect, and returns the
     /// state to move to.
     fn fail(&mut self, stats: &mut RunStats, reason: &str) -> ConnState {
-        if self.ready_at.is_some() {
+        if self.closing {
+            // We asked for this end; however it went, it is not a drop.
+        } else if self.ready_at.is_some() {
             RunStats::count(&mut stats.disconnects, reason);
         } else {
             RunStats::count(&mut stats.connect_failures, reason);

@@ -203,6 +203,31 @@ impl Fleet {
         }
     }
 
+    /// Closes every open connection with a Close frame and waits, at most
+    /// `timeout`, for the hub to finish each closing handshake. Whatever is
+    /// still open then is dropped when the process exits.
+    pub fn close_all(&mut self, timeout: Duration) -> io::Result<()> {
+        let mut open = 0;
+        for connection in &mut self.connections {
+            if connection.start_close(&mut self.stats) {
+                open += 1;
+            }
+        }
+        let deadline = Instant::now() + timeout;
+        while open > 0 {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            self.poll_once(left)?;
+            open = self
+                .connections
+                .iter()
+                .filter(|connection| !connection.is_closed())
+                .count();
+        }
+        Ok(())
+    }
+
     fn publishers(&self) -> impl Iterator<Item = &ClientConn> {
         self.connections[self.first_publisher..].iter()
     }

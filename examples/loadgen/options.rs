@@ -44,6 +44,8 @@ PUBLISHING:
 OUTPUT:
     --label NAME              copied into the JSON line [derived from the flags]
     --json-out FILE           also append the JSON line to FILE
+    --strict                  exit 3 if anything was lost, duplicated, out of
+                              order, refused or against the protocol (for CI)
     -h, --help                this text
 ";
 
@@ -89,6 +91,7 @@ pub struct Options {
     pub drain: Duration,
     pub label: Option<String>,
     pub json_out: Option<String>,
+    pub strict: bool,
 }
 
 impl Default for Options {
@@ -114,6 +117,7 @@ impl Default for Options {
             drain: Duration::from_millis(5000),
             label: None,
             json_out: None,
+            strict: false,
         }
     }
 }
@@ -133,6 +137,7 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Parsed, String> {
         match flag.as_str() {
             "-h" | "--help" => return Ok(Parsed::Help),
             "--connect-only" => options.connect_only = true,
+            "--strict" => options.strict = true,
             "--ws" => options.ws_url = value(&flag, args)?,
             "--http" => options.http_addr = value(&flag, args)?,
             "--hub-pid" => options.hub_pid = Some(value(&flag, args)?),

@@ -1,7 +1,7 @@
 //! Reading a process from /proc, and printing what a run measured.
 //!
 //! `ProcessSample` is one look at /proc/PID/status (VmRSS, VmHWM, Threads),
-//! /proc/PID/stat (utime + stime) and /proc/PID/fd. `Report` is everything
+//! /proc/PID/stat (utime + stime), /proc/PID/fd and /proc/PID/maps. `Report` is everything
 //! a run measured, in the order of the JSON line; `print_table` shows the
 //! same numbers for people.
 
@@ -28,6 +28,10 @@ pub struct ProcessSample {
     pub threads: u64,
     /// Open file descriptors (sockets, mostly); `None` if not readable.
     pub open_fds: Option<u64>,
+    /// Memory mappings. Each thread costs several (stack, guard pages,
+    /// signal stack), and Linux caps them per process at vm.max_map_count,
+    /// so with a thread per connection this bounds the connection count.
+    pub memory_maps: Option<u64>,
 }
 
 impl ProcessSample {
@@ -56,7 +60,11 @@ impl ProcessSample {
         let open_fds = fs::read_dir(format!("/proc/{process}/fd"))
             .ok()
             .map(|entries| entries.count() as u64);
+        let memory_maps = fs::read_to_string(format!("/proc/{process}/maps"))
+            .ok()
+            .map(|maps| maps.lines().count() as u64);
         Ok(ProcessSample {
+            memory_maps,
             rss_kib: field("VmRSS:"),
             peak_rss_kib: field("VmHWM:"),
             cpu_ticks: ticks(11) + ticks(12),
@@ -69,6 +77,22 @@ impl ProcessSample {
     pub fn cpu_seconds_since(&self, earlier: &ProcessSample) -> f64 {
         self.cpu_ticks.saturating_sub(earlier.cpu_ticks) as f64 / TICKS_PER_SECOND
     }
+}
+
+/// The kernel's count of connections dropped because a listener's accept
+/// queue was full (TcpExt ListenOverflows in /proc/net/netstat). It is
+/// machine-wide, but on this loopback-only machine the hub is the listener
+/// being hammered. Each such drop costs the client a SYN retransmission,
+/// 1 s later: this is what explains a connect-time tail of about 1 s.
+pub fn listen_overflows() -> Option<u64> {
+    let netstat = fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut tcp_ext = netstat.lines().filter(|line| line.starts_with("TcpExt:"));
+    let names = tcp_ext.next()?.split_whitespace();
+    let values = tcp_ext.next()?.split_whitespace();
+    names
+        .zip(values)
+        .find(|(name, _)| *name == "ListenOverflows")
+        .and_then(|(_, value)| value.parse().ok())
 }
 
 /// Soft limit on open files for this process, from /proc/self/limits.
@@ -103,6 +127,7 @@ pub struct Report {
     pub connect_ms_p50: Option<f64>,
     pub connect_ms_p99: Option<f64>,
     pub connect_ms_max: Option<f64>,
+    pub listen_overflows: Option<u64>,
 
     pub published: u64,
     pub publish_errors: u64,
@@ -136,6 +161,10 @@ pub struct Report {
     pub rss_per_idle_conn_kib: Option<f64>,
     pub hub_threads_idle: Option<u64>,
     pub hub_fds_idle: Option<u64>,
+    pub hub_maps_idle: Option<u64>,
+    pub hub_threads_per_conn: Option<f64>,
+    pub hub_fds_per_conn: Option<f64>,
+    pub hub_maps_per_conn: Option<f64>,
     pub hub_cpu_s: Option<f64>,
     pub hub_cpu_connect_s: Option<f64>,
     pub hub_cpu_publish_s: Option<f64>,
@@ -144,6 +173,30 @@ pub struct Report {
 }
 
 impl Report {
+    /// What went wrong, for `--strict`: empty if every connection was made
+    /// and every event arrived once, in order, as the protocol says.
+    pub fn problems(&self) -> Vec<String> {
+        let counts = [
+            ("connections failed", self.connections_failed),
+            ("connections dropped", self.disconnects.values().sum()),
+            ("publish errors", self.publish_errors),
+            ("unsent events", self.unsent),
+            ("lost", self.lost),
+            ("out of order", self.out_of_order),
+            ("duplicates", self.duplicates),
+            (
+                "protocol violations",
+                self.protocol_violations.values().sum(),
+            ),
+            ("unparsed frames", self.unparsed_frames),
+        ];
+        counts
+            .iter()
+            .filter(|(_, count)| *count > 0)
+            .map(|(what, count)| format!("{what}: {count}"))
+            .collect()
+    }
+
     /// The single JSON line.
     pub fn to_json_line(&self) -> String {
         serde_json::to_string(self).expect("a Report always serializes")
@@ -171,6 +224,13 @@ impl Report {
                 optional(self.connect_ms_p50, 1),
                 optional(self.connect_ms_p99, 1),
                 optional(self.connect_ms_max, 1)
+            ),
+        ));
+        rows.push((
+            "listen overflows",
+            format!(
+                "{}   (SYNs dropped on a full accept queue, retried after 1 s)",
+                whole(self.listen_overflows)
             ),
         ));
         if self.mode == "publish" {
@@ -276,11 +336,21 @@ impl Report {
             ),
         ));
         rows.push((
-            "hub threads / fds",
+            "hub when idle",
             format!(
-                "{} / {} when idle",
+                "{} threads, {} fds, {} memory maps",
                 whole(self.hub_threads_idle),
-                whole(self.hub_fds_idle)
+                whole(self.hub_fds_idle),
+                whole(self.hub_maps_idle)
+            ),
+        ));
+        rows.push((
+            "hub per idle conn",
+            format!(
+                "{} threads, {} fds, {} memory maps",
+                optional(self.hub_threads_per_conn, 2),
+                optional(self.hub_fds_per_conn, 2),
+                optional(self.hub_maps_per_conn, 2)
             ),
         ));
         rows.push((
