@@ -185,14 +185,18 @@ impl Pacer {
         }
     }
 
-    /// When the next paced event is due; `None` if flat out or finished.
-    pub fn next_due_at(&self) -> Option<Instant> {
+    /// When `count` more events will be due (or all the rest, if fewer
+    /// remain); `None` if flat out or finished. Waiting for a whole batch
+    /// needs this: the next single event is usually due already.
+    pub fn due_at(&self, count: u64) -> Option<Instant> {
         match self.schedule {
             Schedule::Paced {
                 events_per_s,
                 total,
             } if self.sent < total => {
-                Some(self.started + Duration::from_secs_f64(self.sent as f64 / events_per_s))
+                // Event k (from 0) is due k / events_per_s after the start.
+                let last_needed = self.sent + count.clamp(1, total - self.sent) - 1;
+                Some(self.started + Duration::from_secs_f64(last_needed as f64 / events_per_s))
             }
             _ => None,
         }
@@ -325,13 +329,16 @@ impl HttpPublisher {
                 if pacer.finished(now) {
                     return Ok(());
                 }
-                let wake_at = pacer.next_due_at().unwrap_or(now).min(hard_stop);
+                let wake_at = pacer
+                    .due_at(self.batch as u64)
+                    .unwrap_or(now)
+                    .min(hard_stop);
                 thread::sleep(wake_at.saturating_duration_since(now));
                 continue;
             }
             // Wait for a reply, but wake up when the next event is due.
             let window_full = in_flight.len() >= self.window;
-            let wake_at = match pacer.next_due_at() {
+            let wake_at = match pacer.due_at(self.batch as u64) {
                 Some(due) if !window_full => due.min(hard_stop),
                 _ => hard_stop,
             };
