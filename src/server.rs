@@ -185,13 +185,8 @@ impl Hub {
         self.http_addr
     }
 
-    /// Shut down gracefully and wait for every thread the hub started.
-    /// See [`shutdown_now`](Self::shutdown_now) for the steps.
-    pub fn shutdown(mut self) {
-        self.shutdown_now();
-    }
-
-    /// The graceful shutdown, in order:
+    /// Shut down gracefully and wait for every thread the hub started, in
+    /// this order:
     ///
     /// 1. Mark the hub as shutting down: new handshakes and `POST /publish`
     ///    get 503, `/health` answers 503, the embedding API refuses work.
@@ -207,6 +202,11 @@ impl Hub {
     /// 5. Stop and join the broadcaster.
     /// 6. Stop and join the HTTP workers. The HTTP listener answers (503 for
     ///    `/health`) until this last step.
+    pub fn shutdown(mut self) {
+        self.shutdown_now();
+    }
+
+    /// The steps of [`shutdown`](Self::shutdown); also run on drop.
     fn shutdown_now(&mut self) {
         let Some(acceptor) = self.acceptor.take() else {
             return; // already done
