@@ -17,18 +17,18 @@
 //!
 //! Nothing here is global: two `Hub`s in one process share no state.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use log::{error, info};
+use log::{error, info, warn};
 use uuid::Uuid;
 
-use crate::acceptor;
-use crate::admission::ConnectionLimiter;
+use crate::acceptor::{self, LiveConnections};
+use crate::admission::{os_connection_ceiling, ConnectionLimiter};
 use crate::auth::{Authorizer, ConfigAuthorizer};
 use crate::command::HubCommand;
 use crate::config::Config;
@@ -72,6 +72,7 @@ pub struct Hub {
     ws_addr: SocketAddr,
     http_addr: SocketAddr,
     stop_accepting: Arc<AtomicBool>,
+    live_connections: Arc<LiveConnections>,
     acceptor: Option<JoinHandle<()>>,
     broadcaster: Option<JoinHandle<()>>,
     http: Option<HttpServer>,
@@ -98,17 +99,19 @@ impl Hub {
         config: Config,
         authorizer: Arc<dyn Authorizer>,
     ) -> Result<Hub, Error> {
-        let ws_listener = TcpListener::bind(&config.ws_addr).map_err(|source| Error::Bind {
+        let ws_listener = bind(&config.ws_addr).map_err(|source| Error::Bind {
             listener: "websocket",
             address: config.ws_addr.clone(),
             source,
         })?;
         let ws_addr = ws_listener.local_addr().map_err(Error::Spawn)?;
-        let http_server = tiny_http::Server::http(&config.http_addr).map_err(|e| Error::Bind {
+        let http_listener = bind(&config.http_addr).map_err(|source| Error::Bind {
             listener: "http",
             address: config.http_addr.clone(),
-            source: std::io::Error::other(e.to_string()),
+            source,
         })?;
+        let http_server = tiny_http::Server::from_listener(http_listener, None)
+            .map_err(|e| Error::Spawn(std::io::Error::other(e.to_string())))?;
         let http_addr = http_server.server_addr().to_ip().ok_or_else(|| {
             Error::Spawn(std::io::Error::other("http listener has no IP address"))
         })?;
@@ -136,8 +139,19 @@ impl Hub {
         let broadcaster = Broadcaster::new(settings, metrics.clone(), commands_rx);
         let broadcaster = spawn("broadcaster", move || broadcaster.run())?;
 
+        let max_connections = match os_connection_ceiling() {
+            Some((ceiling, why)) if ceiling < config.max_connections => {
+                warn!(
+                    "max-connections {} is more than this machine can hold: {why}; \
+                     refusing connections (503) beyond {ceiling}",
+                    config.max_connections
+                );
+                ceiling
+            }
+            _ => config.max_connections,
+        };
         let context = Arc::new(ServerContext {
-            limiter: ConnectionLimiter::new(config.max_connections, config.max_connections_per_ip),
+            limiter: ConnectionLimiter::new(max_connections, config.max_connections_per_ip),
             config,
             commands: commands_tx,
             metrics,
@@ -147,11 +161,13 @@ impl Hub {
         let http = HttpServer::start(http_server, handle.clone(), &context.config, ws_addr)?;
 
         let stop_accepting = Arc::new(AtomicBool::new(false));
+        let live_connections = Arc::new(LiveConnections::default());
         let acceptor = {
             let context = context.clone();
             let stop = stop_accepting.clone();
+            let live = live_connections.clone();
             spawn("acceptor", move || {
-                acceptor::run(ws_listener, context, stop)
+                acceptor::run(ws_listener, context, stop, live)
             })?
         };
         Ok(Hub {
@@ -160,6 +176,7 @@ impl Hub {
             ws_addr,
             http_addr,
             stop_accepting,
+            live_connections,
             acceptor: Some(acceptor),
             broadcaster: Some(broadcaster),
             http: Some(http),
@@ -181,25 +198,28 @@ impl Hub {
         self.http_addr
     }
 
-    /// Shut down gracefully and wait for every thread the hub started.
-    /// See [`shutdown_now`](Self::shutdown_now) for the steps.
-    pub fn shutdown(mut self) {
-        self.shutdown_now();
-    }
-
-    /// The graceful shutdown, in order:
+    /// Shut down gracefully and wait for every thread the hub started, in
+    /// this order:
     ///
     /// 1. Mark the hub as shutting down: new handshakes and `POST /publish`
     ///    get 503, `/health` answers 503, the embedding API refuses work.
     /// 2. Ask the broadcaster to queue `shutdown` and Close 1001 for every
     ///    client, behind the events already queued, with a deadline of
     ///    `--shutdown-grace-ms`. In-process subscriptions end.
-    /// 3. Stop the acceptor (wake its `accept` by connecting once) and join
-    ///    it; it joins every connection thread, which ends when its write
-    ///    pump has finished the close handshake or hit the deadline.
-    /// 4. Stop and join the broadcaster.
-    /// 5. Stop and join the HTTP workers. The HTTP listener answers (503 for
+    /// 3. Wait until every connection thread has ended, or the deadline
+    ///    passes. A write pump ends once its client answered the Close (or
+    ///    did not, within 2 s); none writes past the deadline. Meanwhile
+    ///    the acceptor still accepts, so late clients get their 503.
+    /// 4. Stop the acceptor (wake its `accept` by connecting once) and join
+    ///    it; it joins every connection thread that is left.
+    /// 5. Stop and join the broadcaster.
+    /// 6. Stop and join the HTTP workers. The HTTP listener answers (503 for
     ///    `/health`) until this last step.
+    pub fn shutdown(mut self) {
+        self.shutdown_now();
+    }
+
+    /// The steps of [`shutdown`](Self::shutdown); also run on drop.
     fn shutdown_now(&mut self) {
         let Some(acceptor) = self.acceptor.take() else {
             return; // already done
@@ -221,19 +241,24 @@ impl Hub {
             reconnect_ms,
         });
         // 3.
+        let left = self.live_connections.wait_for_none(deadline);
+        if left > 0 {
+            info!("{left} connections still closing at the end of the grace period");
+        }
+        // 4.
         self.stop_accepting.store(true, Ordering::Release);
         wake_acceptor(self.ws_addr);
         if acceptor.join().is_err() {
             error!("the acceptor thread panicked");
         }
-        // 4.
+        // 5.
         let _ = self.context.commands.send(HubCommand::Stop);
         if let Some(broadcaster) = self.broadcaster.take() {
             if broadcaster.join().is_err() {
                 error!("the broadcaster thread panicked");
             }
         }
-        // 5.
+        // 6.
         if let Some(http) = self.http.take() {
             http.stop();
         }
@@ -259,6 +284,32 @@ fn wake_acceptor(addr: SocketAddr) {
         });
     }
     let _ = TcpStream::connect_timeout(&target, Duration::from_secs(1));
+}
+
+/// How many connections may wait in the kernel's accept queue. std's
+/// `TcpListener::bind` uses 128, which a burst of clients overflows: the
+/// kernel then drops their SYNs and they retry after a full second. The
+/// kernel caps this at `net.core.somaxconn` (4096 on current kernels).
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// Bind a listening TCP socket with our backlog (std offers no way to set it).
+fn bind(address: &str) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let mut last_error = None;
+    for addr in address.to_socket_addrs()? {
+        let attempt = (|| {
+            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+            socket.set_reuse_address(true)?;
+            socket.bind(&addr.into())?;
+            socket.listen(LISTEN_BACKLOG)?;
+            Ok::<TcpListener, std::io::Error>(socket.into())
+        })();
+        match attempt {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| std::io::Error::other("the address resolved to nothing")))
 }
 
 fn spawn<F: FnOnce() + Send + 'static>(name: &str, body: F) -> Result<JoinHandle<()>, Error> {

@@ -8,6 +8,16 @@ mod support;
 mod protocol;
 // HTTP and library publishing, ordering under concurrency
 mod publish;
+// replay with since, complete, URL subscribe, resume
+mod replay;
+// 4008 for slow consumers, resume after it, stalled TCP clients
+mod slow_consumer;
+// graceful shutdown: frames, 503s, every thread ends
+mod shutdown;
+// heartbeat, message-size limit, handshake that never comes
+mod heartbeat;
+// the live page (GET /) in headless Chromium, driven over CDP
+mod browser;
 // GET /metrics: Prometheus text format, contract names, counters under traffic
 mod metrics;
 // GET /status and /health: fields, the publish key, 503 during shutdown
