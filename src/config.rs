@@ -737,10 +737,7 @@ where
     }
     if let Some(level) = env(ENV_LOG).as_deref().and_then(level_from_rust_log) {
         config.log_level = level;
-        origins.insert(
-            Setting::LogLevel,
-            Origin::Environment { var: ENV_LOG },
-        );
+        origins.insert(Setting::LogLevel, Origin::Environment { var: ENV_LOG });
     }
     for (setting, raw) in command_line.settings {
         config.set(setting, raw, &Origin::CommandLine)?;
@@ -1806,7 +1803,10 @@ mod tests {
         // Directives simple_logger cannot follow are ignored, not an error.
         let directive = [(ENV_LOG, "pumphub=debug")];
         assert_eq!(level(&[], &directive), LevelFilter::Info);
-        assert_eq!(level(&["--config", file.path()], &directive), LevelFilter::Error);
+        assert_eq!(
+            level(&["--config", file.path()], &directive),
+            LevelFilter::Error
+        );
         assert_eq!(level_from_rust_log(" trace "), Some(LevelFilter::Trace));
         assert_eq!(level_from_rust_log("info,pumphub=debug"), None);
     }

@@ -413,7 +413,10 @@ mod tests {
     fn rejection_warnings_are_throttled_per_reason() {
         let metrics = Metrics::default();
         metrics.count_rejection(RejectReason::NotFound);
-        assert_eq!(metrics.rejection_warning_due(RejectReason::NotFound), Some(1));
+        assert_eq!(
+            metrics.rejection_warning_due(RejectReason::NotFound),
+            Some(1)
+        );
         for _ in 0..5 {
             metrics.count_rejection(RejectReason::NotFound);
             assert_eq!(metrics.rejection_warning_due(RejectReason::NotFound), None);
@@ -427,7 +430,10 @@ mod tests {
             .warned_at_s
             .store(1, Ordering::Relaxed);
         metrics.count_rejection(RejectReason::NotFound);
-        assert_eq!(metrics.rejection_warning_due(RejectReason::NotFound), Some(6));
+        assert_eq!(
+            metrics.rejection_warning_due(RejectReason::NotFound),
+            Some(6)
+        );
     }
 
     #[test]

@@ -20,5 +20,5 @@ mod heartbeat;
 mod browser;
 // GET /metrics: Prometheus text format, contract names, counters under traffic
 mod metrics;
-// GET /status and /health: fields, the publish key, 503 during shutdown
+// GET /status and /health: every field, the publish key on /status
 mod status;

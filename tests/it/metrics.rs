@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
+use std::thread;
 
 use serde_json::json;
 
@@ -116,7 +117,11 @@ impl Scrape {
                     finished.push(previous);
                 }
             }
-            families.entry(family_name).or_default().samples.push(sample);
+            families
+                .entry(family_name)
+                .or_default()
+                .samples
+                .push(sample);
         }
         Ok(Scrape { families })
     }
@@ -133,7 +138,9 @@ impl Scrape {
             .find(|s| {
                 s.name == name
                     && s.labels.len() == labels.len()
-                    && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+                    && labels
+                        .iter()
+                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
             })
             .unwrap_or_else(|| panic!("no sample {name}{labels:?}"))
             .value
@@ -167,7 +174,11 @@ impl Scrape {
             }
             let (last_le, inf_count) = *buckets.last().unwrap();
             assert!(last_le.is_infinite(), "{name}: last bucket is not +Inf");
-            assert_eq!(self.value(&format!("{name}_count"), &[]), inf_count, "{name}");
+            assert_eq!(
+                self.value(&format!("{name}_count"), &[]),
+                inf_count,
+                "{name}"
+            );
             assert!(self.value(&format!("{name}_sum"), &[]) >= 0.0, "{name}_sum");
         }
     }
@@ -295,13 +306,6 @@ fn scrape_at(http_addr: SocketAddr) -> Scrape {
     Scrape::parse(&reply.text()).unwrap_or_else(|e| panic!("{e}\n{}", reply.text()))
 }
 
-/// Send `ping` and read up to its `pong`: every frame queued before it has
-/// been written and counted by then.
-fn sync(client: &mut Client) {
-    client.send_json(json!({"type": "ping", "id": "sync"}));
-    client.recv_until("pong");
-}
-
 /// The HTTP status of a handshake the server refused.
 fn refused_status(result: Result<Client, tungstenite::Error>) -> u16 {
     match result {
@@ -323,10 +327,16 @@ fn metrics_parse_as_prometheus_text_with_every_contract_name() {
     for (name, family) in &scrape.families {
         assert!(name.starts_with("pumphub_"), "{name}");
         assert!(family.help.is_some(), "{name} has no HELP");
-        let kind = family.kind.as_deref().unwrap_or_else(|| panic!("{name} has no TYPE"));
+        let kind = family
+            .kind
+            .as_deref()
+            .unwrap_or_else(|| panic!("{name} has no TYPE"));
         assert!(!family.samples.is_empty(), "{name} has no samples");
         if kind == "counter" {
-            assert!(name.ends_with("_total"), "counter {name} should end in _total");
+            assert!(
+                name.ends_with("_total"),
+                "counter {name} should end in _total"
+            );
         }
     }
     for name in CONTRACT_NAMES {
@@ -337,7 +347,11 @@ fn metrics_parse_as_prometheus_text_with_every_contract_name() {
         assert_eq!(value, 0, "{reason}");
     }
     let rejected = &scrape.families["pumphub_connections_rejected_total"];
-    assert_eq!(rejected.samples.len(), REJECT_REASONS.len(), "no other reasons");
+    assert_eq!(
+        rejected.samples.len(),
+        REJECT_REASONS.len(),
+        "no other reasons"
+    );
     // The extras issue 3 asks for.
     for name in [
         "pumphub_error_replies_total",
@@ -349,7 +363,9 @@ fn metrics_parse_as_prometheus_text_with_every_contract_name() {
         assert!(scrape.families.contains_key(name), "{name} missing");
     }
     assert_eq!(
-        scrape.families["pumphub_fanout_latency_seconds"].kind.as_deref(),
+        scrape.families["pumphub_fanout_latency_seconds"]
+            .kind
+            .as_deref(),
         Some("histogram")
     );
     scrape.check_histograms();
@@ -402,8 +418,8 @@ fn counters_move_with_traffic() {
     news.send_text("{oops");
     let error = news.recv_json();
     assert_eq!(error["code"], "bad_json");
-    sync(&mut news);
-    sync(&mut both);
+    news.sync();
+    both.sync();
     assert_eq!(refused_status(Client::connect(hub.ws, "/nope")), 404);
 
     let after = scrape(&hub);
@@ -418,13 +434,22 @@ fn counters_move_with_traffic() {
     assert_eq!(delta("pumphub_events_delivered_total", &[]), 7);
     // news: subscribe, bad JSON, ping; both: subscribe, ping.
     assert_eq!(delta("pumphub_client_messages_total", &[]), 5);
-    assert_eq!(delta("pumphub_error_replies_total", &[("code", "bad_json")]), 1);
-    assert_eq!(delta("pumphub_error_replies_total", &[("code", "bad_message")]), 0);
+    assert_eq!(
+        delta("pumphub_error_replies_total", &[("code", "bad_json")]),
+        1
+    );
+    assert_eq!(
+        delta("pumphub_error_replies_total", &[("code", "bad_message")]),
+        0
+    );
     // news: welcome, subscribed, 3 events, error, pong; both: welcome,
     // subscribed, 4 events, pong.
     assert_eq!(delta("pumphub_frames_sent_total", &[]), 14);
     assert_eq!(
-        delta("pumphub_connections_rejected_total", &[("reason", "not_found")]),
+        delta(
+            "pumphub_connections_rejected_total",
+            &[("reason", "not_found")]
+        ),
         1
     );
     assert_eq!(after.count("pumphub_seq", &[]), 4);
@@ -445,8 +470,10 @@ fn counters_move_with_traffic() {
     assert_eq!(scrape(&hub).count("pumphub_connections_total", &[]), 2);
 }
 
-/// Every rejection reason but `shutting_down` (see status.rs) is counted
-/// under its own label, once per refused connection.
+/// Every rejection reason but `shutting_down` (see the shutdown test below)
+/// is counted under its own label, once per refused connection. Also a
+/// regression test: a 401 straight after a 403 used to get 429, because the
+/// refused handshake still held its per-IP slot while lingering.
 #[test]
 fn rejections_are_counted_by_reason() {
     let hub = TestHub::new()
@@ -464,9 +491,15 @@ fn rejections_are_counted_by_reason() {
     assert_eq!(refused_status(Client::connect(hub.ws, "/other")), 404);
     // origin
     let evil = [("Origin", "https://evil.example")];
-    assert_eq!(refused_status(Client::connect_with(hub.ws, "/ws", &evil)), 403);
+    assert_eq!(
+        refused_status(Client::connect_with(hub.ws, "/ws", &evil)),
+        403
+    );
     // unauthorized
-    assert_eq!(refused_status(Client::connect(hub.ws, "/ws?token=wrong")), 401);
+    assert_eq!(
+        refused_status(Client::connect(hub.ws, "/ws?token=wrong")),
+        401
+    );
     // handshake_timeout: connect and say nothing until the server drops us.
     let mut silent = TcpStream::connect(hub.ws).unwrap();
     silent.set_read_timeout(Some(PATIENCE)).unwrap();
@@ -474,7 +507,10 @@ fn rejections_are_counted_by_reason() {
     assert!(matches!(silent.read(&mut buffer), Ok(0) | Err(_)));
     // per_ip: one client holds the only slot for 127.0.0.1.
     let _holder = hub.client_at("/ws?token=secret");
-    assert_eq!(refused_status(Client::connect(hub.ws, "/ws?token=secret")), 429);
+    assert_eq!(
+        refused_status(Client::connect(hub.ws, "/ws?token=secret")),
+        429
+    );
 
     let scrape = scrape(&hub);
     for reason in REJECT_REASONS {
@@ -492,7 +528,10 @@ fn rejections_are_counted_by_reason() {
     assert_eq!(refused_status(Client::connect(small.ws, "/ws")), 503);
     let scrape = scrape_at(small.http);
     let reason = [("reason", "max_connections")];
-    assert_eq!(scrape.count("pumphub_connections_rejected_total", &reason), 1);
+    assert_eq!(
+        scrape.count("pumphub_connections_rejected_total", &reason),
+        1
+    );
     assert_eq!(scrape.count("pumphub_connections_total", &[]), 1);
 }
 
@@ -517,10 +556,16 @@ fn a_slow_consumer_is_counted_once() {
     }
     // A few more publishes find it closing and must not count it again.
     for _ in 0..3 {
-        assert_eq!(hub.handle.publish("firehose", json!(1)).unwrap().delivered, 0);
+        assert_eq!(
+            hub.handle.publish("firehose", json!(1)).unwrap().delivered,
+            0
+        );
     }
     let scrape = scrape(&hub);
-    assert_eq!(scrape.count("pumphub_slow_consumer_disconnects_total", &[]), 1);
+    assert_eq!(
+        scrape.count("pumphub_slow_consumer_disconnects_total", &[]),
+        1
+    );
     assert_eq!(scrape.count("pumphub_queue_depth_high_water", &[]), 2);
     assert_eq!(
         scrape.count("pumphub_events_published_total", &[]),
@@ -532,4 +577,35 @@ fn a_slow_consumer_is_counted_once() {
     );
     // Reading again, the client gets what was in flight, then Close 4008.
     assert_eq!(slow.recv_close(), Some(4008));
+}
+
+/// During shutdown `/metrics` keeps answering (PROTOCOL.md section 9), and
+/// a handshake refused because of it is counted as `shutting_down`. A
+/// client that never answers the hub's Close holds the shutdown open for
+/// the 2 s close wait; `/health` turning 503 (polled, bounded) says the
+/// shutdown has begun.
+#[test]
+fn metrics_keep_answering_during_shutdown_and_count_its_refusals() {
+    let mut hub = TestHub::new().start();
+    let (ws, http_addr) = (hub.ws, hub.http);
+    let mut holder = hub.client();
+    let shutdown = thread::spawn(move || hub.shutdown());
+    wait_until("/health answers 503", PATIENCE, || {
+        http_get(http_addr, "/health").status == 503
+    });
+
+    assert_eq!(refused_status(Client::connect(ws, "/ws")), 503);
+    let scrape = scrape_at(http_addr);
+    let reason = [("reason", "shutting_down")];
+    assert_eq!(
+        scrape.count("pumphub_connections_rejected_total", &reason),
+        1
+    );
+    assert_eq!(scrape.count("pumphub_connections_active", &[]), 1);
+
+    assert_eq!(holder.recv_close(), Some(1001));
+    // tungstenite queues its answer to a Close; a flush sends it, so the
+    // hub need not wait out its close timeout.
+    let _ = holder.socket.flush();
+    shutdown.join().expect("shutdown completes");
 }

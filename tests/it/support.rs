@@ -249,6 +249,15 @@ impl Client {
         self.recv_until("subscribed")
     }
 
+    /// Send `ping` and read up to its `pong`. The write pump handles our
+    /// requests in order and counts each batch of frames before writing
+    /// it, so once the `pong` is here, every frame before it is counted in
+    /// `/status` and `/metrics`.
+    pub fn sync(&mut self) {
+        self.send_json(json!({"type": "ping", "id": "sync"}));
+        self.recv_until("pong");
+    }
+
     /// The next `event` frame.
     pub fn recv_event(&mut self) -> Value {
         let frame = self.recv_json();
