@@ -117,9 +117,15 @@ pub(crate) fn run(
         // Bound threads sitting in handshakes: without this, a flood of
         // silent TCP connections would start a thread each for 10 s.
         if pending.load(Ordering::Acquire) >= MAX_PENDING_HANDSHAKES {
-            context
-                .metrics
-                .count_rejection(RejectReason::MaxConnections);
+            let metrics = &context.metrics;
+            metrics.count_rejection(RejectReason::MaxConnections);
+            // Throttled like every refusal (see handshake::log_refusal).
+            if let Some(count) = metrics.rejection_warning_due(RejectReason::MaxConnections) {
+                warn!(
+                    "dropped a connection from {peer}: {MAX_PENDING_HANDSHAKES} handshakes \
+                     in progress ({count} refused for max_connections since the last warning)"
+                );
+            }
             drop(tcp);
             continue;
         }

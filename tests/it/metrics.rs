@@ -4,8 +4,9 @@
 //!
 //! Every check reads the counters after an event that proves the hub has
 //! already counted: a reply to our own request, a refused handshake's status
-//! line, or a `pong` written after the frames we count (a write pump
-//! records a batch before it writes the next one). No sleeps.
+//! line, or a `pong` written after the frames we count (`Client::sync`).
+//! Only two facts have no such event and are polled, bounded: the active
+//! gauge falling after a close, and `/health` turning 503 at shutdown.
 
 use std::collections::BTreeMap;
 use std::io::Read;
