@@ -89,8 +89,16 @@ fn main() -> ExitCode {
 /// simple_logger's `env()`, which would let `RUST_LOG` beat the flag.)
 /// Lines carry no timestamp: under systemd the journal adds one, and leaving
 /// out the clock keeps the binary small.
+///
+/// tiny_http's own debug lines stay hidden below `trace`: one of them says
+/// "Server listening on …", and scripts wait for the first line containing
+/// `listening` to read both addresses from it.
 fn init_logging(level: log::LevelFilter) {
-    let _ = simple_logger::SimpleLogger::new().with_level(level).init();
+    let mut logger = simple_logger::SimpleLogger::new().with_level(level);
+    if level < log::LevelFilter::Trace {
+        logger = logger.with_module_level("tiny_http", level.min(log::LevelFilter::Info));
+    }
+    let _ = logger.init();
     if let Ok(value) = std::env::var(config::ENV_LOG) {
         if config::level_from_rust_log(&value).is_none() {
             log::warn!(
