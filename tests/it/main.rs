@@ -22,3 +22,5 @@ mod browser;
 mod metrics;
 // GET /status and /health: every field, the publish key on /status
 mod status;
+// the binary: --help, --check-config, exit codes, signals, log lines, --stdin
+mod cli;
