@@ -19,9 +19,9 @@
 //! fails with [`QueueFull`], and the pusher then calls [`OutboundQueue::kick`]:
 //! the write pump stops writing what is queued and closes with 4008.
 
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use tungstenite::protocol::frame::Utf8Bytes;
@@ -69,8 +69,12 @@ struct Shared {
     limit: usize,
     /// A `CloseReason` code if the connection was kicked, else 0.
     kicked: AtomicU8,
-    /// Set at graceful shutdown: the write pump must be done by then.
-    deadline: Mutex<Option<Instant>>,
+    /// Set at graceful shutdown: the write pump must be done by then. Held
+    /// as nanoseconds after `created` (0 = none) in an atomic rather than
+    /// a `Mutex<Option<Instant>>`, because the write pump reads it before
+    /// every frame it writes: no lock per event.
+    deadline_ns: AtomicU64,
+    created: Instant,
 }
 
 /// The sending side of a client's queue. Cheap to clone; held by the
@@ -96,7 +100,8 @@ pub fn outbound_queue(limit: usize) -> (OutboundQueue, OutboundReceiver) {
         high_water: AtomicUsize::new(0),
         limit,
         kicked: AtomicU8::new(0),
-        deadline: Mutex::new(None),
+        deadline_ns: AtomicU64::new(0),
+        created: Instant::now(),
     });
     (
         OutboundQueue {
@@ -164,9 +169,10 @@ impl OutboundQueue {
 
     /// Ask the write pump to finish by `deadline` (graceful shutdown).
     pub fn set_deadline(&self, deadline: Instant) {
-        if let Ok(mut slot) = self.shared.deadline.lock() {
-            *slot = Some(deadline);
-        }
+        let after_created = deadline.saturating_duration_since(self.shared.created);
+        // At least 1, since 0 means "no deadline".
+        let ns = u64::try_from(after_created.as_nanos()).unwrap_or(u64::MAX);
+        self.shared.deadline_ns.store(ns.max(1), Ordering::Release);
     }
 
     /// Counted frames waiting now.
@@ -202,7 +208,10 @@ impl OutboundReceiver {
 
     /// The graceful-shutdown deadline, if one was set.
     pub fn deadline(&self) -> Option<Instant> {
-        self.shared.deadline.lock().ok().and_then(|slot| *slot)
+        match self.shared.deadline_ns.load(Ordering::Acquire) {
+            0 => None,
+            ns => Some(self.shared.created + Duration::from_nanos(ns)),
+        }
     }
 }
 
@@ -223,6 +232,15 @@ mod tests {
         assert_eq!(queue.queued(), 1);
         assert!(queue.push(OutboundFrame::Text("d".into())).is_ok());
         assert_eq!(queue.high_water(), 2);
+    }
+
+    #[test]
+    fn a_deadline_reads_back_as_set() {
+        let (queue, receiver) = outbound_queue(1);
+        assert_eq!(receiver.deadline(), None);
+        let deadline = Instant::now() + Duration::from_millis(1500);
+        queue.set_deadline(deadline);
+        assert_eq!(receiver.deadline(), Some(deadline));
     }
 
     #[test]
