@@ -56,6 +56,9 @@ pub mod auth;
 mod command;
 pub mod config;
 pub mod connection;
+// A conformance fixture (Autobahn, tests/it/echo.rs), not embedding API.
+#[doc(hidden)]
+pub mod echo;
 mod error;
 pub mod event;
 mod handle;

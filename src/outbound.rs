@@ -37,6 +37,9 @@ pub enum OutboundFrame {
     Event(Arc<EncodedEvent>),
     /// Any other text frame: a reply, `welcome`, `shutdown`, a broadcast error.
     Text(Utf8Bytes),
+    /// A binary frame. The hub never sends one; the echo server (`echo.rs`)
+    /// sends back the client's.
+    Binary(Bytes),
     /// A protocol Pong answering the client's Ping.
     Pong(Bytes),
     /// Start the closing handshake once everything queued before it is

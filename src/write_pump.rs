@@ -194,6 +194,7 @@ impl WritePump {
         let message = match frame {
             OutboundFrame::Event(event) => Message::Text(event.frame.clone()),
             OutboundFrame::Text(text) => Message::Text(text),
+            OutboundFrame::Binary(data) => Message::Binary(data),
             // As a raw frame: tungstenite keeps a queued `Message::Pong` in a
             // single slot, so two Pings answered in one batch would lose one.
             OutboundFrame::Pong(payload) => Message::Frame(Frame::pong(payload)),
