@@ -236,18 +236,13 @@ impl WritePump {
     }
 
     /// The read pump stopped. Write what is already queued (a pong or reply
-    /// queued before the peer's Close must go before our answer), then
-    /// answer as the reason requires.
+    /// queued before the peer's Close or its protocol violation must go
+    /// before our answer), then answer as the reason requires.
     fn finish(&mut self, done: Done) -> Result<String, Stop> {
         let outcome = done.to_string();
         match done {
             Done::PeerClosed(frame) => {
-                if let Phase::Open = self.phase {
-                    while let Ok(item) = self.outbound.channel().try_recv() {
-                        let frame = self.outbound.open(item);
-                        self.write_frame(frame)?;
-                    }
-                }
+                self.drain()?;
                 // Echo the peer's close; a no-op if we closed first.
                 match self.socket.close(frame) {
                     Ok(()) | Err(WsError::ConnectionClosed) => {}
@@ -255,6 +250,11 @@ impl WritePump {
                 }
             }
             Done::Violation(code, reason) => {
+                // Drained as for a Close: `select!` picks at random between
+                // the queue and this done message, so without draining the
+                // replies to the frames before the violation were lost half
+                // of the time (Autobahn 4.1.3-4.1.5, 4.2.4: NON-STRICT).
+                self.drain()?;
                 if let Phase::Open = self.phase {
                     let _ = self.socket.close(Some(CloseFrame {
                         code,
@@ -266,6 +266,17 @@ impl WritePump {
             Done::Failed(_) => {}
         }
         Ok(outcome)
+    }
+
+    /// Write every frame already queued, unless we are closing already.
+    fn drain(&mut self) -> Result<(), Stop> {
+        if let Phase::Open = self.phase {
+            while let Ok(item) = self.outbound.channel().try_recv() {
+                let frame = self.outbound.open(item);
+                self.write_frame(frame)?;
+            }
+        }
+        Ok(())
     }
 
     /// After a protocol violation the read pump has stopped reading. Closing

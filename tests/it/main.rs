@@ -8,3 +8,5 @@ mod support;
 mod protocol;
 // HTTP and library publishing, ordering under concurrency
 mod publish;
+// the echo server Autobahn grades: the hub's pumps without the hub
+mod echo;
