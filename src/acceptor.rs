@@ -9,12 +9,17 @@
 //! left. Finished handles are pruned as new connections arrive.
 //!
 //! It stops when `stop` is set; `Hub::shutdown` sets it and then connects to
-//! the listener once, which wakes the blocking `accept`.
+//! the listener once, which wakes the blocking `accept`. Until then it keeps
+//! accepting even while the hub shuts down, so that late clients get a
+//! proper 503 from the handshake instead of a reset.
+//!
+//! [`LiveConnections`] counts connection threads from spawn to exit, so the
+//! shutdown can wait (with a deadline) for the clients to finish closing.
 
 use std::io;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -34,8 +39,56 @@ impl Drop for PendingHandshake {
     }
 }
 
+/// How many connection threads are running; a gauge that can be waited on.
+#[derive(Debug, Default)]
+pub(crate) struct LiveConnections {
+    count: Mutex<usize>,
+    changed: Condvar,
+}
+
+/// One running connection thread; decrements the gauge when dropped, even
+/// if the thread panics.
+pub(crate) struct LiveConnection(Arc<LiveConnections>);
+
+impl LiveConnections {
+    fn enter(self: &Arc<Self>) -> LiveConnection {
+        *self.count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        LiveConnection(self.clone())
+    }
+
+    /// Wait until no connection thread runs, or `deadline` passes. Returns
+    /// how many are still running.
+    pub(crate) fn wait_for_none(&self, deadline: Instant) -> usize {
+        let mut count = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        while *count > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            count = match self.changed.wait_timeout(count, left) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        *count
+    }
+}
+
+impl Drop for LiveConnection {
+    fn drop(&mut self) {
+        let mut count = self.0.count.lock().unwrap_or_else(|e| e.into_inner());
+        *count -= 1;
+        self.0.changed.notify_all();
+    }
+}
+
 /// Accept until `stop` is set, then join every connection thread.
-pub(crate) fn run(listener: TcpListener, context: Arc<ServerContext>, stop: Arc<AtomicBool>) {
+pub(crate) fn run(
+    listener: TcpListener,
+    context: Arc<ServerContext>,
+    stop: Arc<AtomicBool>,
+    live: Arc<LiveConnections>,
+) {
     let mut connections: Vec<JoinHandle<()>> = Vec::new();
     let pending = Arc::new(AtomicUsize::new(0));
     let mut accepted: u64 = 0;
@@ -74,11 +127,13 @@ pub(crate) fn run(listener: TcpListener, context: Arc<ServerContext>, stop: Arc<
         accepted += 1;
         let number = accepted;
         let thread_context = context.clone();
+        let alive = live.enter();
         let spawned = thread::Builder::new()
             .name(format!("read-pump-{number}"))
             .stack_size(READ_PUMP_STACK)
             .spawn(move || {
-                connection::serve(tcp, peer, accepted_at, number, thread_context, guard)
+                connection::serve(tcp, peer, accepted_at, number, thread_context, guard);
+                drop(alive);
             });
         match spawned {
             Ok(handle) => connections.push(handle),

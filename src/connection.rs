@@ -1,5 +1,5 @@
 //! One client connection from accept to cleanup: its identity, its
-//! counters, why it closed, and [`serve`], the function that runs its life.
+//! counters, why it closed, and `serve`, the function that runs its life.
 //!
 //! `serve` runs on the connection's own thread, spawned by the acceptor:
 //!

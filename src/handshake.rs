@@ -92,7 +92,7 @@ pub(crate) fn accept(
     context: &ServerContext,
 ) -> Result<Admitted, Refusal> {
     let deadline = accepted_at + context.config.handshake_timeout;
-    let (head, leftover) = match read_request_head(&mut tcp, deadline) {
+    let (head, leftover) = match read_request_head(&mut tcp, deadline, context) {
         Ok(Some(read)) => read,
         Ok(None) => return Err(refuse(tcp, context, 431, RejectReason::BadRequest)),
         Err(e)
@@ -194,13 +194,18 @@ pub(crate) fn accept(
     })
 }
 
+/// How often a waiting handshake looks up to see if the hub is shutting
+/// down, so shutdown never waits out a silent client's full deadline.
+const SHUTDOWN_CHECK: Duration = Duration::from_millis(250);
+
 /// Read until the blank line that ends the request head. Returns the head
 /// and whatever followed it, `None` if the head is too large, or the I/O
-/// error (`WouldBlock`/`TimedOut` once the deadline passes). Bytes received
-/// do not extend the deadline.
+/// error (`TimedOut` once the deadline passes, or once the hub is shutting
+/// down). Bytes received do not extend the deadline.
 fn read_request_head(
     tcp: &mut &TcpStream,
     deadline: Instant,
+    context: &ServerContext,
 ) -> io::Result<Option<(Vec<u8>, Vec<u8>)>> {
     let mut buffer = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
@@ -209,8 +214,24 @@ fn read_request_head(
         if left.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
-        tcp.set_read_timeout(Some(left))?;
-        let n = tcp.read(&mut chunk)?;
+        tcp.set_read_timeout(Some(left.min(SHUTDOWN_CHECK)))?;
+        let n = match tcp.read(&mut chunk) {
+            Ok(n) => n,
+            // A quiet moment: give up early only if the hub is going away
+            // (a prompt client still gets its 503 from the checks below).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                if context.is_shutting_down() {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }

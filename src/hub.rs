@@ -273,7 +273,7 @@ impl Broadcaster {
             connection,
             queue,
             channels: Vec::new(),
-            last_sent: self.seq,
+            last_sent: Seq(0),
             closing: false,
         }));
         self.clients_by_id.insert(id, slot);
@@ -437,7 +437,7 @@ impl Broadcaster {
             Member::Client(c) => &mut c.channels,
             Member::Local(l) => &mut l.channels,
         };
-        if !channels.iter().any(|c| *c == name) {
+        if !channels.contains(&name) {
             channels.push(name);
             channel.subscribers.push(slot);
         }

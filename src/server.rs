@@ -27,7 +27,7 @@ use crossbeam_channel::Sender;
 use log::{error, info};
 use uuid::Uuid;
 
-use crate::acceptor;
+use crate::acceptor::{self, LiveConnections};
 use crate::admission::ConnectionLimiter;
 use crate::auth::{Authorizer, ConfigAuthorizer};
 use crate::command::HubCommand;
@@ -72,6 +72,7 @@ pub struct Hub {
     ws_addr: SocketAddr,
     http_addr: SocketAddr,
     stop_accepting: Arc<AtomicBool>,
+    live_connections: Arc<LiveConnections>,
     acceptor: Option<JoinHandle<()>>,
     broadcaster: Option<JoinHandle<()>>,
     http: Option<HttpServer>,
@@ -147,11 +148,13 @@ impl Hub {
         let http = HttpServer::start(http_server, handle.clone(), &context.config, ws_addr)?;
 
         let stop_accepting = Arc::new(AtomicBool::new(false));
+        let live_connections = Arc::new(LiveConnections::default());
         let acceptor = {
             let context = context.clone();
             let stop = stop_accepting.clone();
+            let live = live_connections.clone();
             spawn("acceptor", move || {
-                acceptor::run(ws_listener, context, stop)
+                acceptor::run(ws_listener, context, stop, live)
             })?
         };
         Ok(Hub {
@@ -160,6 +163,7 @@ impl Hub {
             ws_addr,
             http_addr,
             stop_accepting,
+            live_connections,
             acceptor: Some(acceptor),
             broadcaster: Some(broadcaster),
             http: Some(http),
@@ -181,25 +185,28 @@ impl Hub {
         self.http_addr
     }
 
-    /// Shut down gracefully and wait for every thread the hub started.
-    /// See [`shutdown_now`](Self::shutdown_now) for the steps.
-    pub fn shutdown(mut self) {
-        self.shutdown_now();
-    }
-
-    /// The graceful shutdown, in order:
+    /// Shut down gracefully and wait for every thread the hub started, in
+    /// this order:
     ///
     /// 1. Mark the hub as shutting down: new handshakes and `POST /publish`
     ///    get 503, `/health` answers 503, the embedding API refuses work.
     /// 2. Ask the broadcaster to queue `shutdown` and Close 1001 for every
     ///    client, behind the events already queued, with a deadline of
     ///    `--shutdown-grace-ms`. In-process subscriptions end.
-    /// 3. Stop the acceptor (wake its `accept` by connecting once) and join
-    ///    it; it joins every connection thread, which ends when its write
-    ///    pump has finished the close handshake or hit the deadline.
-    /// 4. Stop and join the broadcaster.
-    /// 5. Stop and join the HTTP workers. The HTTP listener answers (503 for
+    /// 3. Wait until every connection thread has ended, or the deadline
+    ///    passes. A write pump ends once its client answered the Close (or
+    ///    did not, within 2 s); none writes past the deadline. Meanwhile
+    ///    the acceptor still accepts, so late clients get their 503.
+    /// 4. Stop the acceptor (wake its `accept` by connecting once) and join
+    ///    it; it joins every connection thread that is left.
+    /// 5. Stop and join the broadcaster.
+    /// 6. Stop and join the HTTP workers. The HTTP listener answers (503 for
     ///    `/health`) until this last step.
+    pub fn shutdown(mut self) {
+        self.shutdown_now();
+    }
+
+    /// The steps of [`shutdown`](Self::shutdown); also run on drop.
     fn shutdown_now(&mut self) {
         let Some(acceptor) = self.acceptor.take() else {
             return; // already done
@@ -221,19 +228,24 @@ impl Hub {
             reconnect_ms,
         });
         // 3.
+        let left = self.live_connections.wait_for_none(deadline);
+        if left > 0 {
+            info!("{left} connections still closing at the end of the grace period");
+        }
+        // 4.
         self.stop_accepting.store(true, Ordering::Release);
         wake_acceptor(self.ws_addr);
         if acceptor.join().is_err() {
             error!("the acceptor thread panicked");
         }
-        // 4.
+        // 5.
         let _ = self.context.commands.send(HubCommand::Stop);
         if let Some(broadcaster) = self.broadcaster.take() {
             if broadcaster.join().is_err() {
                 error!("the broadcaster thread panicked");
             }
         }
-        // 5.
+        // 6.
         if let Some(http) = self.http.take() {
             http.stop();
         }

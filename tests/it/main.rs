@@ -8,5 +8,15 @@ mod support;
 mod protocol;
 // HTTP and library publishing, ordering under concurrency
 mod publish;
+// replay with since, complete, URL subscribe, resume
+mod replay;
+// 4008 for slow consumers, resume after it, stalled TCP clients
+mod slow_consumer;
+// graceful shutdown: frames, 503s, every thread ends
+mod shutdown;
+// heartbeat, message-size limit, handshake that never comes
+mod heartbeat;
+// the live page (GET /) in headless Chromium, driven over CDP
+mod browser;
 // the echo server Autobahn grades: the hub's pumps without the hub
 mod echo;

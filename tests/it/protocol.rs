@@ -129,7 +129,7 @@ fn client_publish_when_allowed() {
     let mut watcher = hub.subscriber(&["chat"]);
     let mut publisher = hub.subscriber(&["chat"]);
     publisher.send_json(json!({"type":"publish","id":"p","channel":"chat","data":{"hi":1}}));
-    let mut frames = vec![publisher.recv_json(), publisher.recv_json()];
+    let mut frames = [publisher.recv_json(), publisher.recv_json()];
     frames.sort_by_key(|f| f["type"].as_str().unwrap().to_string());
     assert_eq!(frames[0]["type"], "event");
     assert_eq!(frames[1]["type"], "published");

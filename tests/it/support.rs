@@ -29,10 +29,12 @@ pub struct TestHub {
 
 impl TestHub {
     pub fn new() -> Self {
-        let mut config = Config::default();
-        config.ws_addr = "127.0.0.1:0".into();
-        config.http_addr = "127.0.0.1:0".into();
-        config.http_workers = 2;
+        let config = Config {
+            ws_addr: "127.0.0.1:0".into(),
+            http_addr: "127.0.0.1:0".into(),
+            http_workers: 2,
+            ..Config::default()
+        };
         TestHub { config }
     }
     pub fn queue_size(mut self, n: usize) -> Self {
@@ -402,4 +404,195 @@ pub fn assert_in_order_without_gaps(events: &[Value], expected: &[u64]) {
         "not strictly increasing: {got:?}"
     );
     assert_eq!(got, expected, "missing or extra events");
+}
+
+/// Run `body` in a fresh process of this test binary, alone, so it can
+/// count the process's threads without other tests' threads in the way.
+/// `name` is the test's full path (e.g. `shutdown::ends_every_thread`);
+/// the child runs exactly that test with `PUMPHUB_ISOLATED` set, and the
+/// parent asserts the child passed.
+pub fn isolated(name: &str, body: impl FnOnce()) {
+    if std::env::var("PUMPHUB_ISOLATED").as_deref() == Ok(name) {
+        body();
+        return;
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture"])
+        .env("PUMPHUB_ISOLATED", name)
+        .output()
+        .expect("run the test binary again");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "isolated run of {name} failed:\n{stdout}\n{stderr}"
+    );
+}
+
+/// Names of this process's threads (from /proc/self/task/*/comm).
+pub fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .map(|dir| {
+            dir.filter_map(|entry| entry.ok())
+                .filter_map(|entry| std::fs::read_to_string(entry.path().join("comm")).ok())
+                .map(|name| name.trim().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Threads a hub names for itself (Linux truncates names to 15 bytes).
+pub fn hub_thread_names() -> Vec<String> {
+    thread_names()
+        .into_iter()
+        .filter(|n| {
+            [
+                "read-pump",
+                "write-pump",
+                "broadcaster",
+                "acceptor",
+                "http-worker",
+            ]
+            .iter()
+            .any(|prefix| n.starts_with(prefix))
+        })
+        .collect()
+}
+
+/// A WebSocket client made of a bare `TcpStream`: it writes only what a
+/// test tells it to, so it never answers a Ping by itself. For tests of
+/// silence and of malformed input.
+pub struct RawWs {
+    pub tcp: TcpStream,
+    buffer: Vec<u8>,
+}
+
+/// One frame from the server: opcode and payload.
+#[derive(Debug, PartialEq)]
+pub struct RawFrame {
+    pub opcode: u8,
+    pub payload: Vec<u8>,
+}
+
+impl RawFrame {
+    /// For a Close frame: its code and reason.
+    pub fn close_code(&self) -> Option<(u16, String)> {
+        (self.opcode == 0x8 && self.payload.len() >= 2).then(|| {
+            (
+                u16::from_be_bytes([self.payload[0], self.payload[1]]),
+                String::from_utf8_lossy(&self.payload[2..]).into_owned(),
+            )
+        })
+    }
+}
+
+impl RawWs {
+    /// Upgrade on `path`; panics unless the answer is 101.
+    pub fn connect(addr: SocketAddr, path: &str) -> RawWs {
+        let mut tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        );
+        tcp.write_all(request.as_bytes()).unwrap();
+        let mut raw = RawWs {
+            tcp,
+            buffer: Vec::new(),
+        };
+        let head_end = loop {
+            if let Some(i) = raw.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            assert!(raw.fill(), "closed during the handshake");
+        };
+        let head = String::from_utf8_lossy(&raw.buffer[..head_end]).into_owned();
+        assert!(head.starts_with("HTTP/1.1 101"), "upgrade refused: {head}");
+        raw.buffer.drain(..head_end);
+        raw
+    }
+
+    /// Read more bytes; false at EOF or on error.
+    fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 8192];
+        match self.tcp.read(&mut chunk) {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                self.buffer.extend_from_slice(&chunk[..n]);
+                true
+            }
+        }
+    }
+
+    /// The next frame, or `None` once the connection has ended.
+    pub fn read_frame(&mut self) -> Option<RawFrame> {
+        loop {
+            if let Some((frame, used)) = parse_server_frame(&self.buffer) {
+                self.buffer.drain(..used);
+                return Some(frame);
+            }
+            if !self.fill() {
+                return None;
+            }
+        }
+    }
+
+    /// Read frames until a Close; returns its code and reason.
+    pub fn read_close(&mut self) -> Option<(u16, String)> {
+        while let Some(frame) = self.read_frame() {
+            if frame.opcode == 0x8 {
+                return frame.close_code();
+            }
+        }
+        None
+    }
+
+    /// Send one masked client frame.
+    pub fn send_frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
+        self.tcp
+            .write_all(&client_frame(fin, opcode, payload))
+            .unwrap();
+    }
+}
+
+/// A masked client frame (mask key fixed: tests need no secrecy).
+pub fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x12u8, 0x34, 0x56, 0x78];
+    let mut frame = vec![(u8::from(fin) << 7) | opcode];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n <= 0xFFFF => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+/// Parse one unmasked server frame from the front of `bytes`.
+fn parse_server_frame(bytes: &[u8]) -> Option<(RawFrame, usize)> {
+    if bytes.len() < 2 {
+        return None;
+    }
+    let opcode = bytes[0] & 0x0F;
+    let (length, header) = match bytes[1] & 0x7F {
+        126 if bytes.len() >= 4 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
+        127 if bytes.len() >= 10 => (
+            u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize,
+            10,
+        ),
+        126 | 127 => return None,
+        n => (n as usize, 2),
+    };
+    if bytes.len() < header + length {
+        return None;
+    }
+    let payload = bytes[header..header + length].to_vec();
+    Some((RawFrame { opcode, payload }, header + length))
 }

@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# Build pumphub and the load generator in release, then run the standard
+# load scenarios, each against a fresh hub so memory baselines are clean.
+#
+# Usage (from anywhere in the repository):
+#     scripts/bench.sh
+#     BENCH_PORT=19300 scripts/bench.sh      # if the default ports are taken
+#
+# Scenarios (see examples/loadgen.rs for what every number means):
+#   (a) idle-1000, idle-10000   connect N subscribers, settle 2 s, read the
+#                               hub's RSS: RSS per idle connection (the big
+#                               run is made smaller, with a warning, if the
+#                               hub would exceed this machine's limits)
+#   (b) fanout-1000, fanout-100 N subscribers, 100 events/s of 128 bytes for
+#                               10 s through POST /publish
+#   (c) saturation-100          100 subscribers, POST /publish flat out for
+#                               10 s (batches of 10 events, 8 requests in flight)
+#   (d) storm-5000              5,000 subscribers connecting all at once
+#
+# Output: the tables on stdout, one JSON line per scenario in
+# target/bench/results.jsonl, and each hub's log in target/bench/hub-*.log
+# (under $CARGO_TARGET_DIR instead of target/ if that is set).
+#
+# Only 127.0.0.1 is used. Every wait is bounded in count and time, and the
+# scenarios take about two to three minutes after the build. The script
+# starts each hub itself, passes its PID to loadgen (which reads
+# /proc/PID/status and /proc/PID/stat), and stops it with SIGTERM, checking
+# that it exits 0 as PROTOCOL.md section 7 requires.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+BENCH_PORT=${BENCH_PORT:-19200}
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+OUT_DIR=$TARGET_DIR/bench
+RESULTS=$OUT_DIR/results.jsonl
+HUB=$TARGET_DIR/release/pumphub
+LOADGEN=$TARGET_DIR/release/examples/loadgen
+# Flags every hub gets: room for the biggest scenario, no per-client rate
+# limit (the publishers here are meant to be fast), quiet logs.
+HUB_FLAGS=(--max-connections 20000 --max-connections-per-ip 20000 --rate-limit 0
+    --allow-client-publish --log-level warn)
+
+mkdir -p "$OUT_DIR"
+: >"$RESULTS"
+FAILURES=()
+HUB_PID=
+
+echo "== building (release)"
+cargo build --release --quiet --bin pumphub --example loadgen
+
+# 10,000 clients need a file descriptor each in loadgen and one or two in the
+# hub (SPLIT-PUMPS.md clones each socket). Raise the soft limit as far as the
+# hard limit allows; without CAP_SYS_RESOURCE a shell cannot go past it.
+HARD_LIMIT=$(ulimit -Hn)
+if [[ $HARD_LIMIT == unlimited ]]; then HARD_LIMIT=1048576; fi
+WANTED_LIMIT=25000
+ulimit -n $((HARD_LIMIT < WANTED_LIMIT ? HARD_LIMIT : WANTED_LIMIT))
+echo "== open files: soft limit $(ulimit -n), hard limit $HARD_LIMIT"
+
+# Stops the hub if the script ends early, so no process outlives it.
+cleanup() {
+    if [[ -n $HUB_PID ]] && kill -0 "$HUB_PID" 2>/dev/null; then
+        kill -TERM "$HUB_PID" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+
+# start_hub LABEL WS_PORT HTTP_PORT: starts a hub and waits (at most 10 s)
+# for its "listening" line.
+start_hub() {
+    local label=$1 ws_port=$2 http_port=$3
+    local log=$OUT_DIR/hub-$label.log
+    "$HUB" --ws "127.0.0.1:$ws_port" --http "127.0.0.1:$http_port" "${HUB_FLAGS[@]}" 2>"$log" &
+    HUB_PID=$!
+    for _ in $(seq 100); do
+        if grep -q listening "$log" 2>/dev/null; then return 0; fi
+        if ! kill -0 "$HUB_PID" 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    echo "!! $label: hub did not report 'listening' within 10 s; its log:" >&2
+    tail -n 20 "$log" >&2
+    return 1
+}
+
+# stop_hub LABEL: SIGTERM, then wait at most 15 s for exit status 0.
+stop_hub() {
+    local label=$1 status
+    if ! kill -0 "$HUB_PID" 2>/dev/null; then
+        wait "$HUB_PID" && status=0 || status=$?
+        FAILURES+=("$label: hub died during the run (exit status $status), see $OUT_DIR/hub-$label.log")
+        HUB_PID=
+        return
+    fi
+    kill -TERM "$HUB_PID"
+    for _ in $(seq 150); do
+        if ! kill -0 "$HUB_PID" 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    if kill -0 "$HUB_PID" 2>/dev/null; then
+        FAILURES+=("$label: hub still running 15 s after SIGTERM; killed")
+        kill -KILL "$HUB_PID" 2>/dev/null || true
+    fi
+    wait "$HUB_PID" && status=0 || status=$?
+    if [[ $status -ne 0 ]]; then
+        FAILURES+=("$label: hub exited with status $status after SIGTERM (expected 0)")
+    fi
+    HUB_PID=
+}
+
+# scenario LABEL LOADGEN_FLAGS...: one fresh hub, one loadgen run, hub stopped.
+SCENARIO_INDEX=0
+scenario() {
+    local label=$1
+    shift
+    local ws_port=$((BENCH_PORT + 2 * SCENARIO_INDEX)) http_port=$((BENCH_PORT + 2 * SCENARIO_INDEX + 1))
+    SCENARIO_INDEX=$((SCENARIO_INDEX + 1))
+    echo
+    echo "== $label"
+    if ! start_hub "$label" "$ws_port" "$http_port"; then
+        FAILURES+=("$label: hub did not start")
+        return
+    fi
+    # loadgen bounds itself; the timeout only guards against a bug in it.
+    if ! timeout 150 "$LOADGEN" --label "$label" --hub-pid "$HUB_PID" \
+        --ws "ws://127.0.0.1:$ws_port/ws" --http "127.0.0.1:$http_port" \
+        --json-out "$RESULTS" "$@"; then
+        FAILURES+=("$label: loadgen failed")
+    fi
+    stop_hub "$label"
+}
+
+# json_value KEY: that number from the last line of results.jsonl, or nothing.
+json_value() {
+    tail -n 1 "$RESULTS" | grep -o "\"$1\":[0-9.]*" | cut -d: -f2 || true
+}
+
+# (a) idle
+scenario idle-1000 --clients 1000 --connect-only --settle-ms 2000 --connect-concurrency 500
+
+# Size the big idle run so the hub can survive it. With a thread (or two)
+# per connection, two per-process limits matter, measured on the run above:
+# file descriptors (the hard `ulimit -n`, which a shell cannot raise) and
+# memory maps (vm.max_map_count: each thread's stack, guard page and signal
+# stack are maps, and a process that runs out cannot start threads). Set
+# BENCH_IDLE_BIG to force a count.
+BIG=${BENCH_IDLE_BIG:-10000}
+if [[ -z ${BENCH_IDLE_BIG:-} ]]; then
+    FDS_PER_CONNECTION=$(json_value hub_fds_per_conn)
+    MAPS_PER_CONNECTION=$(json_value hub_maps_per_conn)
+    MAX_MAP_COUNT=$(cat /proc/sys/vm/max_map_count 2>/dev/null || echo 0)
+    # fits LIMIT PER_CONNECTION: connections that fit under LIMIT, in hundreds,
+    # keeping 1000 spare for the hub's own threads and files.
+    fits() {
+        awk -v limit="$1" -v per="${2:-0}" 'BEGIN {
+            if (per <= 0 || limit <= 0) { print 1000000 } else { print int((limit - 1000) / per / 100) * 100 }
+        }'
+    }
+    FITS_FDS=$(fits "$HARD_LIMIT" "$FDS_PER_CONNECTION")
+    FITS_MAPS=$(fits "$MAX_MAP_COUNT" "$MAPS_PER_CONNECTION")
+    if ((FITS_FDS < BIG)); then
+        echo "!! the hub uses $FDS_PER_CONNECTION file descriptors per connection and the hard" \
+            "open-files limit is $HARD_LIMIT: at most $FITS_FDS clients fit"
+        BIG=$FITS_FDS
+    fi
+    if ((FITS_MAPS < BIG)); then
+        echo "!! the hub uses $MAPS_PER_CONNECTION memory maps per connection and vm.max_map_count" \
+            "is $MAX_MAP_COUNT: past about $FITS_MAPS clients it cannot start threads (pumphub" \
+            "aborted there when tried); running $FITS_MAPS (BENCH_IDLE_BIG=10000 to force)"
+        BIG=$FITS_MAPS
+    fi
+fi
+scenario "idle-$BIG" --clients "$BIG" --connect-only --settle-ms 2000 --connect-concurrency 500 \
+    --connect-timeout-s 60
+
+# (b) fan-out
+scenario fanout-1000 --clients 1000 --rate 100 --duration-s 10 --payload 128
+scenario fanout-100 --clients 100 --rate 100 --duration-s 10 --payload 128
+
+# (c) saturation
+scenario saturation-100 --clients 100 --rate 0 --duration-s 10 --payload 128 --batch 10 --window 8
+
+# (d) connect storm
+scenario storm-5000 --clients 5000 --connect-only --connect-concurrency 0 --settle-ms 1000 \
+    --connect-timeout-s 60
+
+echo
+echo "== results: $RESULTS ($(wc -l <"$RESULTS") lines)"
+if ((${#FAILURES[@]} > 0)); then
+    printf '!! %s\n' "${FAILURES[@]}"
+    exit 1
+fi
