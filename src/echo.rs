@@ -172,8 +172,10 @@ fn serve_connection(tcp: TcpStream, peer: SocketAddr, number: u64) {
     let Ok(write_tcp) = tcp.try_clone() else {
         return;
     };
-    let mut config = Config::default();
-    config.ping_interval = Duration::ZERO; // no heartbeat Pings in Autobahn's traces
+    let config = Config {
+        ping_interval: Duration::ZERO, // no heartbeat Pings in Autobahn's traces
+        ..Config::default()
+    };
     let _ = tcp.set_write_timeout(Some(config.write_timeout));
 
     let connection = Arc::new(Connection {
