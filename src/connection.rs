@@ -327,17 +327,24 @@ pub(crate) fn serve(
 
     let (queue, outbound_rx) = outbound_queue(config.queue_size);
     let (done_tx, done_rx) = crossbeam_channel::bounded::<Done>(1);
+    let (connected_tx, connected_rx) = crossbeam_channel::bounded::<()>(1);
     if context
         .commands
         .send(HubCommand::Connect {
             connection: connection.clone(),
             queue: queue.clone(),
             initial,
+            done: connected_tx,
         })
         .is_err()
     {
         return; // the broadcaster has stopped: the hub is going away
     }
+    // `welcome` must be the first frame. The read pump queues some replies
+    // itself (`pong`, errors), so it starts only once the broadcaster has
+    // queued `welcome`. The broadcaster never blocks, so this wait is short;
+    // a disconnect means it stopped, and the write pump will see that too.
+    let _ = connected_rx.recv();
     context.metrics.count_connection_opened();
     let _registration = Registration {
         id,

@@ -145,7 +145,11 @@ impl Broadcaster {
                 connection,
                 queue,
                 initial,
-            } => self.connect(connection, queue, initial),
+                done,
+            } => {
+                self.connect(connection, queue, initial);
+                let _ = done.try_send(());
+            }
             HubCommand::Disconnect { id } => self.disconnect(id),
             HubCommand::Subscribe {
                 id,

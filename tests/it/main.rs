@@ -20,3 +20,5 @@ mod heartbeat;
 mod browser;
 // the echo server Autobahn grades: the hub's pumps without the hub
 mod echo;
+// protocol violations: Close 1002/1007/1009 after what was already queued
+mod violations;

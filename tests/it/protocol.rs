@@ -139,3 +139,18 @@ fn client_publish_when_allowed() {
     assert_eq!(event["data"], json!({"hi":1}));
     assert_eq!(event["seq"], frames[1]["seq"]);
 }
+
+/// `welcome` is the first frame even when the client sends a request
+/// without waiting for it: the read pump, which answers `ping` itself,
+/// starts only once the broadcaster has queued `welcome`. Before that fix
+/// the `pong` came first in most rounds.
+#[test]
+fn welcome_comes_before_replies_to_requests_sent_at_once() {
+    let hub = TestHub::new().start();
+    for round in 0..20 {
+        let mut client = Client::connect(hub.ws, "/ws").expect("upgrade succeeds");
+        client.send_json(json!({"type": "ping", "id": round}));
+        assert_eq!(client.recv_json()["type"], "welcome", "round {round}");
+        assert_eq!(client.recv_json()["id"], round);
+    }
+}
