@@ -61,6 +61,9 @@ pub mod connection;
 pub mod echo;
 mod error;
 pub mod event;
+// Entry points for fuzz/ and tests/it/fuzz_inputs.rs, not embedding API.
+#[doc(hidden)]
+pub mod fuzzing;
 mod handle;
 mod handshake;
 mod history;

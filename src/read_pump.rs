@@ -426,7 +426,7 @@ impl ReadPump {
 /// Map a tungstenite read error to why the connection ends. Protocol
 /// violations get the close code RFC 6455 and the contract name; the rest
 /// are a broken or finished socket.
-fn done_for(error: WsError) -> Done {
+pub(crate) fn done_for(error: WsError) -> Done {
     match error {
         WsError::Capacity(_) => Done::Violation(CloseCode::Size, "message too big"),
         WsError::Utf8(_) => Done::Violation(CloseCode::Invalid, "invalid UTF-8"),
