@@ -22,3 +22,5 @@ mod browser;
 mod echo;
 // protocol violations: Close 1002/1007/1009 after what was already queued
 mod violations;
+// generated hostile input for the parsers (fuzz/ on stable, bounded)
+mod fuzz_inputs;
