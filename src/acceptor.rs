@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use log::{debug, error, warn};
 
+use crate::admission::MAX_PENDING_HANDSHAKES;
 use crate::connection::{self, READ_PUMP_STACK};
 use crate::metrics::RejectReason;
 use crate::server::ServerContext;
@@ -115,7 +116,7 @@ pub(crate) fn run(
         let accepted_at = Instant::now();
         // Bound threads sitting in handshakes: without this, a flood of
         // silent TCP connections would start a thread each for 10 s.
-        if pending.load(Ordering::Acquire) >= context.config.max_connections {
+        if pending.load(Ordering::Acquire) >= MAX_PENDING_HANDSHAKES {
             context
                 .metrics
                 .count_rejection(RejectReason::MaxConnections);

@@ -17,18 +17,18 @@
 //!
 //! Nothing here is global: two `Hub`s in one process share no state.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use log::{error, info};
+use log::{error, info, warn};
 use uuid::Uuid;
 
 use crate::acceptor::{self, LiveConnections};
-use crate::admission::ConnectionLimiter;
+use crate::admission::{os_connection_ceiling, ConnectionLimiter};
 use crate::auth::{Authorizer, ConfigAuthorizer};
 use crate::command::HubCommand;
 use crate::config::Config;
@@ -99,17 +99,19 @@ impl Hub {
         config: Config,
         authorizer: Arc<dyn Authorizer>,
     ) -> Result<Hub, Error> {
-        let ws_listener = TcpListener::bind(&config.ws_addr).map_err(|source| Error::Bind {
+        let ws_listener = bind(&config.ws_addr).map_err(|source| Error::Bind {
             listener: "websocket",
             address: config.ws_addr.clone(),
             source,
         })?;
         let ws_addr = ws_listener.local_addr().map_err(Error::Spawn)?;
-        let http_server = tiny_http::Server::http(&config.http_addr).map_err(|e| Error::Bind {
+        let http_listener = bind(&config.http_addr).map_err(|source| Error::Bind {
             listener: "http",
             address: config.http_addr.clone(),
-            source: std::io::Error::other(e.to_string()),
+            source,
         })?;
+        let http_server = tiny_http::Server::from_listener(http_listener, None)
+            .map_err(|e| Error::Spawn(std::io::Error::other(e.to_string())))?;
         let http_addr = http_server.server_addr().to_ip().ok_or_else(|| {
             Error::Spawn(std::io::Error::other("http listener has no IP address"))
         })?;
@@ -137,8 +139,19 @@ impl Hub {
         let broadcaster = Broadcaster::new(settings, metrics.clone(), commands_rx);
         let broadcaster = spawn("broadcaster", move || broadcaster.run())?;
 
+        let max_connections = match os_connection_ceiling() {
+            Some((ceiling, why)) if ceiling < config.max_connections => {
+                warn!(
+                    "max-connections {} is more than this machine can hold: {why}; \
+                     refusing connections (503) beyond {ceiling}",
+                    config.max_connections
+                );
+                ceiling
+            }
+            _ => config.max_connections,
+        };
         let context = Arc::new(ServerContext {
-            limiter: ConnectionLimiter::new(config.max_connections, config.max_connections_per_ip),
+            limiter: ConnectionLimiter::new(max_connections, config.max_connections_per_ip),
             config,
             commands: commands_tx,
             metrics,
@@ -271,6 +284,32 @@ fn wake_acceptor(addr: SocketAddr) {
         });
     }
     let _ = TcpStream::connect_timeout(&target, Duration::from_secs(1));
+}
+
+/// How many connections may wait in the kernel's accept queue. std's
+/// `TcpListener::bind` uses 128, which a burst of clients overflows: the
+/// kernel then drops their SYNs and they retry after a full second. The
+/// kernel caps this at `net.core.somaxconn` (4096 on current kernels).
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// Bind a listening TCP socket with our backlog (std offers no way to set it).
+fn bind(address: &str) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let mut last_error = None;
+    for addr in address.to_socket_addrs()? {
+        let attempt = (|| {
+            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+            socket.set_reuse_address(true)?;
+            socket.bind(&addr.into())?;
+            socket.listen(LISTEN_BACKLOG)?;
+            Ok::<TcpListener, std::io::Error>(socket.into())
+        })();
+        match attempt {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| std::io::Error::other("the address resolved to nothing")))
 }
 
 fn spawn<F: FnOnce() + Send + 'static>(name: &str, body: F) -> Result<JoinHandle<()>, Error> {

@@ -55,7 +55,7 @@ impl EventFactory {
         write!(out, r#"{{"n":{number},"t":{sent_at_us},"p":""#).expect("writing to a String");
         // 2 more bytes close the string and the object.
         let padding = self.payload_bytes.saturating_sub(out.len() - start + 2);
-        out.extend(std::iter::repeat('x').take(padding));
+        out.extend(std::iter::repeat_n('x', padding));
         out.push_str("\"}");
         number
     }
