@@ -34,7 +34,7 @@ use crate::command::HubCommand;
 use crate::event::unix_ms;
 use crate::handshake::{self, Admitted};
 use crate::metrics::Metrics;
-use crate::outbound::outbound_queue;
+use crate::outbound::{outbound_queue, OutboundQueue};
 use crate::read_pump::{ReadPump, ReadSide};
 use crate::server::ServerContext;
 use crate::write_pump::WritePump;
@@ -262,6 +262,42 @@ pub(crate) fn write_config() -> WebSocketConfig {
         .write_buffer_size(32 * 1024)
 }
 
+/// The read pump's end of the done channel. Sending (or dropping it, if
+/// the read pump panics) also wakes the write pump, which parks on its
+/// queue and would not otherwise notice the done channel.
+pub(crate) struct DoneSender {
+    done_tx: Option<Sender<Done>>,
+    writer: OutboundQueue,
+}
+
+impl DoneSender {
+    /// `done_tx` and the write pump's queue, to wake it. (Also used by
+    /// `echo.rs`, which wires the same pumps.)
+    pub(crate) fn new(done_tx: Sender<Done>, writer: OutboundQueue) -> Self {
+        DoneSender {
+            done_tx: Some(done_tx),
+            writer,
+        }
+    }
+
+    pub(crate) fn send(mut self, done: Done) {
+        if let Some(done_tx) = self.done_tx.take() {
+            // The write pump may already be gone (it ended first); then
+            // nobody needs to hear why the read side stopped.
+            let _ = done_tx.send(done);
+        }
+    }
+}
+
+impl Drop for DoneSender {
+    fn drop(&mut self) {
+        // Disconnect first, then wake: the write pump must find either the
+        // message or the disconnected channel when it looks.
+        drop(self.done_tx.take());
+        self.writer.wake();
+    }
+}
+
 /// Sends `Disconnect` and counts the close when dropped: exactly once per
 /// registered connection, even if the read pump panics.
 struct Registration {
@@ -383,6 +419,10 @@ pub(crate) fn serve(
         Role::Server,
         Some(read_config(config.max_message_size)),
     );
+    let done_sender = DoneSender {
+        done_tx: Some(done_tx),
+        writer: queue.clone(),
+    };
     let read_pump = ReadPump::new(
         socket,
         connection.clone(),
@@ -392,9 +432,7 @@ pub(crate) fn serve(
     );
     let done = read_pump.run();
     let reason = done.to_string();
-    // The write pump may already be gone (it ended first); then nobody
-    // needs to hear why the read side stopped.
-    let _ = done_tx.send(done);
+    done_sender.send(done);
     let written = match writer.join() {
         Ok(outcome) => outcome,
         Err(_) => {

@@ -34,6 +34,7 @@ use tungstenite::protocol::{Role, WebSocket};
 use crate::config::Config;
 use crate::connection::{
     read_config, write_config, Connection, ConnectionId, ConnectionInfo, ConnectionStats, Done,
+    DoneSender,
 };
 use crate::event::unix_ms;
 use crate::metrics::Metrics;
@@ -48,7 +49,7 @@ pub const MAX_MESSAGE_SIZE: usize = 64 << 20;
 /// Frames that may wait in one client's queue. The hub's `--queue-size`
 /// protects the broadcaster; here a client that sends faster than it reads
 /// only fills its own queue, which Autobahn's 9.7/9.8 (1000 messages) and
-/// the stress tests do on purpose. The channel allocates as frames arrive.
+/// the stress tests do on purpose. The queue allocates as frames arrive.
 const QUEUE_FRAMES: usize = 1 << 16;
 
 /// How long one read of the upgrade request may wait.
@@ -190,13 +191,6 @@ fn serve_connection(tcp: TcpStream, peer: SocketAddr, number: u64) {
     });
     let metrics = Arc::new(Metrics::default());
     let (queue, outbound_rx) = outbound_queue(QUEUE_FRAMES);
-    // In the hub the broadcaster holds a sender for every client until the
-    // write pump has ended, so the queue never disconnects under it. Here
-    // the read pump's is the only one: when the read pump returned, the
-    // write pump would see "hub stopped" and could drop TCP before
-    // answering the peer's Close (Autobahn: ~150 UNCLEAN closes). Holding
-    // this clone until the write pump is joined plays the broadcaster's part.
-    let registration = queue.clone();
     let (done_tx, done_rx) = crossbeam_channel::bounded::<Done>(1);
 
     let write_pump = WritePump::new(
@@ -220,12 +214,13 @@ fn serve_connection(tcp: TcpStream, peer: SocketAddr, number: u64) {
         Role::Server,
         Some(read_config(MAX_MESSAGE_SIZE)),
     );
+    // Sending `Done` also wakes the write pump, which parks on its queue.
+    let done_sender = DoneSender::new(done_tx, queue.clone());
     let done = ReadPump::echo(socket, connection, queue, metrics).run();
     let reason = done.to_string();
-    let _ = done_tx.send(done);
+    done_sender.send(done);
     let written = writer
         .join()
         .unwrap_or_else(|_| "write pump panicked".into());
-    drop(registration);
     debug!("echo #{number} from {peer} closed: {reason}; {written}");
 }

@@ -419,7 +419,9 @@ impl ReadPump {
         if self.queue.push(frame).is_err() {
             self.metrics.slow_consumer_disconnects.inc();
             self.kick(CloseReason::SlowConsumer);
+            return;
         }
+        self.queue.wake();
     }
 }
 

@@ -1,16 +1,18 @@
 //! The write pump: the only thread that writes bytes to a client's socket.
 //!
 //! Owns the write half of one connection: a tungstenite `WebSocket` over a
-//! clone of the socket, used only to `write`, `flush` and `close`. It waits
-//! (`select!`) on three things:
+//! clone of the socket, used only to `write`, `flush` and `close`. Each time
+//! it wakes it looks at three things:
 //!
+//! - the done channel: the read pump's one [`Done`] message when it stops;
 //! - the client's [`OutboundReceiver`]: events and replies from the
 //!   broadcaster, Pongs and replies from the read pump, in one FIFO;
-//! - the done channel: the read pump's one [`Done`] message when it stops;
-//! - a timer: the next heartbeat Ping, or the end of a close handshake.
+//! - its timer: the next heartbeat Ping, or the end of a close handshake.
 //!
-//! When several frames are waiting it writes them all and flushes once, so
-//! a busy client costs one `write` syscall per wake-up, not one per frame.
+//! Then it parks until whoever pushed to its queue (or sent `Done`) wakes
+//! it, or until the timer is due. It takes every waiting frame at once,
+//! writes them all and flushes once, so a busy client costs one `write`
+//! syscall per wake-up, not one per frame.
 //! It ends by calling `shutdown(Both)` on the socket: that sends FIN and
 //! wakes a read pump still blocked in `read()`, which dropping our clone
 //! would not do (SPLIT-PUMPS.md, pitfall 6). It sends nothing back to the
@@ -21,7 +23,9 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver};
+use std::collections::VecDeque;
+
+use crossbeam_channel::{Receiver, TryRecvError};
 use tungstenite::error::{Error as WsError, ProtocolError};
 use tungstenite::protocol::frame::Frame;
 use tungstenite::protocol::CloseFrame;
@@ -34,8 +38,8 @@ use crate::outbound::{OutboundFrame, OutboundReceiver};
 
 /// How long we wait for the peer to answer our Close before dropping TCP.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
-/// Frames written per wake-up before flushing (and checking for a kick).
-const MAX_BATCH: usize = 256;
+/// How often, in frames, a long batch checks whether it was kicked.
+const CHECK_KICK_EVERY: usize = 64;
 
 /// Where the closing handshake stands, named by who acted.
 #[derive(Debug, Clone, Copy)]
@@ -86,42 +90,39 @@ impl WritePump {
         }
     }
 
-    /// Write until the connection ends, then shut the socket. Returns a
-    /// description of how it ended, for the close log line.
+    /// Write until the connection ends, then shut the socket (on drop).
+    /// Returns a description of how it ended, for the close log line.
     pub fn run(mut self) -> String {
-        let outcome = match self.pump() {
+        match self.pump() {
             Ok(how) => how,
             Err(stop) => stop,
-        };
-        let _ = self.socket.get_ref().shutdown(Shutdown::Both);
-        outcome
+        }
     }
 
     fn pump(&mut self) -> Result<String, Stop> {
+        self.outbound.attach_current_thread();
+        let mut batch = VecDeque::new();
         loop {
-            let wake_at = self.next_wake();
-            let timeout = wake_at
-                .map(|at| at.saturating_duration_since(Instant::now()))
-                .unwrap_or(Duration::from_secs(3600));
-            select! {
-                recv(self.outbound.channel()) -> item => {
-                    // The broadcaster holds a sender until we are
-                    // unregistered, which happens after we end: this channel
-                    // disconnecting means the hub itself is gone.
-                    let Ok(item) = item else {
-                        return Ok("hub stopped".into());
-                    };
-                    let frame = self.outbound.open(item);
-                    self.write_batch(frame)?;
+            // Done first: once the read pump has stopped, what is queued is
+            // handled by `finish`, in order, before the close.
+            match self.done_rx.try_recv() {
+                Ok(done) => return self.finish(done),
+                // The read pump ended without a word: it panicked.
+                Err(TryRecvError::Disconnected) => {
+                    return self.finish(Done::Failed("read pump ended".into()))
                 }
-                recv(self.done_rx) -> done => {
-                    // A disconnected done channel means the read pump ended
-                    // without a word: it panicked.
-                    let done = done.unwrap_or(Done::Failed("read pump ended".into()));
-                    return self.finish(done);
-                }
-                default(timeout) => self.on_timer()?,
+                Err(TryRecvError::Empty) => {}
             }
+            if let Some(reason) = self.outbound.kicked() {
+                self.close_now(reason)?;
+            }
+            self.outbound.take_all(&mut batch);
+            if !batch.is_empty() {
+                self.write_batch(&mut batch)?;
+                continue;
+            }
+            self.on_timer()?;
+            self.outbound.wait(self.next_wake());
         }
     }
 
@@ -156,28 +157,20 @@ impl WritePump {
         }
     }
 
-    /// Write `first` and everything else already waiting, then flush once.
-    fn write_batch(&mut self, first: OutboundFrame) -> Result<(), Stop> {
+    /// Write every frame in `batch`, then flush once.
+    fn write_batch(&mut self, batch: &mut VecDeque<OutboundFrame>) -> Result<(), Stop> {
         let mut oldest_event: Option<Instant> = None;
         let mut written = 0u64;
-        let mut next = Some(first);
-        while let Some(frame) = next.take() {
-            if let Some(reason) = self.outbound.kicked() {
-                return self.close_now(reason);
-            }
+        while let Some(frame) = batch.pop_front() {
             if let OutboundFrame::Event(event) = &frame {
                 oldest_event.get_or_insert(event.accepted_at);
             }
             written += self.write_frame(frame)?;
-            if written as usize >= MAX_BATCH {
+            // A kick skips the rest: a slow consumer will not read it.
+            if written as usize % CHECK_KICK_EVERY == 0 && self.outbound.kicked().is_some() {
+                batch.clear();
                 break;
             }
-            next = self
-                .outbound
-                .channel()
-                .try_recv()
-                .ok()
-                .map(|item| self.outbound.open(item));
         }
         self.flush()?;
         self.connection.stats.add_sent(written);
@@ -188,8 +181,8 @@ impl WritePump {
         Ok(())
     }
 
-    /// Write one frame into tungstenite's buffer. Returns 1 if a frame was
-    /// written, 0 if it was dropped.
+    /// Write one frame into tungstenite's buffer. Returns how many frames
+    /// that was (1), for the counters.
     fn write_frame(&mut self, frame: OutboundFrame) -> Result<u64, Stop> {
         let message = match frame {
             OutboundFrame::Event(event) => Message::Text(event.frame.clone()),
@@ -202,7 +195,6 @@ impl WritePump {
                 self.start_close(reason.frame())?;
                 return Ok(1);
             }
-            OutboundFrame::Kick => return Ok(0),
         };
         self.write(message)?;
         Ok(1)
@@ -213,7 +205,7 @@ impl WritePump {
         if let Phase::Open = self.phase {
             // Drop what is waiting: a slow consumer will not read it, and
             // the client resumes from history with `since`.
-            while self.outbound.channel().try_recv().is_ok() {}
+            self.outbound.discard_all();
             self.start_close(reason.frame())?;
         }
         Ok(())
@@ -250,10 +242,10 @@ impl WritePump {
                 }
             }
             Done::Violation(code, reason) => {
-                // Drained as for a Close: `select!` picks at random between
-                // the queue and this done message, so without draining the
-                // replies to the frames before the violation were lost half
-                // of the time (Autobahn 4.1.3-4.1.5, 4.2.4: NON-STRICT).
+                // Drained as for a Close: the replies to the frames before
+                // the violation are often still queued when `Done` arrives,
+                // and were lost without this (Autobahn 4.1.3-4.1.5, 4.2.4:
+                // NON-STRICT on the echo server).
                 self.drain()?;
                 if let Phase::Open = self.phase {
                     let _ = self.socket.close(Some(CloseFrame {
@@ -271,8 +263,9 @@ impl WritePump {
     /// Write every frame already queued, unless we are closing already.
     fn drain(&mut self) -> Result<(), Stop> {
         if let Phase::Open = self.phase {
-            while let Ok(item) = self.outbound.channel().try_recv() {
-                let frame = self.outbound.open(item);
+            let mut batch = VecDeque::new();
+            self.outbound.take_all(&mut batch);
+            while let Some(frame) = batch.pop_front() {
                 self.write_frame(frame)?;
             }
         }
@@ -330,6 +323,15 @@ impl WritePump {
                 .get_ref()
                 .set_write_timeout(Some(left.min(self.write_timeout)));
         }
+    }
+}
+
+impl Drop for WritePump {
+    /// `shutdown(Both)`, not just a close of our clone: it sends FIN and
+    /// wakes the read pump blocked in `read()` on the other clone. In
+    /// `Drop`, so it happens even if this thread panics.
+    fn drop(&mut self) {
+        let _ = self.socket.get_ref().shutdown(Shutdown::Both);
     }
 }
 
