@@ -152,7 +152,7 @@ fn close_reply_echoes_the_code() {
 /// SPLIT-PUMPS.md "order": 300 echoes queued before the client's Close all
 /// go out before the close reply. Deterministic because the client sends
 /// everything before reading; a write pump that answered the Close before
-/// draining its queue would lose some echoes at random.
+/// draining its queue would lose the echoes still queued.
 #[test]
 fn three_hundred_echoes_go_out_before_the_close_reply() {
     let server = start_echo();
@@ -204,8 +204,9 @@ fn big_echo_and_many_pongs_do_not_interleave() {
 /// A frame with a reserved opcode is a protocol violation, answered with
 /// Close 1002, but the echo of the message before it still goes out first
 /// (Autobahn 4.1.3-4.1.5 and 4.2.4 grade this NON-STRICT otherwise). The
-/// write pump used to pick randomly between its queue and the done channel;
-/// 20 rounds make a regression show up almost surely.
+/// write pump used to close at once on a violation, losing the echo when
+/// it was still queued as `Done` arrived; 20 rounds make a regression show
+/// up almost surely.
 #[test]
 fn echo_before_a_protocol_violation_goes_out_before_the_close() {
     let server = start_echo();

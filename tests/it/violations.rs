@@ -15,10 +15,10 @@ use crate::support::*;
 
 /// A reply queued just before a bad frame is not lost: the write pump
 /// drains its queue before the Close, as it does for a peer's Close.
-/// Before the fix it picked at random between the queue and the done
-/// message whenever both were ready, e.g. when the request and the bad
-/// frame arrive, in one TCP segment, before the new write pump has first
-/// waited. 20 rounds make a regression show up almost surely.
+/// Before the fix it closed at once on a violation, losing a reply that
+/// was still queued when `Done` arrived, e.g. when the request and the bad
+/// frame arrive in one TCP segment before the new write pump first looks.
+/// 20 rounds make a regression show up almost surely.
 #[test]
 fn reply_before_a_protocol_violation_goes_out_before_close_1002() {
     let hub = TestHub::new().start();
