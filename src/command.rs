@@ -63,6 +63,10 @@ pub enum HubCommand {
         queue: OutboundQueue,
         /// `?channels=…&since=…` from the URL.
         initial: Option<(Vec<String>, Option<u64>)>,
+        /// Dropped or signalled once `welcome` (and the URL's `subscribed`)
+        /// is queued; the read pump starts only then, so no reply it
+        /// queues itself can go out before `welcome`.
+        done: Sender<()>,
     },
     /// A connection's threads have ended: forget it. Sent exactly once per
     /// `Connect`, by the connection's own thread as it exits.

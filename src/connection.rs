@@ -34,18 +34,26 @@ use crate::command::HubCommand;
 use crate::event::unix_ms;
 use crate::handshake::{self, Admitted};
 use crate::metrics::Metrics;
-use crate::outbound::outbound_queue;
+use crate::outbound::{outbound_queue, OutboundQueue};
 use crate::read_pump::{ReadPump, ReadSide};
 use crate::server::ServerContext;
 use crate::write_pump::WritePump;
 
-/// Stack size of a write pump thread. It only moves bytes, so it needs
-/// little; see docs/operations.md for how this was measured.
+/// Stack size of a write pump thread. It only moves bytes, but with history
+/// off it may drop the last reference to an event, and dropping a deeply
+/// nested JSON value recurses. Measured with the test
+/// `deeply_nested_json_does_not_overflow_the_pump_stacks` (126 levels):
+/// 16 KiB suffice in release, 64 KiB in debug; this is twice that.
+/// Only the pages a thread touches count towards RSS.
 pub const WRITE_PUMP_STACK: usize = 128 * 1024;
 
 /// Stack size of a connection thread (handshake, then read pump). It parses
-/// client JSON, which serde_json bounds at 128 levels of nesting.
-pub const READ_PUMP_STACK: usize = 256 * 1024;
+/// client JSON, which serde_json bounds at 128 levels of nesting. Measured
+/// with `deeply_nested_json_does_not_overflow_the_pump_stacks`: 48 KiB
+/// suffice in release, but debug builds need more than 192 KiB; this
+/// leaves room for both. A reservation costs address space, not memory:
+/// an idle read pump touches only a few pages of it.
+pub const READ_PUMP_STACK: usize = 512 * 1024;
 
 /// A connection's id: a random UUID v4, shown lower-case as in `welcome`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -262,6 +270,42 @@ pub(crate) fn write_config() -> WebSocketConfig {
         .write_buffer_size(32 * 1024)
 }
 
+/// The read pump's end of the done channel. Sending (or dropping it, if
+/// the read pump panics) also wakes the write pump, which parks on its
+/// queue and would not otherwise notice the done channel.
+pub(crate) struct DoneSender {
+    done_tx: Option<Sender<Done>>,
+    writer: OutboundQueue,
+}
+
+impl DoneSender {
+    /// `done_tx` and the write pump's queue, to wake it. (Also used by
+    /// `echo.rs`, which wires the same pumps.)
+    pub(crate) fn new(done_tx: Sender<Done>, writer: OutboundQueue) -> Self {
+        DoneSender {
+            done_tx: Some(done_tx),
+            writer,
+        }
+    }
+
+    pub(crate) fn send(mut self, done: Done) {
+        if let Some(done_tx) = self.done_tx.take() {
+            // The write pump may already be gone (it ended first); then
+            // nobody needs to hear why the read side stopped.
+            let _ = done_tx.send(done);
+        }
+    }
+}
+
+impl Drop for DoneSender {
+    fn drop(&mut self) {
+        // Disconnect first, then wake: the write pump must find either the
+        // message or the disconnected channel when it looks.
+        drop(self.done_tx.take());
+        self.writer.wake();
+    }
+}
+
 /// Sends `Disconnect` and counts the close when dropped: exactly once per
 /// registered connection, even if the read pump panics.
 struct Registration {
@@ -327,17 +371,24 @@ pub(crate) fn serve(
 
     let (queue, outbound_rx) = outbound_queue(config.queue_size);
     let (done_tx, done_rx) = crossbeam_channel::bounded::<Done>(1);
+    let (connected_tx, connected_rx) = crossbeam_channel::bounded::<()>(1);
     if context
         .commands
         .send(HubCommand::Connect {
             connection: connection.clone(),
             queue: queue.clone(),
             initial,
+            done: connected_tx,
         })
         .is_err()
     {
         return; // the broadcaster has stopped: the hub is going away
     }
+    // `welcome` must be the first frame. The read pump queues some replies
+    // itself (`pong`, errors), so it starts only once the broadcaster has
+    // queued `welcome`. The broadcaster never blocks, so this wait is short;
+    // a disconnect means it stopped, and the write pump will see that too.
+    let _ = connected_rx.recv();
     context.metrics.count_connection_opened();
     let _registration = Registration {
         id,
@@ -376,6 +427,10 @@ pub(crate) fn serve(
         Role::Server,
         Some(read_config(config.max_message_size)),
     );
+    let done_sender = DoneSender {
+        done_tx: Some(done_tx),
+        writer: queue.clone(),
+    };
     let read_pump = ReadPump::new(
         socket,
         connection.clone(),
@@ -385,9 +440,7 @@ pub(crate) fn serve(
     );
     let done = read_pump.run();
     let read_side = done.to_string();
-    // The write pump may already be gone (it ended first); then nobody
-    // needs to hear why the read side stopped.
-    let _ = done_tx.send(done);
+    done_sender.send(done);
     // The write pump's account is the one to log: it says who closed
     // (`closed by peer …` / `closed by hub: slow consumer (4008)`), or why
     // writing failed first, in which case the read side only saw the echo.

@@ -312,6 +312,15 @@ fn find_head_end(bytes: &[u8]) -> Option<usize> {
         .map(|i| i + 4)
 }
 
+/// Checks 1-3 and 7 on a complete request head, the parts of `accept`
+/// that read peer bytes and need no hub state: `Ok` if they would upgrade,
+/// else the HTTP status. For the fuzz targets (`fuzzing.rs`).
+pub(crate) fn check_request_head(head: &[u8]) -> Result<(), u16> {
+    let request = parse_request(head)?;
+    parse_query(&request.query).map_err(|()| 400u16)?;
+    Ok(())
+}
+
 /// Checks 1-3: HTTP GET, path `/ws`, a WebSocket upgrade. The error is the
 /// HTTP status to answer.
 fn parse_request(head: &[u8]) -> Result<UpgradeRequest, u16> {

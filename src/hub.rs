@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::thread;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -28,7 +29,7 @@ use crate::connection::{CloseReason, Connection, ConnectionId};
 use crate::event::{unix_ms, EncodedEvent, Event, Seq};
 use crate::history::ChannelHistory;
 use crate::metrics::Metrics;
-use crate::outbound::{OutboundFrame, OutboundQueue};
+use crate::outbound::{OutboundFrame, OutboundQueue, QueueFull};
 use crate::protocol::{self, ErrorCode, RequestError, RequestId};
 use crate::stats::{ConnectionStatus, HubStats};
 
@@ -61,6 +62,37 @@ struct Client {
     last_sent: Seq,
     /// Set once the client was kicked; it gets nothing more.
     closing: bool,
+    /// Already in `Broadcaster::to_wake` for this round.
+    wake_pending: bool,
+}
+
+impl Client {
+    /// Queue a counted frame and note that this client's write pump must
+    /// be woken at the end of the round. Every push from the broadcaster
+    /// goes through here or `push_uncounted`, so none can forget the wake.
+    fn push(
+        &mut self,
+        slot: usize,
+        frame: OutboundFrame,
+        to_wake: &mut Vec<usize>,
+    ) -> Result<(), QueueFull> {
+        self.queue.push(frame)?;
+        self.note_wake(slot, to_wake);
+        Ok(())
+    }
+
+    /// As `push`, without counting against the queue limit.
+    fn push_uncounted(&mut self, slot: usize, frame: OutboundFrame, to_wake: &mut Vec<usize>) {
+        self.queue.push_uncounted(frame);
+        self.note_wake(slot, to_wake);
+    }
+
+    fn note_wake(&mut self, slot: usize, to_wake: &mut Vec<usize>) {
+        if !self.wake_pending {
+            self.wake_pending = true;
+            to_wake.push(slot);
+        }
+    }
 }
 
 struct LocalSubscriber {
@@ -103,7 +135,17 @@ pub struct Broadcaster {
     shutdown: Option<(Instant, u64)>,
     /// The largest queue depth of clients already gone, for metrics.
     departed_high_water: usize,
+    /// Clients pushed to during this round; each is woken once at its end.
+    to_wake: Vec<usize>,
 }
+
+/// Commands served in one round before the write pumps are woken. Bounds
+/// how long the first event of a busy round waits for its wake-up.
+const MAX_ROUND: usize = 32;
+
+/// A round with more wake-ups than this shares them with the wake helpers.
+/// Below it, handing work over (itself a wake-up) is not worth it.
+const SHARE_WAKES_ABOVE: usize = 64;
 
 impl Broadcaster {
     /// A broadcaster that will serve `commands_rx`.
@@ -125,18 +167,99 @@ impl Broadcaster {
             channels: HashMap::new(),
             shutdown: None,
             departed_high_water: 0,
+            to_wake: Vec::new(),
         }
     }
 
     /// Serve commands until `Stop`, or until every sender is gone.
+    ///
+    /// Commands are served in rounds: the first one waited for, then up to
+    /// `MAX_ROUND` more that are already waiting. Pushes during a round do
+    /// not wake anyone; at its end each write pump that got frames is woken
+    /// once (see `outbound.rs` for why wake-ups are worth saving). At a low
+    /// rate a round is one command, so nothing waits; under load one wake-up
+    /// carries many events.
     pub fn run(mut self) {
-        while let Ok(command) = self.commands_rx.recv() {
-            if let HubCommand::Stop = command {
-                break;
+        // Wake helpers: waking a parked thread is a system call that costs
+        // ~11 us when the thread sleeps on another CPU, and a fan-out to
+        // 1,000 clients needs 1,000 of them. One helper per extra CPU takes
+        // a share, so wake-ups happen on every CPU at once. They live in a
+        // scope: when the broadcaster stops, its senders drop, the helpers'
+        // loops end, and the scope joins them.
+        let helpers = thread::available_parallelism().map_or(1, |n| n.get()) - 1;
+        thread::scope(|scope| {
+            let mut helper_txs = Vec::new();
+            for n in 0..helpers.min(3) {
+                let (tx, rx) = crossbeam_channel::unbounded::<Vec<OutboundQueue>>();
+                let spawned = thread::Builder::new()
+                    .name(format!("wake-helper-{n}"))
+                    .stack_size(64 * 1024)
+                    .spawn_scoped(scope, move || {
+                        for share in rx {
+                            share.iter().for_each(OutboundQueue::wake);
+                        }
+                    });
+                // Without a helper the broadcaster simply wakes everyone.
+                if spawned.is_ok() {
+                    helper_txs.push(tx);
+                }
             }
-            self.apply(command);
-        }
+            self.serve(&helper_txs);
+        });
         debug!("broadcaster stopped at seq {}", self.seq);
+    }
+
+    fn serve(&mut self, helpers: &[Sender<Vec<OutboundQueue>>]) {
+        let mut stopping = false;
+        while !stopping {
+            let Ok(first) = self.commands_rx.recv() else {
+                break;
+            };
+            let mut next = Some(first);
+            let mut served = 0;
+            while let Some(command) = next.take() {
+                if let HubCommand::Stop = command {
+                    stopping = true;
+                    break;
+                }
+                self.apply(command);
+                served += 1;
+                if served < MAX_ROUND {
+                    next = self.commands_rx.try_recv().ok();
+                }
+            }
+            self.wake_writers(helpers);
+        }
+    }
+
+    /// Wake every write pump that got frames this round, once each, sharing
+    /// a big round with the wake helpers.
+    fn wake_writers(&mut self, helpers: &[Sender<Vec<OutboundQueue>>]) {
+        let total = self.to_wake.len();
+        let share = if total > SHARE_WAKES_ABOVE {
+            total / (helpers.len() + 1)
+        } else {
+            0
+        };
+        let mut slots = self.to_wake.drain(..);
+        for helper in helpers.iter().filter(|_| share > 0) {
+            let mut queues = Vec::with_capacity(share);
+            for slot in slots.by_ref().take(share) {
+                if let Some(Member::Client(client)) = &mut self.members[slot] {
+                    client.wake_pending = false;
+                    queues.push(client.queue.clone());
+                }
+            }
+            if let Err(unsent) = helper.send(queues) {
+                unsent.0.iter().for_each(OutboundQueue::wake);
+            }
+        }
+        for slot in slots {
+            if let Some(Member::Client(client)) = &mut self.members[slot] {
+                client.wake_pending = false;
+                client.queue.wake();
+            }
+        }
     }
 
     fn apply(&mut self, command: HubCommand) {
@@ -145,7 +268,11 @@ impl Broadcaster {
                 connection,
                 queue,
                 initial,
-            } => self.connect(connection, queue, initial),
+                done,
+            } => {
+                self.connect(connection, queue, initial);
+                let _ = done.try_send(());
+            }
             HubCommand::Disconnect { id } => self.disconnect(id),
             HubCommand::Subscribe {
                 id,
@@ -267,16 +394,19 @@ impl Broadcaster {
             self.seq.0,
             self.settings.heartbeat_ms,
         );
-        // The queue is new and empty, so this push cannot fail.
-        let _ = queue.push(OutboundFrame::Text(welcome.into()));
         let slot = self.insert_member(Member::Client(Client {
             connection,
             queue,
             channels: Vec::new(),
             last_sent: Seq(0),
             closing: false,
+            wake_pending: false,
         }));
         self.clients_by_id.insert(id, slot);
+        if let Some(Member::Client(client)) = &mut self.members[slot] {
+            // The queue is new and empty, so this push cannot fail.
+            let _ = client.push(slot, OutboundFrame::Text(welcome.into()), &mut self.to_wake);
+        }
         if let Some((deadline, reconnect_ms)) = self.shutdown {
             self.send_shutdown(slot, deadline, reconnect_ms);
             return;
@@ -357,7 +487,8 @@ impl Broadcaster {
         if client.closing {
             return;
         }
-        if client.queue.push(OutboundFrame::Text(text.into())).is_err() {
+        let frame = OutboundFrame::Text(text.into());
+        if client.push(slot, frame, &mut self.to_wake).is_err() {
             self.close_slow_consumer(slot);
         }
     }
@@ -476,9 +607,8 @@ impl Broadcaster {
         for event in &events {
             // Replayed events do not count against --queue-size (PROTOCOL.md
             // section 9): a client resuming after a 4008 gets its whole replay.
-            client
-                .queue
-                .push_uncounted(OutboundFrame::Event((*event).clone()));
+            let frame = OutboundFrame::Event((*event).clone());
+            client.push_uncounted(slot, frame, &mut self.to_wake);
         }
         if let Some(last) = events.last() {
             client.last_sent = last.seq();
@@ -556,7 +686,8 @@ impl Broadcaster {
                     // The push never blocks: the broadcaster must not wait on
                     // any one client. A full queue means this client is too
                     // slow; it is closed with 4008 and resumes from history.
-                    match client.queue.push(OutboundFrame::Event(event.clone())) {
+                    let frame = OutboundFrame::Event(event.clone());
+                    match client.push(slot, frame, &mut self.to_wake) {
                         Ok(()) => {
                             client.last_sent = seq;
                             delivered += 1;
@@ -606,7 +737,7 @@ impl Broadcaster {
             if client.closing {
                 continue;
             }
-            match client.queue.push(OutboundFrame::Text(frame.clone())) {
+            match client.push(slot, OutboundFrame::Text(frame.clone()), &mut self.to_wake) {
                 Ok(()) => client.last_sent = seq,
                 Err(_) => self.close_slow_consumer(slot),
             }
@@ -635,12 +766,9 @@ impl Broadcaster {
             client.queue.set_deadline(deadline);
             let frame = protocol::encode_shutdown("server shutting down", reconnect_ms);
             // Behind what is already queued, so queued events are flushed first.
-            client
-                .queue
-                .push_uncounted(OutboundFrame::Text(frame.into()));
-            client
-                .queue
-                .push_uncounted(OutboundFrame::Close(CloseReason::Shutdown));
+            let to_wake = &mut self.to_wake;
+            client.push_uncounted(slot, OutboundFrame::Text(frame.into()), to_wake);
+            client.push_uncounted(slot, OutboundFrame::Close(CloseReason::Shutdown), to_wake);
         }
     }
 

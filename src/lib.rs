@@ -56,8 +56,14 @@ pub mod auth;
 mod command;
 pub mod config;
 pub mod connection;
+// A conformance fixture (Autobahn, tests/it/echo.rs), not embedding API.
+#[doc(hidden)]
+pub mod echo;
 mod error;
 pub mod event;
+// Entry points for fuzz/ and tests/it/fuzz_inputs.rs, not embedding API.
+#[doc(hidden)]
+pub mod fuzzing;
 mod handle;
 mod handshake;
 mod history;

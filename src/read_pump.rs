@@ -18,6 +18,11 @@
 //! passes it to the write pump. Silence (ping interval + pong timeout) and a
 //! missing `auth` are detected here, through the socket's read timeout, and
 //! answered by kicking the connection: the write pump sends the Close.
+//!
+//! The same pump also runs the echo server (`echo.rs`) that the Autobahn
+//! testsuite is pointed at: in [`DataFrames::Echo`] mode each text and
+//! binary frame goes back through the queue as it came, and everything else
+//! (framing, UTF-8, Ping, Close, error mapping) is the code the hub runs.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -30,7 +35,7 @@ use tungstenite::error::{Error as WsError, ProtocolError};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
 
-use crate::auth::Authorizer;
+use crate::auth::{Authorizer, ConfigAuthorizer};
 use crate::command::{HubCommand, PublishOrigin};
 use crate::connection::{CloseReason, Connection, Done};
 use crate::event::unix_ms;
@@ -85,9 +90,22 @@ enum AuthState {
     Pending(Instant),
 }
 
+/// What the read pump does with a client's text and binary frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DataFrames {
+    /// The hub: each frame is a request, rate limited, then answered here or
+    /// forwarded to the broadcaster.
+    Requests,
+    /// The echo server: each frame is queued back to the client as it came,
+    /// in the same FIFO as the Pongs, with no hub rules (no rate limit, no
+    /// JSON, binary allowed). Autobahn checks the Pong/echo order.
+    Echo,
+}
+
 /// One connection's reader. See the module docs.
 pub struct ReadPump {
     socket: WebSocket<ReadSide>,
+    data_frames: DataFrames,
     connection: Arc<Connection>,
     queue: OutboundQueue,
     commands: Sender<HubCommand>,
@@ -120,6 +138,7 @@ impl ReadPump {
         let now = Instant::now();
         ReadPump {
             socket,
+            data_frames: DataFrames::Requests,
             connection,
             queue,
             commands: context.commands.clone(),
@@ -134,6 +153,34 @@ impl ReadPump {
             silence_limit: (!config.ping_interval.is_zero())
                 .then(|| config.ping_interval + config.pong_timeout),
             last_heard: now,
+            read_timeout: None,
+            kicked: false,
+        }
+    }
+
+    /// A read pump for the echo server: no broadcaster, no token, no rate
+    /// limit, no heartbeat. Only [`DataFrames::Echo`] differs from the hub.
+    pub(crate) fn echo(
+        socket: WebSocket<ReadSide>,
+        connection: Arc<Connection>,
+        queue: OutboundQueue,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        // Echo mode never reaches the code that uses these two: a sender
+        // with no receiver, and an authorizer that asks for nothing.
+        let (commands, _) = crossbeam_channel::bounded(0);
+        ReadPump {
+            socket,
+            data_frames: DataFrames::Echo,
+            connection,
+            queue,
+            commands,
+            authorizer: Arc::new(ConfigAuthorizer::new(None, false)),
+            metrics,
+            auth: AuthState::Authenticated,
+            rate_limiter: None,
+            silence_limit: None,
+            last_heard: Instant::now(),
             read_timeout: None,
             kicked: false,
         }
@@ -158,7 +205,10 @@ impl ReadPump {
             };
             self.last_heard = Instant::now();
             self.connection.stats.add_received();
+            let echo = self.data_frames == DataFrames::Echo;
             match message {
+                Message::Text(text) if echo => self.queue_or_kick(OutboundFrame::Text(text)),
+                Message::Binary(data) if echo => self.queue_or_kick(OutboundFrame::Binary(data)),
                 Message::Text(text) => {
                     if self.admit_data_frame() {
                         self.handle_text(&text);
@@ -369,21 +419,25 @@ impl ReadPump {
         if self.kicked {
             return;
         }
-        if self.queue.push(frame).is_err() && self.kick(CloseReason::SlowConsumer) {
-            let info = &self.connection.info;
-            warn!(
-                "connection {} from {}: outbound queue full of replies, closing with 4008",
-                info.id, info.remote_addr
-            );
-            self.metrics.slow_consumer_disconnects.inc();
+        if self.queue.push(frame).is_err() {
+            if self.kick(CloseReason::SlowConsumer) {
+                let info = &self.connection.info;
+                warn!(
+                    "connection {} from {}: outbound queue full of replies, closing with 4008",
+                    info.id, info.remote_addr
+                );
+                self.metrics.slow_consumer_disconnects.inc();
+            }
+            return;
         }
+        self.queue.wake();
     }
 }
 
 /// Map a tungstenite read error to why the connection ends. Protocol
 /// violations get the close code RFC 6455 and the contract name; the rest
 /// are a broken or finished socket.
-fn done_for(error: WsError) -> Done {
+pub(crate) fn done_for(error: WsError) -> Done {
     match error {
         WsError::Capacity(_) => Done::Violation(CloseCode::Size, "message too big"),
         WsError::Utf8(_) => Done::Violation(CloseCode::Invalid, "invalid UTF-8"),

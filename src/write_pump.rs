@@ -1,16 +1,18 @@
 //! The write pump: the only thread that writes bytes to a client's socket.
 //!
 //! Owns the write half of one connection: a tungstenite `WebSocket` over a
-//! clone of the socket, used only to `write`, `flush` and `close`. It waits
-//! (`select!`) on three things:
+//! clone of the socket, used only to `write`, `flush` and `close`. Each time
+//! it wakes it looks at three things:
 //!
+//! - the done channel: the read pump's one [`Done`] message when it stops;
 //! - the client's [`OutboundReceiver`]: events and replies from the
 //!   broadcaster, Pongs and replies from the read pump, in one FIFO;
-//! - the done channel: the read pump's one [`Done`] message when it stops;
-//! - a timer: the next heartbeat Ping, or the end of a close handshake.
+//! - its timer: the next heartbeat Ping, or the end of a close handshake.
 //!
-//! When several frames are waiting it writes them all and flushes once, so
-//! a busy client costs one `write` syscall per wake-up, not one per frame.
+//! Then it parks until whoever pushed to its queue (or sent `Done`) wakes
+//! it, or until the timer is due. It takes every waiting frame at once,
+//! writes them all and flushes once, so a busy client costs one `write`
+//! syscall per wake-up, not one per frame.
 //! It ends by calling `shutdown(Both)` on the socket: that sends FIN and
 //! wakes a read pump still blocked in `read()`, which dropping our clone
 //! would not do (SPLIT-PUMPS.md, pitfall 6). It sends nothing back to the
@@ -21,7 +23,9 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver};
+use std::collections::VecDeque;
+
+use crossbeam_channel::{Receiver, TryRecvError};
 use tungstenite::error::{Error as WsError, ProtocolError};
 use tungstenite::protocol::frame::Frame;
 use tungstenite::protocol::CloseFrame;
@@ -34,8 +38,8 @@ use crate::outbound::{OutboundFrame, OutboundReceiver};
 
 /// How long we wait for the peer to answer our Close before dropping TCP.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
-/// Frames written per wake-up before flushing (and checking for a kick).
-const MAX_BATCH: usize = 256;
+/// How often, in frames, a long batch checks whether it was kicked.
+const CHECK_KICK_EVERY: usize = 64;
 
 /// Where the closing handshake stands, named by who acted.
 #[derive(Debug, Clone, Copy)]
@@ -89,44 +93,41 @@ impl WritePump {
         }
     }
 
-    /// Write until the connection ends, then shut the socket. Returns how
-    /// it ended, for the close log line: who closed and why. When the write
-    /// pump ends first (a write failed, the hub closed), its reason is the
-    /// real one and whatever the read pump reports afterwards is an echo.
+    /// Write until the connection ends, then shut the socket (on drop).
+    /// Returns how it ended, for the close log line: who closed and why.
+    /// When the write pump ends first (a write failed, the hub closed), its
+    /// reason is the real one and what the read pump reports is an echo.
     pub fn run(mut self) -> String {
-        let outcome = match self.pump() {
+        match self.pump() {
             Ok(how) => how,
             Err(stop) => stop,
-        };
-        let _ = self.socket.get_ref().shutdown(Shutdown::Both);
-        outcome
+        }
     }
 
     fn pump(&mut self) -> Result<String, Stop> {
+        self.outbound.attach_current_thread();
+        let mut batch = VecDeque::new();
         loop {
-            let wake_at = self.next_wake();
-            let timeout = wake_at
-                .map(|at| at.saturating_duration_since(Instant::now()))
-                .unwrap_or(Duration::from_secs(3600));
-            select! {
-                recv(self.outbound.channel()) -> item => {
-                    // The broadcaster holds a sender until we are
-                    // unregistered, which happens after we end: this channel
-                    // disconnecting means the hub itself is gone.
-                    let Ok(item) = item else {
-                        return Ok("hub stopped".into());
-                    };
-                    let frame = self.outbound.open(item);
-                    self.write_batch(frame)?;
+            // Done first: once the read pump has stopped, what is queued is
+            // handled by `finish`, in order, before the close.
+            match self.done_rx.try_recv() {
+                Ok(done) => return self.finish(done),
+                // The read pump ended without a word: it panicked.
+                Err(TryRecvError::Disconnected) => {
+                    return self.finish(Done::Failed("read pump ended".into()))
                 }
-                recv(self.done_rx) -> done => {
-                    // A disconnected done channel means the read pump ended
-                    // without a word: it panicked.
-                    let done = done.unwrap_or(Done::Failed("read pump ended".into()));
-                    return self.finish(done);
-                }
-                default(timeout) => self.on_timer()?,
+                Err(TryRecvError::Empty) => {}
             }
+            if let Some(reason) = self.outbound.kicked() {
+                self.close_now(reason)?;
+            }
+            self.outbound.take_all(&mut batch);
+            if !batch.is_empty() {
+                self.write_batch(&mut batch)?;
+                continue;
+            }
+            self.on_timer()?;
+            self.outbound.wait(self.next_wake());
         }
     }
 
@@ -165,28 +166,20 @@ impl WritePump {
         }
     }
 
-    /// Write `first` and everything else already waiting, then flush once.
-    fn write_batch(&mut self, first: OutboundFrame) -> Result<(), Stop> {
+    /// Write every frame in `batch`, then flush once.
+    fn write_batch(&mut self, batch: &mut VecDeque<OutboundFrame>) -> Result<(), Stop> {
         let mut oldest_event: Option<Instant> = None;
         let mut written = 0u64;
-        let mut next = Some(first);
-        while let Some(frame) = next.take() {
-            if let Some(reason) = self.outbound.kicked() {
-                return self.close_now(reason);
-            }
+        while let Some(frame) = batch.pop_front() {
             if let OutboundFrame::Event(event) = &frame {
                 oldest_event.get_or_insert(event.accepted_at);
             }
             written += self.write_frame(frame)?;
-            if written as usize >= MAX_BATCH {
+            // A kick skips the rest: a slow consumer will not read it.
+            if written as usize % CHECK_KICK_EVERY == 0 && self.outbound.kicked().is_some() {
+                batch.clear();
                 break;
             }
-            next = self
-                .outbound
-                .channel()
-                .try_recv()
-                .ok()
-                .map(|item| self.outbound.open(item));
         }
         // Counted before the flush, so a client never reads a frame that
         // `/status` and `/metrics` do not count yet.
@@ -200,12 +193,13 @@ impl WritePump {
         Ok(())
     }
 
-    /// Write one frame into tungstenite's buffer. Returns 1 if a frame was
-    /// written, 0 if it was dropped.
+    /// Write one frame into tungstenite's buffer. Returns how many frames
+    /// that was (1), for the counters.
     fn write_frame(&mut self, frame: OutboundFrame) -> Result<u64, Stop> {
         let message = match frame {
             OutboundFrame::Event(event) => Message::Text(event.frame.clone()),
             OutboundFrame::Text(text) => Message::Text(text),
+            OutboundFrame::Binary(data) => Message::Binary(data),
             // As a raw frame: tungstenite keeps a queued `Message::Pong` in a
             // single slot, so two Pings answered in one batch would lose one.
             OutboundFrame::Pong(payload) => Message::Frame(Frame::pong(payload)),
@@ -213,7 +207,6 @@ impl WritePump {
                 self.start_close(reason)?;
                 return Ok(1);
             }
-            OutboundFrame::Kick => return Ok(0),
         };
         self.write(message)?;
         Ok(1)
@@ -224,7 +217,7 @@ impl WritePump {
         if let Phase::Open = self.phase {
             // Drop what is waiting: a slow consumer will not read it, and
             // the client resumes from history with `since`.
-            while self.outbound.channel().try_recv().is_ok() {}
+            self.outbound.discard_all();
             self.start_close(reason)?;
         }
         Ok(())
@@ -251,19 +244,14 @@ impl WritePump {
     }
 
     /// The read pump stopped. Write what is already queued (a pong or reply
-    /// queued before the peer's Close must go before our answer), then
-    /// answer as the reason requires.
+    /// queued before the peer's Close or its protocol violation must go
+    /// before our answer), then answer as the reason requires.
     fn finish(&mut self, done: Done) -> Result<String, Stop> {
         // If we closed first, the peer's Close is only its answer to ours.
         let outcome = self.closed_by_us().unwrap_or_else(|| done.to_string());
         match done {
             Done::PeerClosed(frame) => {
-                if let Phase::Open = self.phase {
-                    while let Ok(item) = self.outbound.channel().try_recv() {
-                        let frame = self.outbound.open(item);
-                        self.write_frame(frame)?;
-                    }
-                }
+                self.drain()?;
                 // Echo the peer's close; a no-op if we closed first.
                 match self.socket.close(frame) {
                     Ok(()) | Err(WsError::ConnectionClosed) => {}
@@ -271,6 +259,11 @@ impl WritePump {
                 }
             }
             Done::Violation(code, reason) => {
+                // Drained as for a Close: the replies to the frames before
+                // the violation are often still queued when `Done` arrives,
+                // and were lost without this (Autobahn 4.1.3-4.1.5, 4.2.4:
+                // NON-STRICT on the echo server).
+                self.drain()?;
                 if let Phase::Open = self.phase {
                     let _ = self.socket.close(Some(CloseFrame {
                         code,
@@ -282,6 +275,18 @@ impl WritePump {
             Done::Failed(_) => {}
         }
         Ok(outcome)
+    }
+
+    /// Write every frame already queued, unless we are closing already.
+    fn drain(&mut self) -> Result<(), Stop> {
+        if let Phase::Open = self.phase {
+            let mut batch = VecDeque::new();
+            self.outbound.take_all(&mut batch);
+            while let Some(frame) = batch.pop_front() {
+                self.write_frame(frame)?;
+            }
+        }
+        Ok(())
     }
 
     /// After a protocol violation the read pump has stopped reading. Closing
@@ -343,6 +348,15 @@ impl WritePump {
                 .get_ref()
                 .set_write_timeout(Some(left.min(self.write_timeout)));
         }
+    }
+}
+
+impl Drop for WritePump {
+    /// `shutdown(Both)`, not just a close of our clone: it sends FIN and
+    /// wakes the read pump blocked in `read()` on the other clone. In
+    /// `Drop`, so it happens even if this thread panics.
+    fn drop(&mut self) {
+        let _ = self.socket.get_ref().shutdown(Shutdown::Both);
     }
 }
 

@@ -18,6 +18,12 @@ mod shutdown;
 mod heartbeat;
 // the live page (GET /) in headless Chromium, driven over CDP
 mod browser;
+// the echo server Autobahn grades: the hub's pumps without the hub
+mod echo;
+// protocol violations: Close 1002/1007/1009 after what was already queued
+mod violations;
+// generated hostile input for the parsers (fuzz/ on stable, bounded)
+mod fuzz_inputs;
 // GET /metrics: Prometheus text format, contract names, counters under traffic
 mod metrics;
 // GET /status and /health: every field, the publish key on /status

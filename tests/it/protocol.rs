@@ -139,3 +139,64 @@ fn client_publish_when_allowed() {
     assert_eq!(event["data"], json!({"hi":1}));
     assert_eq!(event["seq"], frames[1]["seq"]);
 }
+
+/// `welcome` is the first frame even when the client sends a request
+/// without waiting for it: the read pump, which answers `ping` itself,
+/// starts only once the broadcaster has queued `welcome`. Before that fix
+/// the `pong` came first in most rounds.
+#[test]
+fn welcome_comes_before_replies_to_requests_sent_at_once() {
+    let hub = TestHub::new().start();
+    for round in 0..20 {
+        let mut client = Client::connect(hub.ws, "/ws").expect("upgrade succeeds");
+        client.send_json(json!({"type": "ping", "id": round}));
+        assert_eq!(client.recv_json()["type"], "welcome", "round {round}");
+        assert_eq!(client.recv_json()["id"], round);
+    }
+}
+
+/// Deeply nested JSON stays within the pumps' small stacks: serde_json
+/// stops at 128 levels (`bad_json`), and a publish nested just below that
+/// is parsed, fanned out, serialized and dropped without overflowing any
+/// thread's stack (an overflow would abort this whole test process). With
+/// history off, the write pump drops the last reference to the event, so
+/// its stack is exercised too. Minimum stacks found this way (2026-11-22):
+/// read pump 48 KiB in release but over 128 KiB in debug; see
+/// `READ_PUMP_STACK` for the sizes chosen.
+#[test]
+fn deeply_nested_json_does_not_overflow_the_pump_stacks() {
+    let hub = TestHub::new()
+        .config(|c| {
+            c.allow_client_publish = true;
+            c.max_message_size = 1 << 20;
+            c.history_size = 0;
+        })
+        .start();
+    let mut client = hub.subscriber(&["deep"]);
+    let nested = |depth: usize| format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+    let too_deep = format!(
+        r#"{{"type":"publish","channel":"deep","data":{}}}"#,
+        nested(100_000)
+    );
+    client.send_text(&too_deep);
+    assert_eq!(client.recv_json()["code"], "bad_json");
+    let deep_enough = format!(
+        r#"{{"type":"publish","channel":"deep","data":{}}}"#,
+        nested(126)
+    );
+    client.send_text(&deep_enough);
+    let (published, before) = client.recv_until("published");
+    assert_eq!(published["delivered"], 1);
+    let event = match before.first() {
+        Some(event) => event.clone(),
+        None => client.recv_event(),
+    };
+    assert_eq!(event["type"], "event");
+    let mut depth = 0;
+    let mut value = &event["data"];
+    while let Some(inner) = value.get(0) {
+        depth += 1;
+        value = inner;
+    }
+    assert_eq!(depth, 126);
+}

@@ -1,0 +1,380 @@
+//! Generated hostile input, on stable Rust: the fuzz targets of `fuzz/`
+//! (which need nightly and cargo-fuzz) as a bounded, deterministic test.
+//!
+//! A tiny xorshift generator mutates valid requests (truncations, type
+//! swaps, nesting up to and past serde_json's limit of 128, huge numbers,
+//! unicode, byte flips) and feeds them to `protocol::parse_request` on a
+//! thread with the read pump's stack size. Every input must parse into a
+//! request that keeps the contract's invariants, or be refused with one of
+//! the three codes the parser gives, and `bad_json` exactly when the text is
+//! not JSON. Smaller runs feed mutated upgrade requests and client byte
+//! streams to the hidden `pumphub::fuzzing` entry points. Seeds are fixed,
+//! so a failure reproduces; the failing input is in the panic message.
+
+use pumphub::connection::READ_PUMP_STACK;
+use pumphub::fuzzing::{check_request_head, read_client_stream, StreamEnd};
+use pumphub::protocol::{
+    encode_event, encode_request_error, is_valid_channel_name, parse_request, ErrorCode, Request,
+};
+use serde_json::{json, Value};
+
+/// Requests run through `parse_request`.
+const REQUEST_CASES: usize = 20_000;
+/// Upgrade request heads and client byte streams (each).
+const BYTE_CASES: usize = 3_000;
+
+/// xorshift64*: small, fast, and the same sequence on every machine.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn chance(&mut self, one_in: usize) -> bool {
+        self.below(one_in) == 0
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+/// Valid requests of every type, the starting points for mutation.
+fn valid_requests() -> Vec<Value> {
+    vec![
+        json!({"type": "subscribe", "channels": ["prices", "news.eu:1-x_y"]}),
+        json!({"type": "subscribe", "id": 7, "channels": ["a"], "since": 42}),
+        json!({"type": "unsubscribe", "id": "u1", "channels": ["a", "a", "b"]}),
+        json!({"type": "publish", "channel": "chat", "data": {"text": "hi", "n": [1, 2.5, null]}}),
+        json!({"type": "publish", "id": 1.5, "channel": "x", "data": null}),
+        json!({"type": "ping", "id": -3}),
+        json!({"type": "auth", "token": "s3cret", "extra": true}),
+    ]
+}
+
+/// A JSON value of a random type, some of them hostile.
+fn any_value(rng: &mut Rng) -> Value {
+    match rng.below(12) {
+        0 => Value::Null,
+        1 => json!(rng.chance(2)),
+        2 => json!(rng.next() as i64),
+        3 => json!(Some(f64::from_bits(rng.next()))
+            .filter(|f| f.is_finite())
+            .unwrap_or(f64::MAX)),
+        4 => json!(random_string(rng)),
+        5 => json!([]),
+        6 => json!({}),
+        7 => json!(["a", 1, null]),
+        8 => json!(u64::MAX),
+        9 => json!(""),
+        10 => json!("x".repeat(200)),
+        _ => nested(rng.below(140)),
+    }
+}
+
+/// `depth` levels of alternating arrays and objects around a number.
+fn nested(depth: usize) -> Value {
+    let mut value = json!(1);
+    for level in 0..depth {
+        value = if level % 2 == 0 {
+            json!([value])
+        } else {
+            json!({ "k": value })
+        };
+    }
+    value
+}
+
+/// A short string of ASCII, channel-name characters, and any Unicode
+/// scalar (including the ones JSON must escape).
+fn random_string(rng: &mut Rng) -> String {
+    let len = rng.below(12);
+    (0..len)
+        .map(|_| match rng.below(4) {
+            0 => *rng.pick(&['a', 'Z', '0', '_', '.', ':', '-']),
+            1 => *rng.pick(&[' ', '"', '\\', '/', '\n', '\u{0}', '\u{7f}']),
+            2 => *rng.pick(&['é', 'κ', '✓', '🦀', '\u{fffd}', '\u{feff}', '\u{10ffff}']),
+            _ => char::from_u32(rng.next() as u32 % 0x11_0000).unwrap_or('?'),
+        })
+        .collect()
+}
+
+/// Raw text that is hard to build from a `Value`: numbers out of every
+/// range, bad escapes, nesting past the limit, unclosed containers.
+fn raw_hostile(rng: &mut Rng) -> String {
+    let depth = *rng.pick(&[127, 128, 129, 130, 500, 5_000]);
+    match rng.below(8) {
+        0 => format!("{}{}", "[".repeat(depth), "]".repeat(depth)),
+        1 => format!(
+            r#"{{"type":"publish","channel":"c","data":{}1{}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        ),
+        2 => format!(
+            r#"{{"type":"ping","id":{}}}"#,
+            "9".repeat(rng.below(400) + 1)
+        ),
+        3 => format!(
+            r#"{{"type":"subscribe","channels":["a"],"since":{}}}"#,
+            rng.pick(&[
+                "1e400",
+                "-1",
+                "18446744073709551616",
+                "1.0",
+                "0",
+                "-0",
+                "1e-400"
+            ])
+        ),
+        4 => format!(
+            r#"{{"type":"auth","token":"{}"}}"#,
+            rng.pick(&[r"\ud800", r"\udc00x", r"\u00", r"\x41", r"\ud83e\udd80"])
+        ),
+        5 => "{\"type\":".repeat(depth),
+        6 => r#"{"type":"ping","id":1,"id":{},"type":"auth"}"#.to_string(),
+        _ => format!(
+            r#"{{"type":"ping"}}{}"#,
+            rng.pick(&["", " ", "x", "{}", "\u{0}"])
+        ),
+    }
+}
+
+/// One generated input: a valid request, mutated zero or more times.
+fn generate(rng: &mut Rng, valid: &[Value]) -> String {
+    if rng.chance(6) {
+        return raw_hostile(rng);
+    }
+    let mut request = rng.pick(valid).clone();
+    for _ in 0..rng.below(3) {
+        let object = request.as_object_mut().expect("templates are objects");
+        let field = *rng.pick(&[
+            "type", "id", "channels", "channel", "data", "since", "token",
+        ]);
+        match rng.below(4) {
+            0 => {
+                object.remove(field);
+            }
+            1 => {
+                object.insert(field.into(), any_value(rng));
+            }
+            2 => {
+                let names: Vec<Value> = (0..rng.below(4)).map(|_| any_value(rng)).collect();
+                object.insert(field.into(), Value::Array(names));
+            }
+            _ => {
+                let name = random_string(rng);
+                object.insert(field.into(), json!([name]));
+            }
+        }
+    }
+    if rng.chance(8) {
+        request = json!([request]); // valid JSON, not an object
+    }
+    let mut text = request.to_string();
+    if rng.chance(5) {
+        let mut cut = rng.below(text.len() + 1);
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    if rng.chance(7) && !text.is_empty() {
+        let mut bytes = text.into_bytes();
+        let at = rng.below(bytes.len());
+        bytes[at] = rng.next() as u8;
+        text = String::from_utf8_lossy(&bytes).into_owned();
+    }
+    text
+}
+
+/// What the contract and the parser's docs promise for one input.
+fn check_request(text: &str) {
+    let is_json = serde_json::from_str::<Value>(text).is_ok();
+    match parse_request(text) {
+        Ok(message) => {
+            assert!(is_json, "parsed non-JSON: {text:?}");
+            if let Some(id) = &message.id {
+                assert!(id.is_string() || id.is_number(), "bad id kept: {text:?}");
+            }
+            match &message.request {
+                Request::Subscribe { channels, .. } | Request::Unsubscribe { channels } => {
+                    assert!(!channels.is_empty(), "empty channels: {text:?}");
+                    for (i, name) in channels.iter().enumerate() {
+                        assert!(is_valid_channel_name(name), "bad name: {text:?}");
+                        assert!(!channels[..i].contains(name), "duplicate: {text:?}");
+                    }
+                }
+                Request::Publish { channel, data } => {
+                    assert!(is_valid_channel_name(channel), "bad name: {text:?}");
+                    // The broadcaster encodes it next; that must not fail either.
+                    let event: Value = serde_json::from_str(&encode_event(1, channel, 0, data))
+                        .expect("events are JSON");
+                    assert_eq!(&event["data"], data);
+                }
+                Request::Ping | Request::Auth { .. } => {}
+            }
+        }
+        Err(error) => {
+            assert!(
+                matches!(
+                    error.code,
+                    ErrorCode::BadJson | ErrorCode::BadMessage | ErrorCode::BadChannel
+                ),
+                "unexpected code {:?}: {text:?}",
+                error.code
+            );
+            assert_eq!(
+                error.code == ErrorCode::BadJson,
+                !is_json,
+                "bad_json exactly for non-JSON: {text:?}"
+            );
+            assert!(!error.message.is_empty());
+            let reply: Value = serde_json::from_str(&encode_request_error(&error))
+                .unwrap_or_else(|e| panic!("error reply not JSON ({e}): {text:?}"));
+            assert_eq!(reply["type"], "error");
+            assert_eq!(reply["code"], error.code.as_str());
+            assert_eq!(reply.get("id"), error.id.as_ref());
+        }
+    }
+}
+
+/// 20k generated requests, on a thread with the read pump's stack, so
+/// nesting at serde_json's limit must also fit in what the hub gives it.
+#[test]
+fn generated_requests_parse_or_get_a_known_error_code() {
+    let runner = std::thread::Builder::new()
+        .name("fuzz-inputs".into())
+        .stack_size(READ_PUMP_STACK)
+        .spawn(|| {
+            let valid = valid_requests();
+            for text in valid.iter().map(Value::to_string) {
+                assert!(parse_request(&text).is_ok(), "template refused: {text}");
+            }
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+            let mut parsed = 0;
+            for _ in 0..REQUEST_CASES {
+                let text = generate(&mut rng, &valid);
+                check_request(&text);
+                parsed += usize::from(parse_request(&text).is_ok());
+            }
+            parsed
+        })
+        .expect("spawn");
+    let parsed = runner.join().expect("no panic, no stack overflow");
+    // The generator must reach both sides, or it checks little.
+    assert!(
+        parsed > REQUEST_CASES / 20 && parsed < REQUEST_CASES * 19 / 20,
+        "{parsed} of {REQUEST_CASES} parsed"
+    );
+}
+
+/// Mutated upgrade requests: accepted, or refused with 400/404/431.
+#[test]
+fn generated_upgrade_requests_get_a_known_status() {
+    let good = b"GET /ws?channels=a,b&since=5&token=t%2Bx HTTP/1.1\r\nHost: x\r\n\
+        Upgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\
+        Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    assert_eq!(check_request_head(good), Ok(()));
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    for _ in 0..BYTE_CASES {
+        let mut head = good.to_vec();
+        for _ in 0..=rng.below(4) {
+            let at = rng.below(head.len());
+            match rng.below(3) {
+                0 => head[at] = rng.next() as u8,
+                1 => {
+                    head.remove(at);
+                }
+                _ => head.insert(at, *rng.pick(b"\r\n:%?&=, \0\xff")),
+            }
+        }
+        if let Err(status) = check_request_head(&head) {
+            assert!(
+                matches!(status, 400 | 404 | 431),
+                "status {status} for {:?}",
+                String::from_utf8_lossy(&head)
+            );
+        }
+    }
+}
+
+/// A masked client frame, as tungstenite would send it.
+fn client_frame(opcode: u8, fin: bool, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    let mut frame = vec![(u8::from(fin) << 7) | opcode];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+/// Mutated client streams through tungstenite with the read pump's
+/// settings: they end by Close, by a violation answered with 1002, 1007
+/// or 1009, or by running out; never by a panic.
+#[test]
+fn generated_client_streams_end_with_a_known_close_code() {
+    let mut rng = Rng(0x0bad_cafe_f00d_d00d);
+    let mut violations = 0;
+    for _ in 0..BYTE_CASES {
+        let mask = (rng.next() as u32).to_be_bytes();
+        let mut stream = Vec::new();
+        for _ in 0..=rng.below(4) {
+            let frame = match rng.below(7) {
+                0 => client_frame(0x1, true, br#"{"type":"ping","id":1}"#, mask),
+                1 => client_frame(0x1, false, b"{\"type\":", mask),
+                2 => client_frame(0x0, true, b"\"ping\"}", mask),
+                3 => client_frame(0x9, true, b"are you there", mask),
+                4 => client_frame(0x2, true, &[0xce, 0xba, 0xff], mask),
+                5 => client_frame(0x8, true, &[0x03, 0xe8, b'o', b'k'], mask),
+                _ => client_frame(0x1, true, &vec![b'x'; rng.below(2_000)], mask),
+            };
+            stream.extend(frame);
+        }
+        for _ in 0..rng.below(3) {
+            let at = rng.below(stream.len());
+            stream[at] = rng.next() as u8;
+        }
+        let summary = read_client_stream(&stream, 1024);
+        assert!(summary.requests <= summary.texts);
+        if let StreamEnd::Violation(code) = summary.end {
+            violations += 1;
+            assert!(
+                matches!(code, 1002 | 1007 | 1009),
+                "close code {code} for {stream:02x?}"
+            );
+        }
+    }
+    assert!(violations > 0, "the generator never broke the protocol");
+}
+
+/// Numbers in `data` reach subscribers as the publisher wrote them: the
+/// float below came back one ulp off before serde_json's `float_roundtrip`
+/// was turned on (found by the test above).
+#[test]
+fn published_floats_survive_parsing_exactly() {
+    let text = r#"{"type":"publish","channel":"c","data":[5.0793309672456794e+197,0.1,1e-300]}"#;
+    let Ok(message) = parse_request(text) else {
+        panic!("a valid publish")
+    };
+    let Request::Publish { data, .. } = message.request else {
+        panic!("a publish")
+    };
+    let expected: [f64; 3] = [5.0793309672456794e+197, 0.1, 1e-300];
+    for (got, want) in data.as_array().unwrap().iter().zip(expected) {
+        assert_eq!(got.as_f64().unwrap().to_bits(), want.to_bits(), "{got}");
+    }
+}
