@@ -19,14 +19,17 @@
 //!
 //! Then we write `101 Switching Protocols` and hand any bytes that came
 //! after the request to tungstenite (`WebSocket::from_partially_read`).
+//!
+//! Every refusal is counted in `Metrics` under its `RejectReason`, and
+//! logged by [`log_refusal`]: at debug each, as a throttled warning per
+//! reason, so a flood of bad handshakes cannot flood the log.
 
 use std::fmt;
-
-use log::{debug, info, warn};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use log::{debug, info, warn};
 use tungstenite::handshake::derive_accept_key;
 
 use crate::admission::{ConnectionSlot, LimitExceeded};
