@@ -10,27 +10,33 @@
 //! one command.
 //!
 //! A published event goes: `publish` → next seq → serialized once into an
-//! [`EncodedEvent`] → the channel's history → `try_send`-style push into
-//! every subscriber's [`OutboundQueue`](crate::outbound::OutboundQueue) → the
-//! client's write pump (`write_pump.rs`) → its socket.
+//! [`EncodedEvent`](crate::event::EncodedEvent) → the channel's history →
+//! a push that never blocks into every subscriber's
+//! [`OutboundQueue`](crate::outbound::OutboundQueue) → the client's write
+//! pump (`write_pump.rs`) → its socket.
+//!
+//! This file holds the state, the command loop and connections; the
+//! `impl Broadcaster` continues in `hub/subscriptions.rs` (subscribe,
+//! unsubscribe, replay) and `hub/publishing.rs` (publish, broadcast errors).
+
+mod publishing;
+mod subscriptions;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 use log::{debug, warn};
-use serde_json::Value;
-use tungstenite::protocol::frame::Utf8Bytes;
 
-use crate::command::{HubCommand, PublishOrigin, Published};
+use crate::command::{HubCommand, PublishOrigin};
 use crate::connection::{CloseReason, Connection, ConnectionId};
-use crate::event::{unix_ms, EncodedEvent, Event, Seq};
+use crate::event::{Event, Seq};
 use crate::history::ChannelHistory;
 use crate::metrics::Metrics;
 use crate::outbound::{OutboundFrame, OutboundQueue, QueueFull};
-use crate::protocol::{self, ErrorCode, RequestError, RequestId};
+use crate::protocol;
 use crate::stats::{ConnectionStatus, HubStats};
 
 /// Broadcaster settings, copied from the config at start.
@@ -505,245 +511,6 @@ impl Broadcaster {
             }
             self.metrics.slow_consumer_disconnects.inc();
         }
-    }
-
-    // ----- subscriptions ---------------------------------------------------
-
-    fn subscribe_client(
-        &mut self,
-        slot: usize,
-        request_id: Option<&RequestId>,
-        names: &[String],
-        since: Option<u64>,
-    ) {
-        let Some(Member::Client(client)) = &self.members[slot] else {
-            return;
-        };
-        let new_count = names
-            .iter()
-            .filter(|n| !client.channels.iter().any(|c| **c == ***n))
-            .count();
-        if client.channels.len() + new_count > self.settings.max_subscriptions {
-            let error = RequestError {
-                id: request_id.cloned(),
-                code: ErrorCode::TooManySubscriptions,
-                message: format!(
-                    "a connection may follow at most {} channels",
-                    self.settings.max_subscriptions
-                ),
-            };
-            self.metrics.count_error_reply(error.code);
-            client.connection.stats.record_error(&error.message);
-            self.reply_to(slot, protocol::encode_request_error(&error));
-            return;
-        }
-        for name in names {
-            self.join_channel(slot, name);
-        }
-        let (replayed, complete) = match since {
-            Some(since) => self.replay(slot, names, Seq(since)),
-            None => (0, true),
-        };
-        let reply = protocol::encode_subscribed(request_id, names, replayed, complete);
-        self.reply_to(slot, reply);
-    }
-
-    /// Add `slot` to channel `name` unless it is there already.
-    fn join_channel(&mut self, slot: usize, name: &str) {
-        let history_size = self.settings.history_size;
-        let (name, channel) = match self.channels.get_key_value(name) {
-            Some((key, _)) => {
-                let key = key.clone();
-                let channel = self.channels.get_mut(&key).expect("key was just found");
-                (key, channel)
-            }
-            None => {
-                let key: Arc<str> = name.into();
-                let channel = self.channels.entry(key.clone()).or_insert_with(|| Channel {
-                    subscribers: Vec::new(),
-                    history: ChannelHistory::new(history_size),
-                });
-                (key, channel)
-            }
-        };
-        let Some(member) = &mut self.members[slot] else {
-            return;
-        };
-        let channels = match member {
-            Member::Client(c) => &mut c.channels,
-            Member::Local(l) => &mut l.channels,
-        };
-        if !channels.contains(&name) {
-            channels.push(name);
-            channel.subscribers.push(slot);
-        }
-    }
-
-    /// Queue the kept events of `names` after `since` (and after what this
-    /// client was already sent), in seq order. Returns how many were queued
-    /// and whether the replay is complete.
-    fn replay(&mut self, slot: usize, names: &[String], since: Seq) -> (usize, bool) {
-        let Some(Member::Client(client)) = &mut self.members[slot] else {
-            return (0, true);
-        };
-        // Never go below what this connection already has: order stays
-        // strictly increasing, and anything skipped makes the replay incomplete.
-        let floor = since.max(client.last_sent);
-        let mut complete = true;
-        let mut events: Vec<&Arc<EncodedEvent>> = Vec::new();
-        for name in names {
-            let Some(channel) = self.channels.get(name.as_str()) else {
-                continue;
-            };
-            complete &= channel.history.is_complete_after(since);
-            let mut after_since = channel.history.events_after(since).peekable();
-            if after_since.peek().is_some_and(|e| e.seq() <= floor) {
-                complete = false;
-            }
-            events.extend(after_since.filter(|e| e.seq() > floor));
-        }
-        // Each channel's events are sorted; merging several needs one sort.
-        events.sort_unstable_by_key(|e| e.seq());
-        for event in &events {
-            // Replayed events do not count against --queue-size (PROTOCOL.md
-            // section 9): a client resuming after a 4008 gets its whole replay.
-            let frame = OutboundFrame::Event((*event).clone());
-            client.push_uncounted(slot, frame, &mut self.to_wake);
-        }
-        if let Some(last) = events.last() {
-            client.last_sent = last.seq();
-        }
-        (events.len(), complete)
-    }
-
-    fn unsubscribe(&mut self, slot: usize, names: &[String]) {
-        for name in names {
-            let Some(member) = &mut self.members[slot] else {
-                return;
-            };
-            let channels = match member {
-                Member::Client(c) => &mut c.channels,
-                Member::Local(l) => &mut l.channels,
-            };
-            if let Some(pos) = channels.iter().position(|c| **c == **name) {
-                channels.swap_remove(pos);
-                self.leave_channel(slot, name);
-            }
-        }
-    }
-
-    fn subscribe_local(&mut self, names: &[String], events: Sender<Event>) -> u64 {
-        let key = self.next_local_key;
-        self.next_local_key += 1;
-        let slot = self.insert_member(Member::Local(LocalSubscriber {
-            key,
-            events,
-            channels: Vec::new(),
-        }));
-        self.locals_by_key.insert(key, slot);
-        for name in names {
-            self.join_channel(slot, name);
-        }
-        key
-    }
-
-    // ----- publishing ------------------------------------------------------
-
-    fn next_seq(&mut self) -> Seq {
-        self.seq = Seq(self.seq.0 + 1);
-        self.seq
-    }
-
-    /// Give the event the next seq, keep it in history, and queue it for
-    /// every subscriber of `channel`.
-    fn publish(&mut self, channel_name: &str, data: Value) -> Published {
-        let seq = self.next_seq();
-        let history_size = self.settings.history_size;
-        let channel_key: Arc<str> = match self.channels.get_key_value(channel_name) {
-            Some((key, _)) => key.clone(),
-            None => channel_name.into(),
-        };
-        let event = EncodedEvent::new(Event {
-            seq,
-            channel: channel_key.clone(),
-            ts_ms: unix_ms(),
-            data,
-        });
-        let channel = self.channels.entry(channel_key).or_insert_with(|| Channel {
-            subscribers: Vec::new(),
-            history: ChannelHistory::new(history_size),
-        });
-        channel.history.push(event.clone());
-
-        let mut delivered = 0;
-        let mut slow: Vec<usize> = Vec::new();
-        for &slot in &channel.subscribers {
-            match &mut self.members[slot] {
-                Some(Member::Client(client)) => {
-                    if client.closing {
-                        continue;
-                    }
-                    // The push never blocks: the broadcaster must not wait on
-                    // any one client. A full queue means this client is too
-                    // slow; it is closed with 4008 and resumes from history.
-                    let frame = OutboundFrame::Event(event.clone());
-                    match client.push(slot, frame, &mut self.to_wake) {
-                        Ok(()) => {
-                            client.last_sent = seq;
-                            delivered += 1;
-                        }
-                        Err(_) => slow.push(slot),
-                    }
-                }
-                Some(Member::Local(local)) => match local.events.try_send(event.event.clone()) {
-                    Ok(()) => delivered += 1,
-                    Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                        slow.push(slot)
-                    }
-                },
-                None => {}
-            }
-        }
-        for slot in slow {
-            match &self.members[slot] {
-                Some(Member::Client(_)) => self.close_slow_consumer(slot),
-                Some(Member::Local(local)) => {
-                    // Dropping the sender ends the subscription: its receiver
-                    // sees the channel disconnect once it has read what it has.
-                    let key = local.key;
-                    self.locals_by_key.remove(&key);
-                    self.remove_member(slot);
-                    self.metrics.slow_consumer_disconnects.inc();
-                }
-                None => {}
-            }
-        }
-        self.metrics.events_published.inc();
-        self.metrics.events_delivered.add(delivered as u64);
-        Published { seq, delivered }
-    }
-
-    /// Send an `error` frame with the next seq to every connected client,
-    /// whatever it follows. It is not kept in any history.
-    fn broadcast_error(&mut self, code: &str, message: &str, context: Option<&Value>) -> Seq {
-        let seq = self.next_seq();
-        let frame: Utf8Bytes =
-            protocol::encode_broadcast_error(code, message, context, seq.0, unix_ms()).into();
-        let slots: Vec<usize> = self.clients_by_id.values().copied().collect();
-        for slot in slots {
-            let Some(Member::Client(client)) = &mut self.members[slot] else {
-                continue;
-            };
-            if client.closing {
-                continue;
-            }
-            match client.push(slot, OutboundFrame::Text(frame.clone()), &mut self.to_wake) {
-                Ok(()) => client.last_sent = seq,
-                Err(_) => self.close_slow_consumer(slot),
-            }
-        }
-        self.metrics.broadcast_errors.inc();
-        seq
     }
 
     // ----- shutdown and reporting -----------------------------------------

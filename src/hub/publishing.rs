@@ -1,0 +1,126 @@
+//! Publishing: where a published event goes.
+//!
+//! Part of the broadcaster (see `hub.rs`): more `impl Broadcaster` methods,
+//! run only on the broadcaster thread. An event gets the next seq, is
+//! serialized once into an [`EncodedEvent`], is kept in its channel's
+//! history, and is pushed into the queue of every subscriber. The push
+//! never blocks: a full queue closes that client with 4008 (it resumes from
+//! history), and no other client waits for it. The write pumps are woken
+//! at the end of the broadcaster's round (`Broadcaster::wake_writers`).
+
+use std::sync::Arc;
+
+use crossbeam_channel::TrySendError;
+use serde_json::Value;
+use tungstenite::protocol::frame::Utf8Bytes;
+
+use super::{Broadcaster, Channel, Member};
+use crate::command::Published;
+use crate::event::{unix_ms, EncodedEvent, Event, Seq};
+use crate::history::ChannelHistory;
+use crate::outbound::OutboundFrame;
+use crate::protocol;
+
+impl Broadcaster {
+    pub(super) fn next_seq(&mut self) -> Seq {
+        self.seq = Seq(self.seq.0 + 1);
+        self.seq
+    }
+
+    /// Give the event the next seq, keep it in history, and queue it for
+    /// every subscriber of `channel`.
+    pub(super) fn publish(&mut self, channel_name: &str, data: Value) -> Published {
+        let seq = self.next_seq();
+        let history_size = self.settings.history_size;
+        let channel_key: Arc<str> = match self.channels.get_key_value(channel_name) {
+            Some((key, _)) => key.clone(),
+            None => channel_name.into(),
+        };
+        let event = EncodedEvent::new(Event {
+            seq,
+            channel: channel_key.clone(),
+            ts_ms: unix_ms(),
+            data,
+        });
+        let channel = self.channels.entry(channel_key).or_insert_with(|| Channel {
+            subscribers: Vec::new(),
+            history: ChannelHistory::new(history_size),
+        });
+        channel.history.push(event.clone());
+
+        let mut delivered = 0;
+        let mut slow: Vec<usize> = Vec::new();
+        for &slot in &channel.subscribers {
+            match &mut self.members[slot] {
+                Some(Member::Client(client)) => {
+                    if client.closing {
+                        continue;
+                    }
+                    // The push never blocks: the broadcaster must not wait on
+                    // any one client. A full queue means this client is too
+                    // slow; it is closed with 4008 and resumes from history.
+                    let frame = OutboundFrame::Event(event.clone());
+                    match client.push(slot, frame, &mut self.to_wake) {
+                        Ok(()) => {
+                            client.last_sent = seq;
+                            delivered += 1;
+                        }
+                        Err(_) => slow.push(slot),
+                    }
+                }
+                Some(Member::Local(local)) => match local.events.try_send(event.event.clone()) {
+                    Ok(()) => delivered += 1,
+                    Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                        slow.push(slot)
+                    }
+                },
+                None => {}
+            }
+        }
+        for slot in slow {
+            match &self.members[slot] {
+                Some(Member::Client(_)) => self.close_slow_consumer(slot),
+                Some(Member::Local(local)) => {
+                    // Dropping the sender ends the subscription: its receiver
+                    // sees the channel disconnect once it has read what it has.
+                    let key = local.key;
+                    self.locals_by_key.remove(&key);
+                    self.remove_member(slot);
+                    self.metrics.slow_consumer_disconnects.inc();
+                }
+                None => {}
+            }
+        }
+        self.metrics.events_published.inc();
+        self.metrics.events_delivered.add(delivered as u64);
+        Published { seq, delivered }
+    }
+
+    /// Send an `error` frame with the next seq to every connected client,
+    /// whatever it follows. It is not kept in any history.
+    pub(super) fn broadcast_error(
+        &mut self,
+        code: &str,
+        message: &str,
+        context: Option<&Value>,
+    ) -> Seq {
+        let seq = self.next_seq();
+        let frame: Utf8Bytes =
+            protocol::encode_broadcast_error(code, message, context, seq.0, unix_ms()).into();
+        let slots: Vec<usize> = self.clients_by_id.values().copied().collect();
+        for slot in slots {
+            let Some(Member::Client(client)) = &mut self.members[slot] else {
+                continue;
+            };
+            if client.closing {
+                continue;
+            }
+            match client.push(slot, OutboundFrame::Text(frame.clone()), &mut self.to_wake) {
+                Ok(()) => client.last_sent = seq,
+                Err(_) => self.close_slow_consumer(slot),
+            }
+        }
+        self.metrics.broadcast_errors.inc();
+        seq
+    }
+}

@@ -1,0 +1,157 @@
+//! Subscriptions: joining and leaving channels, and replay with `since`.
+//!
+//! Part of the broadcaster (see `hub.rs`): these are more `impl Broadcaster`
+//! methods, run only on the broadcaster thread. Replay happens inside the
+//! same command that adds the subscription, so no live event can slip in
+//! between: the client gets the kept events after `since`, then `subscribed`,
+//! then live events, with neither a gap nor a duplicate.
+
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+
+use super::{Broadcaster, Channel, LocalSubscriber, Member};
+use crate::event::{EncodedEvent, Event, Seq};
+use crate::history::ChannelHistory;
+use crate::outbound::OutboundFrame;
+use crate::protocol::{self, ErrorCode, RequestError, RequestId};
+
+impl Broadcaster {
+    pub(super) fn subscribe_client(
+        &mut self,
+        slot: usize,
+        request_id: Option<&RequestId>,
+        names: &[String],
+        since: Option<u64>,
+    ) {
+        let Some(Member::Client(client)) = &self.members[slot] else {
+            return;
+        };
+        let new_count = names
+            .iter()
+            .filter(|n| !client.channels.iter().any(|c| **c == ***n))
+            .count();
+        if client.channels.len() + new_count > self.settings.max_subscriptions {
+            let error = RequestError {
+                id: request_id.cloned(),
+                code: ErrorCode::TooManySubscriptions,
+                message: format!(
+                    "a connection may follow at most {} channels",
+                    self.settings.max_subscriptions
+                ),
+            };
+            self.metrics.count_error_reply(error.code);
+            client.connection.stats.record_error(&error.message);
+            self.reply_to(slot, protocol::encode_request_error(&error));
+            return;
+        }
+        for name in names {
+            self.join_channel(slot, name);
+        }
+        let (replayed, complete) = match since {
+            Some(since) => self.replay(slot, names, Seq(since)),
+            None => (0, true),
+        };
+        let reply = protocol::encode_subscribed(request_id, names, replayed, complete);
+        self.reply_to(slot, reply);
+    }
+
+    /// Add `slot` to channel `name` unless it is there already.
+    pub(super) fn join_channel(&mut self, slot: usize, name: &str) {
+        let history_size = self.settings.history_size;
+        let (name, channel) = match self.channels.get_key_value(name) {
+            Some((key, _)) => {
+                let key = key.clone();
+                let channel = self.channels.get_mut(&key).expect("key was just found");
+                (key, channel)
+            }
+            None => {
+                let key: Arc<str> = name.into();
+                let channel = self.channels.entry(key.clone()).or_insert_with(|| Channel {
+                    subscribers: Vec::new(),
+                    history: ChannelHistory::new(history_size),
+                });
+                (key, channel)
+            }
+        };
+        let Some(member) = &mut self.members[slot] else {
+            return;
+        };
+        let channels = match member {
+            Member::Client(c) => &mut c.channels,
+            Member::Local(l) => &mut l.channels,
+        };
+        if !channels.contains(&name) {
+            channels.push(name);
+            channel.subscribers.push(slot);
+        }
+    }
+
+    /// Queue the kept events of `names` after `since` (and after what this
+    /// client was already sent), in seq order. Returns how many were queued
+    /// and whether the replay is complete.
+    pub(super) fn replay(&mut self, slot: usize, names: &[String], since: Seq) -> (usize, bool) {
+        let Some(Member::Client(client)) = &mut self.members[slot] else {
+            return (0, true);
+        };
+        // Never go below what this connection already has: order stays
+        // strictly increasing, and anything skipped makes the replay incomplete.
+        let floor = since.max(client.last_sent);
+        let mut complete = true;
+        let mut events: Vec<&Arc<EncodedEvent>> = Vec::new();
+        for name in names {
+            let Some(channel) = self.channels.get(name.as_str()) else {
+                continue;
+            };
+            complete &= channel.history.is_complete_after(since);
+            let mut after_since = channel.history.events_after(since).peekable();
+            if after_since.peek().is_some_and(|e| e.seq() <= floor) {
+                complete = false;
+            }
+            events.extend(after_since.filter(|e| e.seq() > floor));
+        }
+        // Each channel's events are sorted; merging several needs one sort.
+        events.sort_unstable_by_key(|e| e.seq());
+        for event in &events {
+            // Replayed events do not count against --queue-size (PROTOCOL.md
+            // section 9): a client resuming after a 4008 gets its whole replay.
+            let frame = OutboundFrame::Event((*event).clone());
+            client.push_uncounted(slot, frame, &mut self.to_wake);
+        }
+        if let Some(last) = events.last() {
+            client.last_sent = last.seq();
+        }
+        (events.len(), complete)
+    }
+
+    pub(super) fn unsubscribe(&mut self, slot: usize, names: &[String]) {
+        for name in names {
+            let Some(member) = &mut self.members[slot] else {
+                return;
+            };
+            let channels = match member {
+                Member::Client(c) => &mut c.channels,
+                Member::Local(l) => &mut l.channels,
+            };
+            if let Some(pos) = channels.iter().position(|c| **c == **name) {
+                channels.swap_remove(pos);
+                self.leave_channel(slot, name);
+            }
+        }
+    }
+
+    pub(super) fn subscribe_local(&mut self, names: &[String], events: Sender<Event>) -> u64 {
+        let key = self.next_local_key;
+        self.next_local_key += 1;
+        let slot = self.insert_member(Member::Local(LocalSubscriber {
+            key,
+            events,
+            channels: Vec::new(),
+        }));
+        self.locals_by_key.insert(key, slot);
+        for name in names {
+            self.join_channel(slot, name);
+        }
+        key
+    }
+}
