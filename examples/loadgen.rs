@@ -57,7 +57,7 @@
 //!
 //! | key | meaning |
 //! |---|---|
-//! | `label`, `mode`, `clients`, `publish_via`, `publishers`, `rate`, `duration_s`, `payload_bytes`, `window`, `batch` | the run's settings; `mode` is `connect-only` or `publish` |
+//! | `label`, `mode`, `clients`, `publish_via`, `publishers`, `rate`, `duration_s`, `payload_bytes`, `window`, `batch`, `max_lag` | the run's settings (`max_lag` null = open loop); `mode` is `connect-only` or `publish` |
 //! | `connections_made` | subscribers whose `subscribed` arrived |
 //! | `connections_open` | of those, still open after settling: the count the idle RSS and `expected` use |
 //! | `connections_failed`, `connect_failures` | subscribers and publishers never made, and why (`http 503`, `io: ConnectionRefused`, …) |
@@ -111,6 +111,8 @@ mod publisher;
 mod report;
 #[path = "loadgen/stats.rs"]
 mod stats;
+#[path = "loadgen/summary.rs"]
+mod summary;
 
 use std::fs::OpenOptions;
 use std::io::Write as _;
@@ -120,7 +122,7 @@ use std::time::{Duration, Instant};
 
 use fleet::Fleet;
 use options::{Options, Parsed, PublishVia, Target, USAGE};
-use publisher::{EventFactory, HttpPublisher, PublishTally, Schedule};
+use publisher::{EventFactory, HttpPublisher, LagGate, PublishTally, Schedule};
 use report::{ProcessSample, Report};
 use stats::sorted_quantile;
 
@@ -140,6 +142,16 @@ fn main() {
             print!("{USAGE}");
             return;
         }
+        Ok(Parsed::Summary(path)) => match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                print!("{}", summary::summary(&text));
+                return;
+            }
+            Err(error) => {
+                eprintln!("loadgen: cannot read {path}: {error}");
+                std::process::exit(1);
+            }
+        },
         Err(message) => {
             eprintln!("loadgen: {message}\n\n{USAGE}");
             std::process::exit(2);
@@ -204,6 +216,7 @@ fn run(options: &Options) -> Result<Report, String> {
         payload_bytes: options.payload_bytes,
         window: options.window,
         batch: options.batch,
+        max_lag: options.max_lag,
         hub_pid: options.hub_pid,
         ..Report::default()
     };
@@ -272,10 +285,12 @@ fn publish_and_drain(
         options.publish_via.name(),
         options.duration.as_secs_f64()
     );
+    let gate = options.max_lag.map(|lag| Arc::new(LagGate::new(lag)));
+    fleet.set_lag_gate(gate.clone());
     let started = Instant::now();
     let tally = match options.publish_via {
         PublishVia::Http => {
-            let threads = spawn_http_publishers(options, target, &events)?;
+            let threads = spawn_http_publishers(options, target, &events, &gate)?;
             // The subscribers are read here while the threads publish.
             while !threads.iter().all(JoinHandle::is_finished) {
                 fleet.poll_once(POLL_INTERVAL).map_err(poll_failed)?;
@@ -290,7 +305,7 @@ fn publish_and_drain(
             if fleet.ready_publishers() == 0 {
                 return Err("no WebSocket publisher connection was made".into());
             }
-            fleet.start_ws_publishing(events, options.rate, options.duration, options.window);
+            fleet.start_ws_publishing(events, options.rate, options.duration, options.window, gate);
             while !fleet.ws_publishing_done() {
                 fleet.poll_once(POLL_INTERVAL).map_err(poll_failed)?;
             }
@@ -326,6 +341,7 @@ fn spawn_http_publishers(
     options: &Options,
     target: &Target,
     events: &Arc<EventFactory>,
+    gate: &Option<Arc<LagGate>>,
 ) -> Result<Vec<JoinHandle<PublishTally>>, String> {
     (0..options.publishers)
         .map(|index| {
@@ -340,6 +356,7 @@ fn spawn_http_publishers(
                 window: options.window,
                 batch: options.batch,
                 events: Arc::clone(events),
+                gate: gate.clone(),
             };
             publisher
                 .spawn(index)

@@ -61,6 +61,8 @@ struct Session {
     ready_at: Option<Instant>,
     saw_first_frame: bool,
     tracker: DeliveryTracker,
+    /// Distinct events of ours received: what `--max-lag` compares.
+    received: u64,
     publishing: Option<WsPublishState>,
     /// Set once we sent our Close: the end that follows is ours, not a drop.
     closing: bool,
@@ -103,6 +105,7 @@ impl ClientConn {
                 ready_at: None,
                 saw_first_frame: false,
                 tracker: DeliveryTracker::default(),
+                received: 0,
                 publishing: None,
                 closing: false,
             },
@@ -122,6 +125,11 @@ impl ClientConn {
     pub fn is_pending(&self) -> bool {
         self.session.ready_at.is_none()
             && !matches!(self.state, ConnState::NotStarted | ConnState::Closed)
+    }
+
+    /// Distinct events of ours this client has received.
+    pub fn received(&self) -> u64 {
+        self.session.received
     }
 
     /// Connect time in microseconds, once ready.
@@ -234,7 +242,7 @@ impl ClientConn {
             return;
         }
         let mut failure = None;
-        while publishing.in_flight < publishing.window && publishing.pacer.due(now) > 0 {
+        while publishing.may_send(now) {
             let written = socket.write(Message::text(events.ws_publish_frame()));
             // On WouldBlock tungstenite keeps the frame in its buffer and
             // sends it on a later flush, so it counts as sent either way.
@@ -246,8 +254,7 @@ impl ClientConn {
                     break;
                 }
             };
-            publishing.pacer.take(1);
-            publishing.in_flight += 1;
+            publishing.take_one();
             if stop {
                 break;
             }
@@ -439,6 +446,7 @@ impl Session {
                     stats.out_of_order += 1;
                 }
                 stats.delivered += 1;
+                self.received += 1;
                 stats
                     .latency
                     .record(unix_micros().saturating_sub(*sent_at_us));

@@ -19,7 +19,7 @@ use mio::{Events, Interest, Poll, Token};
 use tungstenite::protocol::WebSocketConfig;
 
 use crate::client::{ClientConn, ConnContext, Role};
-use crate::publisher::{EventFactory, PublishTally, Schedule, WsPublishState};
+use crate::publisher::{EventFactory, LagGate, PublishTally, Schedule, WsPublishState};
 use crate::stats::RunStats;
 
 /// Longest single wait in the poll, so phase deadlines are checked often.
@@ -44,6 +44,9 @@ pub struct Fleet {
     pending: usize,
     /// Shared with WebSocket publishers while publishing; `None` otherwise.
     events_factory: Option<std::sync::Arc<EventFactory>>,
+    /// `--max-lag`: told after every poll round how far the slowest
+    /// subscriber has got, so publishers can wait for it.
+    lag_gate: Option<std::sync::Arc<LagGate>>,
     pub stats: RunStats,
 }
 
@@ -79,6 +82,7 @@ impl Fleet {
             next_to_start: 0,
             pending: 0,
             events_factory: None,
+            lag_gate: None,
             stats: RunStats::default(),
         })
     }
@@ -174,8 +178,31 @@ impl Fleet {
         for position in 0..self.ready_tokens.len() {
             self.advance(self.ready_tokens[position]);
         }
+        self.update_lag_gate();
         self.send_due_publishes();
         Ok(())
+    }
+
+    /// Closes the `--max-lag` loop: publishers may send from now on only
+    /// while the slowest subscriber that is still open is within the lag.
+    pub fn set_lag_gate(&mut self, gate: Option<std::sync::Arc<LagGate>>) {
+        self.lag_gate = gate;
+    }
+
+    /// Tells the gate what the slowest open subscriber has received. A
+    /// closed subscriber does not count: it will never catch up, and its
+    /// loss is reported anyway.
+    fn update_lag_gate(&self) {
+        if let Some(gate) = &self.lag_gate {
+            let slowest = self.connections[..self.first_publisher]
+                .iter()
+                .filter(|connection| connection.is_ready())
+                .map(ClientConn::received)
+                .min();
+            if let Some(slowest) = slowest {
+                gate.set_slowest(slowest);
+            }
+        }
     }
 
     /// Lets connection `index` make progress, and notes if it just became
@@ -254,13 +281,18 @@ impl Fleet {
         rate: u64,
         duration: Duration,
         window: usize,
+        gate: Option<std::sync::Arc<LagGate>>,
     ) {
         let ready: Vec<usize> = (self.first_publisher..self.connections.len())
             .filter(|&index| self.connections[index].is_ready())
             .collect();
         for (share, &index) in ready.iter().enumerate() {
             let schedule = Schedule::share(rate, duration, ready.len(), share);
-            self.connections[index].start_publishing(WsPublishState::new(schedule, window));
+            self.connections[index].start_publishing(WsPublishState::new(
+                schedule,
+                window,
+                gate.clone(),
+            ));
         }
         self.events_factory = Some(events);
         self.send_due_publishes();

@@ -40,10 +40,17 @@ PUBLISHING:
     --window N                requests in flight per publisher [64]
     --batch N                 events per POST /publish (an array), http only [1]
     --drain-ms MS             after publishing, wait up to this for deliveries [5000]
+    --max-lag N               closed loop: pause publishing while the slowest
+                              subscriber is more than N events behind; with
+                              --rate 0 this measures the highest rate the hub
+                              sustains with nothing lost (keep N below the
+                              hub's --queue-size) [off]
 
 OUTPUT:
     --label NAME              copied into the JSON line [derived from the flags]
     --json-out FILE           also append the JSON line to FILE
+    --summary FILE            print the figures of every run in FILE (JSON
+                              lines) against issue 5's targets; run nothing
     --strict                  exit 3 if anything was lost, duplicated, out of
                               order, refused or against the protocol (for CI)
     -h, --help                this text
@@ -89,6 +96,8 @@ pub struct Options {
     pub window: usize,
     pub batch: usize,
     pub drain: Duration,
+    /// `--max-lag`: the closed loop's bound, in events; `None` = open loop.
+    pub max_lag: Option<u64>,
     pub label: Option<String>,
     pub json_out: Option<String>,
     pub strict: bool,
@@ -115,6 +124,7 @@ impl Default for Options {
             window: 64,
             batch: 1,
             drain: Duration::from_millis(5000),
+            max_lag: None,
             label: None,
             json_out: None,
             strict: false,
@@ -127,6 +137,8 @@ pub enum Parsed {
     /// Boxed: `Options` is large and `Help` is empty.
     Run(Box<Options>),
     Help,
+    /// `--summary FILE`: summarize the JSON lines in FILE, run nothing.
+    Summary(String),
 }
 
 /// Parses the arguments after the program name.
@@ -136,6 +148,7 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Parsed, String> {
         let args = &mut args;
         match flag.as_str() {
             "-h" | "--help" => return Ok(Parsed::Help),
+            "--summary" => return Ok(Parsed::Summary(value(&flag, args)?)),
             "--connect-only" => options.connect_only = true,
             "--strict" => options.strict = true,
             "--ws" => options.ws_url = value(&flag, args)?,
@@ -161,6 +174,7 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Parsed, String> {
             "--window" => options.window = value(&flag, args)?,
             "--batch" => options.batch = value(&flag, args)?,
             "--drain-ms" => options.drain = Duration::from_millis(value(&flag, args)?),
+            "--max-lag" => options.max_lag = Some(value(&flag, args)?),
             "--label" => options.label = Some(value(&flag, args)?),
             "--json-out" => options.json_out = Some(value(&flag, args)?),
             other => return Err(format!("unknown flag {other:?}")),
@@ -180,6 +194,9 @@ fn validate(options: &Options) -> Result<(), String> {
     }
     if options.batch > 1 && options.publish_via == PublishVia::WebSocket {
         return Err("--batch applies to --publish-via http only".into());
+    }
+    if options.max_lag == Some(0) {
+        return Err("--max-lag must be at least 1".into());
     }
     if options.payload_bytes > 1 << 20 {
         return Err("--payload is capped at 1 MiB".into());

@@ -11,6 +11,13 @@
 //! `POST /publish` requests. `WsPublishState` is the bookkeeping for a
 //! WebSocket publisher, which lives in the fleet's readiness loop like any
 //! other client (see client.rs). Both report a `PublishTally`.
+//!
+//! With `--max-lag N` both also ask a `LagGate` before sending: publishing
+//! pauses while the slowest subscriber is more than N events behind. That
+//! closes the loop for flat-out runs: instead of overrunning the hub's
+//! per-client queues (which ends in 4008 kicks and says nothing about
+//! throughput), the publisher settles at the rate the hub can deliver with
+//! nothing lost, which is what the saturation scenario measures.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -93,6 +100,53 @@ impl EventFactory {
         }
     }
 }
+
+/// The closed loop of `--max-lag N`, shared by every publisher and the fleet.
+///
+/// Publishers add what they send to `sent`; after every poll round the
+/// fleet stores the smallest number of events any open subscriber has
+/// received in `slowest`. A publisher may send `count` more events only if
+/// that keeps `sent - slowest` at most `max_lag`. Relaxed atomics suffice:
+/// a stale `slowest` only makes a publisher wait one poll round longer.
+pub struct LagGate {
+    max_lag: u64,
+    sent: AtomicU64,
+    slowest: AtomicU64,
+}
+
+impl LagGate {
+    pub fn new(max_lag: u64) -> Self {
+        LagGate {
+            max_lag,
+            sent: AtomicU64::new(0),
+            slowest: AtomicU64::new(0),
+        }
+    }
+
+    /// True if `count` more events keep the slowest subscriber within
+    /// `max_lag`. A single batch bigger than the lag is let through when
+    /// nothing is outstanding, so a run can never stall for good.
+    pub fn allows(&self, count: u64) -> bool {
+        let sent = self.sent.load(Ordering::Relaxed);
+        let slowest = self.slowest.load(Ordering::Relaxed);
+        let behind = sent.saturating_sub(slowest);
+        behind == 0 || behind + count <= self.max_lag
+    }
+
+    /// Records `count` events sent.
+    pub fn sent(&self, count: u64) {
+        self.sent.fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// Records how many events the slowest open subscriber has received.
+    pub fn set_slowest(&self, received: u64) {
+        self.slowest.store(received, Ordering::Relaxed);
+    }
+}
+
+/// How long a gated publisher with nothing in flight sleeps before it looks
+/// at the gate again: about one poll round of the fleet.
+const GATE_RECHECK: Duration = Duration::from_micros(200);
 
 /// When a publisher sends: its share of `--rate`, or flat out.
 #[derive(Clone, Copy, Debug)]
@@ -261,6 +315,8 @@ pub struct HttpPublisher {
     pub window: usize,
     pub batch: usize,
     pub events: Arc<EventFactory>,
+    /// `--max-lag`: publishing pauses while subscribers are this far behind.
+    pub gate: Option<Arc<LagGate>>,
 }
 
 impl HttpPublisher {
@@ -314,20 +370,32 @@ impl HttpPublisher {
                 tally.note_error(never_answered, || "no response before the deadline".into());
                 return Ok(());
             }
+            let mut gated = false;
             while in_flight.len() < self.window {
                 let count = self.events_to_send(pacer, now);
                 if count == 0 {
+                    break;
+                }
+                if self.gate.as_ref().is_some_and(|gate| !gate.allows(count)) {
+                    gated = true;
                     break;
                 }
                 self.events.http_publish_body(count as usize, &mut body);
                 write_publish_request(&mut request, self.addr, &body);
                 stream.write_all(&request)?;
                 pacer.take(count);
+                if let Some(gate) = &self.gate {
+                    gate.sent(count);
+                }
                 in_flight.push_back(count);
             }
             if in_flight.is_empty() {
                 if pacer.finished(now) {
                     return Ok(());
+                }
+                if gated {
+                    thread::sleep(GATE_RECHECK);
+                    continue;
                 }
                 let wake_at = pacer
                     .due_at(self.batch as u64)
@@ -340,6 +408,8 @@ impl HttpPublisher {
             let window_full = in_flight.len() >= self.window;
             let wake_at = match pacer.due_at(self.batch as u64) {
                 Some(due) if !window_full => due.min(hard_stop),
+                // Gated: look at the gate again soon, replies or not.
+                _ if gated => now + GATE_RECHECK,
                 _ => hard_stop,
             };
             let wait = wake_at
@@ -493,10 +563,12 @@ pub struct WsPublishState {
     pub in_flight: usize,
     pub hard_stop: Instant,
     pub tally: PublishTally,
+    /// `--max-lag`: publishing pauses while subscribers are this far behind.
+    pub gate: Option<Arc<LagGate>>,
 }
 
 impl WsPublishState {
-    pub fn new(schedule: Schedule, window: usize) -> Self {
+    pub fn new(schedule: Schedule, window: usize, gate: Option<Arc<LagGate>>) -> Self {
         let pacer = Pacer::new(schedule);
         WsPublishState {
             hard_stop: pacer.hard_stop(PUBLISH_GRACE),
@@ -504,6 +576,24 @@ impl WsPublishState {
             window,
             in_flight: 0,
             tally: PublishTally::default(),
+            gate,
+        }
+    }
+
+    /// True if the next event may go: the pacer has one due, the window
+    /// has room, and the lag gate (if any) lets it through.
+    pub fn may_send(&self, now: Instant) -> bool {
+        self.in_flight < self.window
+            && self.pacer.due(now) > 0
+            && self.gate.as_ref().is_none_or(|gate| gate.allows(1))
+    }
+
+    /// Marks one event as sent.
+    pub fn take_one(&mut self) {
+        self.pacer.take(1);
+        self.in_flight += 1;
+        if let Some(gate) = &self.gate {
+            gate.sent(1);
         }
     }
 

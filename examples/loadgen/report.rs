@@ -118,6 +118,7 @@ pub struct Report {
     pub payload_bytes: usize,
     pub window: usize,
     pub batch: usize,
+    pub max_lag: Option<u64>,
 
     pub connections_made: usize,
     pub connections_open: usize,
@@ -281,6 +282,12 @@ impl Report {
                 self.unsent
             ),
         ));
+        if let Some(lag) = self.max_lag {
+            rows.push((
+                "closed loop",
+                format!("publisher paused while the slowest subscriber was > {lag} events behind"),
+            ));
+        }
         if let Some(error) = &self.publish_first_error {
             rows.push(("first publish error", error.clone()));
         }
