@@ -19,7 +19,8 @@ pub const MAX_PENDING_HANDSHAKES: usize = 1024;
 /// How many connections this machine can hold, from the kernel's limits,
 /// with the reason; `None` if the limits cannot be read (not Linux).
 ///
-/// Each connection has two threads and two file descriptors. Every thread
+/// Each connection has two threads and one file descriptor (its pumps share
+/// the socket, see `write_pump::SharedSocket`). Every thread
 /// costs the process four memory mappings (its stack, the stack's guard
 /// page, and the alternate signal stack with its guard, which std sets up
 /// to report stack overflows). When `vm.max_map_count` (65530 by default)
@@ -45,7 +46,7 @@ pub fn os_connection_ceiling() -> Option<(usize, String)> {
     }
     if let Some(files) = open_files_limit() {
         consider(
-            files.saturating_sub(FDS_RESERVED) / 2,
+            files.saturating_sub(FDS_RESERVED),
             format!("the open-files limit is {files} (raise it with ulimit -n or LimitNOFILE=)"),
         );
     }

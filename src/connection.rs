@@ -37,7 +37,7 @@ use crate::metrics::Metrics;
 use crate::outbound::{outbound_queue, OutboundQueue};
 use crate::read_pump::{ReadPump, ReadSide};
 use crate::server::ServerContext;
-use crate::write_pump::WritePump;
+use crate::write_pump::{SharedSocket, WritePump};
 
 /// Stack size of a write pump thread. It only moves bytes, but with history
 /// off it may drop the last reference to an event, and dropping a deeply
@@ -256,7 +256,7 @@ impl std::fmt::Display for Done {
 /// oversized frame is refused from its header, before its payload is buffered.
 pub(crate) fn read_config(max_message_size: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .max_message_size(Some(max_message_size))
         .max_frame_size(Some(max_message_size))
 }
@@ -359,13 +359,8 @@ pub(crate) fn serve(
         },
         stats: ConnectionStats::default(),
     });
-    let write_tcp = match tcp.try_clone() {
-        Ok(clone) => clone,
-        Err(e) => {
-            error!("connection {id} from {peer}: cannot clone socket: {e}");
-            return;
-        }
-    };
+    // One socket, one descriptor, shared by both pumps (see `SharedSocket`).
+    let tcp = Arc::new(tcp);
     let _ = tcp.set_nodelay(true);
     let _ = tcp.set_write_timeout(Some(config.write_timeout));
 
@@ -401,7 +396,11 @@ pub(crate) fn serve(
     );
 
     let write_pump = WritePump::new(
-        WebSocket::from_raw_socket(write_tcp, Role::Server, Some(write_config())),
+        WebSocket::from_raw_socket(
+            SharedSocket(tcp.clone()),
+            Role::Server,
+            Some(write_config()),
+        ),
         outbound_rx,
         done_rx,
         connection.clone(),

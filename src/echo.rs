@@ -40,7 +40,7 @@ use crate::event::unix_ms;
 use crate::metrics::Metrics;
 use crate::outbound::outbound_queue;
 use crate::read_pump::{ReadPump, ReadSide};
-use crate::write_pump::WritePump;
+use crate::write_pump::{SharedSocket, WritePump};
 
 /// The largest message (and frame) the echo server accepts: tungstenite's
 /// default message limit, well above the 16 MiB of Autobahn's 9.* cases.
@@ -170,9 +170,7 @@ fn serve_connection(tcp: TcpStream, peer: SocketAddr, number: u64) {
     };
     let _ = tcp.set_read_timeout(None);
     let _ = tcp.set_nodelay(true);
-    let Ok(write_tcp) = tcp.try_clone() else {
-        return;
-    };
+    let tcp = Arc::new(tcp);
     let config = Config {
         ping_interval: Duration::ZERO, // no heartbeat Pings in Autobahn's traces
         ..Config::default()
@@ -194,7 +192,11 @@ fn serve_connection(tcp: TcpStream, peer: SocketAddr, number: u64) {
     let (done_tx, done_rx) = crossbeam_channel::bounded::<Done>(1);
 
     let write_pump = WritePump::new(
-        WebSocket::from_raw_socket(write_tcp, Role::Server, Some(write_config())),
+        WebSocket::from_raw_socket(
+            SharedSocket(tcp.clone()),
+            Role::Server,
+            Some(write_config()),
+        ),
         outbound_rx,
         done_rx,
         connection.clone(),

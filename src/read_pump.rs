@@ -50,14 +50,18 @@ use crate::server::ServerContext;
 /// Only the write pump writes to the socket. tungstenite's own attempts to
 /// answer Pings and Closes from inside `read()` end here and are dropped;
 /// the read pump forwards the equivalent to the write pump instead.
+///
+/// The socket is shared with the write pump (an `Arc`, not a `dup`ed file
+/// descriptor), so a connection costs one descriptor: see
+/// [`SharedSocket`](crate::write_pump::SharedSocket).
 #[derive(Debug)]
 pub struct ReadSide {
-    tcp: TcpStream,
+    tcp: Arc<TcpStream>,
 }
 
 impl ReadSide {
     /// Wrap the connection's socket.
-    pub fn new(tcp: TcpStream) -> Self {
+    pub fn new(tcp: Arc<TcpStream>) -> Self {
         ReadSide { tcp }
     }
 
@@ -69,7 +73,7 @@ impl ReadSide {
 
 impl Read for ReadSide {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.tcp.read(buf)
+        (&*self.tcp).read(buf)
     }
 }
 

@@ -14,12 +14,19 @@
 //! writes them all and flushes once, so a busy client costs one `write`
 //! syscall per wake-up, not one per frame.
 //! It ends by calling `shutdown(Both)` on the socket: that sends FIN and
-//! wakes a read pump still blocked in `read()`, which dropping our clone
-//! would not do (SPLIT-PUMPS.md, pitfall 6). It sends nothing back to the
+//! wakes a read pump still blocked in `read()`, which dropping our handle
+//! would not do (SPLIT-PUMPS.md, pitfall 6).
+//!
+//! The two pumps share one `TcpStream` through an `Arc` ([`SharedSocket`])
+//! instead of each holding a `try_clone` of it: the same socket either way
+//! (timeouts and `shutdown` act on the socket, not the descriptor), but one
+//! file descriptor per connection instead of two, which is what lets 10,000
+//! clients fit under a 20,000 open-files limit. It sends nothing back to the
 //! hub; `connection::serve` joins it and does the cleanup.
 
-use std::io::Read;
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -54,12 +61,45 @@ enum Phase {
     },
 }
 
+/// A connection's socket, shared by its two pumps. `&TcpStream` reads and
+/// writes, so neither pump needs a descriptor of its own; the write pump's
+/// tungstenite `WebSocket` writes through this, the read pump's `ReadSide`
+/// reads through the same `Arc`. Derefs to the `TcpStream` for timeouts
+/// and `shutdown`.
+#[derive(Debug, Clone)]
+pub struct SharedSocket(pub Arc<TcpStream>);
+
+impl Deref for SharedSocket {
+    type Target = TcpStream;
+    fn deref(&self) -> &TcpStream {
+        &self.0
+    }
+}
+
+impl Read for SharedSocket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self.0).read(buf)
+    }
+}
+
+impl Write for SharedSocket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        (&*self.0).write_vectored(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Why the write pump stopped writing; a normal end is not an error.
 type Stop = String;
 
 /// One connection's writer. See the module docs.
 pub struct WritePump {
-    socket: WebSocket<TcpStream>,
+    socket: WebSocket<SharedSocket>,
     outbound: OutboundReceiver,
     done_rx: Receiver<Done>,
     connection: Arc<Connection>,
@@ -72,7 +112,7 @@ pub struct WritePump {
 
 impl WritePump {
     pub(crate) fn new(
-        socket: WebSocket<TcpStream>,
+        socket: WebSocket<SharedSocket>,
         outbound: OutboundReceiver,
         done_rx: Receiver<Done>,
         connection: Arc<Connection>,
@@ -294,7 +334,7 @@ impl WritePump {
     /// frame before the peer reads it; so shut our side, then read and drop
     /// whatever the peer still sends for up to `CLOSE_WAIT`.
     fn linger(&mut self) {
-        let tcp = self.socket.get_ref();
+        let tcp: &TcpStream = self.socket.get_ref();
         let _ = tcp.shutdown(Shutdown::Write);
         let deadline = Instant::now() + CLOSE_WAIT;
         let mut sink = [0u8; 4096];
