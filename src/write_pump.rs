@@ -366,14 +366,24 @@ impl WritePump {
             // After our Close, late frames are dropped, not fatal: a late
             // Pong must not cut our own close handshake short.
             Err(WsError::Protocol(ProtocolError::SendAfterClosing)) => Ok(()),
+            // A signal arrived during the send. The frame is already in
+            // tungstenite's buffer, and the next flush sends it.
+            Err(WsError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
             Err(e) => Err(write_failure(e)),
         }
     }
 
     fn flush(&mut self) -> Result<(), Stop> {
-        match self.socket.flush() {
-            Ok(()) => Ok(()),
-            Err(e) => Err(write_failure(e)),
+        loop {
+            match self.socket.flush() {
+                Ok(()) => return Ok(()),
+                // A signal (the hub's SIGTERM handler runs on any thread)
+                // interrupts a send on a socket with a send timeout even
+                // with SA_RESTART; what is unsent is still buffered, so
+                // flushing again loses and repeats nothing.
+                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(write_failure(e)),
+            }
         }
     }
 
