@@ -66,6 +66,13 @@ const PUMP_PARKED: u8 = 1;
 /// before it writes anything (a few microseconds: the send never blocks).
 const WAKER_WRITING: u8 = 2;
 
+/// The most frame bytes a waker sends for one client at a time. Beyond
+/// it the pump takes over, so a big replay is not copied out of the
+/// shared event frames into one buffer, and what a waker may leave in
+/// `unsent` for a full socket stays bounded.
+#[cfg(target_os = "linux")]
+const DIRECT_WRITE_BUDGET: usize = 64 * 1024;
+
 /// `send(2)` flags: do not block, and no SIGPIPE for a closed peer (std
 /// sends with `MSG_NOSIGNAL` too). Linux values.
 #[cfg(target_os = "linux")]
@@ -277,10 +284,11 @@ impl OutboundQueue {
         false
     }
 
-    /// With the write side held: take the waiting frames if they are all
-    /// events and text, frame them, and send them without blocking. Returns
-    /// false if the pump must run (other frames waiting, a kick or shutdown
-    /// under way, or bytes the socket did not take, left in `unsent`).
+    /// With the write side held: take the events and text frames at the
+    /// head of the queue (up to `DIRECT_WRITE_BUDGET` bytes), frame them,
+    /// and send them without blocking. Returns false if the pump must run:
+    /// frames left queued (a Pong, a Close, or past the budget), a kick or
+    /// shutdown under way, or bytes the socket did not take (in `unsent`).
     #[cfg(target_os = "linux")]
     fn write_queued(&self, direct: &DirectWrite) -> bool {
         let shared = &*self.shared;
@@ -290,36 +298,42 @@ impl OutboundQueue {
         {
             return false;
         }
-        let taken = {
+        // Frame the longest run of events and text at the head of the queue
+        // that fits the budget; what follows (a Pong, a Close, or just more
+        // than the budget) stays queued, in order, for the pump.
+        let mut bytes = Vec::new();
+        let mut oldest_event: Option<Instant> = None;
+        let (frames, counted, more_queued) = {
             let mut items = shared.items();
-            let plain = items
-                .iter()
-                .all(|item| matches!(item.frame, OutboundFrame::Event(_) | OutboundFrame::Text(_)));
-            if !plain {
-                return false;
+            let mut frames = 0;
+            let mut counted = 0;
+            for item in items.iter() {
+                let payload = match &item.frame {
+                    OutboundFrame::Event(event) => event.frame.as_bytes(),
+                    OutboundFrame::Text(text) => text.as_bytes(),
+                    _ => break,
+                };
+                if frames > 0 && bytes.len() + payload.len() > DIRECT_WRITE_BUDGET {
+                    break;
+                }
+                if let OutboundFrame::Event(event) = &item.frame {
+                    oldest_event.get_or_insert(event.accepted_at);
+                }
+                push_text_frame(&mut bytes, payload);
+                frames += 1;
+                counted += usize::from(item.counted);
             }
-            std::mem::take(&mut *items)
+            items.drain(..frames);
+            (frames, counted, !items.is_empty())
         };
-        if taken.is_empty() {
-            return true;
+        if frames == 0 {
+            // Nothing queued (true), or a frame only the pump writes (false).
+            return !more_queued;
         }
-        let counted = taken.iter().filter(|item| item.counted).count();
         if counted > 0 {
             shared.queued.fetch_sub(counted, Ordering::AcqRel);
         }
-        let mut bytes = Vec::with_capacity(taken.iter().map(|i| frame_len(&i.frame)).sum());
-        let mut oldest_event: Option<Instant> = None;
-        for item in &taken {
-            match &item.frame {
-                OutboundFrame::Event(event) => {
-                    oldest_event.get_or_insert(event.accepted_at);
-                    push_text_frame(&mut bytes, event.frame.as_bytes());
-                }
-                OutboundFrame::Text(text) => push_text_frame(&mut bytes, text.as_bytes()),
-                _ => unreachable!("only events and text are taken"),
-            }
-        }
-        let frames = taken.len() as u64;
+        let frames = frames as u64;
         // Counted before the send, as the pump does, so a client never
         // reads a frame `/status` does not count yet.
         direct.connection.stats.add_sent(frames);
@@ -329,7 +343,8 @@ impl OutboundQueue {
             direct.metrics.fanout_latency.observe(accepted_at.elapsed());
         }
         if sent == bytes.len() {
-            return true;
+            // All sent; the pump runs only if more is queued.
+            return !more_queued;
         }
         // The socket is full (or failed): the pump writes the rest, blocking
         // with its timeout, or meets the error itself and closes.
@@ -484,17 +499,6 @@ fn push_text_frame(out: &mut Vec<u8>, payload: &[u8]) {
     out.extend_from_slice(payload);
 }
 
-/// The framed size of an event or text frame (0 for others).
-#[cfg(target_os = "linux")]
-fn frame_len(frame: &OutboundFrame) -> usize {
-    let payload = match frame {
-        OutboundFrame::Event(event) => event.frame.len(),
-        OutboundFrame::Text(text) => text.len(),
-        _ => 0,
-    };
-    payload + 10
-}
-
 /// Send as much of `bytes` as the socket takes without blocking; returns
 /// how much that was. An error other than "would block" returns what was
 /// sent so far: the pump meets the same error on the rest and closes.
@@ -637,6 +641,19 @@ mod tests {
         queue.wake_or_write();
         assert_eq!(queue.queued(), 2);
         receiver.resume();
+        assert!(receiver.take_unsent().is_empty());
+        receiver.discard_all();
+
+        // Past the budget, the rest stays queued for the pump.
+        receiver.park_idle();
+        let big = "y".repeat(40 * 1024);
+        queue.push(OutboundFrame::Text(big.clone().into())).unwrap();
+        queue.push(OutboundFrame::Text(big.into())).unwrap();
+        queue.wake_or_write();
+        assert_eq!(queue.queued(), 1);
+        let mut first = vec![0u8; 4 + 40 * 1024];
+        client.read_exact(&mut first).unwrap();
+        assert_eq!(&first[..4], &[0x81, 126, 0xa0, 0x00]);
         assert!(receiver.take_unsent().is_empty());
     }
 
