@@ -369,6 +369,21 @@ pub(crate) fn serve(
     let _ = tcp.set_nodelay(true);
     let _ = tcp.set_write_timeout(Some(config.write_timeout));
 
+    // `?channels=` is a subscribe like any other, so the authorizer decides
+    // it too. A refusal subscribes to nothing and is answered `forbidden`
+    // right after `welcome` (the upgrade is done, so no HTTP status).
+    let refused_channel = initial.as_ref().and_then(|(channels, _)| {
+        channels
+            .iter()
+            .find(|c| !context.authorizer.may_subscribe(&connection.info, c))
+            .cloned()
+    });
+    let initial = if refused_channel.is_some() {
+        None
+    } else {
+        initial
+    };
+
     let (queue, outbound_rx) = outbound_queue(config.queue_size);
     let (done_tx, done_rx) = crossbeam_channel::bounded::<Done>(1);
     let (connected_tx, connected_rx) = crossbeam_channel::bounded::<()>(1);
@@ -431,13 +446,16 @@ pub(crate) fn serve(
         done_tx: Some(done_tx),
         writer: queue.clone(),
     };
-    let read_pump = ReadPump::new(
+    let mut read_pump = ReadPump::new(
         socket,
         connection.clone(),
         queue,
         context.clone(),
         authenticated,
     );
+    if let Some(channel) = refused_channel {
+        read_pump.refuse_url_channel(&channel);
+    }
     let done = read_pump.run();
     let read_side = done.to_string();
     done_sender.send(done);

@@ -28,5 +28,9 @@ mod fuzz_inputs;
 mod metrics;
 // GET /status and /health: every field, the publish key on /status
 mod status;
+// --token, auth, the Authorizer trait deciding subscribe and publish
+mod auth;
+// section 6 limits: 503/429/403/404, deadlines, raw bad frames, rate limit
+mod limits;
 // the binary: --help, --check-config, exit codes, signals, log lines, --stdin
 mod cli;
