@@ -6,11 +6,17 @@
 //! embedding application would. They stop when `HttpServer::stop` calls
 //! tiny_http's `unblock()` once per worker.
 //!
+//! tiny_http itself listens only on an internal `127.0.0.1:0` port: the
+//! public listener belongs to [`HttpGuard`](crate::http_guard), which
+//! bounds what a request may be before forwarding it (see that module for
+//! why). So a request reaching a worker has a head under 16 KiB and a body
+//! no larger than the publish limit.
+//!
 //! Errors follow one shape, built by [`error_response`]:
 //! `{"error":{"code":…,"message":…}}` with the HTTP status.
 
 use std::io::Read;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
@@ -24,13 +30,16 @@ use crate::error::Error;
 use crate::event::unix_ms;
 use crate::handle::HubHandle;
 use crate::handshake::bearer_token;
+use crate::http_guard::HttpGuard;
 use crate::protocol::{is_valid_channel_name, ErrorCode};
 
 /// The live page served at `GET /`.
 const PAGE: &str = include_str!("page.html");
 
-/// The HTTP listener and its worker threads.
+/// The HTTP listener: the guard on the public port, tiny_http behind it,
+/// and the worker threads.
 pub(crate) struct HttpServer {
+    guard: HttpGuard,
     server: Arc<Server>,
     workers: Vec<JoinHandle<()>>,
 }
@@ -46,13 +55,20 @@ struct HttpContext {
 type HttpResponse = Response<std::io::Cursor<Vec<u8>>>;
 
 impl HttpServer {
-    /// Start `config.http_workers` workers serving `server`.
+    /// Serve HTTP on `public`: start tiny_http on an internal loopback
+    /// port with `config.http_workers` workers, and the guard in front.
     pub fn start(
-        server: Server,
+        public: TcpListener,
         hub: HubHandle,
         config: &Config,
         ws_addr: SocketAddr,
     ) -> Result<HttpServer, Error> {
+        let server = Server::http("127.0.0.1:0")
+            .map_err(|e| Error::Spawn(std::io::Error::other(e.to_string())))?;
+        let internal = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| Error::Spawn(std::io::Error::other("tiny_http has no IP address")))?;
         let server = Arc::new(server);
         let context = Arc::new(HttpContext {
             hub,
@@ -77,11 +93,18 @@ impl HttpServer {
                 .map_err(Error::Spawn)?;
             workers.push(worker);
         }
-        Ok(HttpServer { server, workers })
+        let guard = HttpGuard::start(public, internal, config.max_message_size.saturating_mul(16))?;
+        Ok(HttpServer {
+            guard,
+            server,
+            workers,
+        })
     }
 
-    /// Stop the workers and wait for them.
+    /// Stop the guard (it finishes the requests it is relaying, so tiny_http
+    /// goes on answering meanwhile), then the workers, and wait for them.
     pub fn stop(self) {
+        self.guard.stop();
         for _ in &self.workers {
             self.server.unblock();
         }

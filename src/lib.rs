@@ -68,6 +68,7 @@ mod handle;
 mod handshake;
 mod history;
 mod http;
+mod http_guard;
 mod hub;
 mod metrics;
 mod outbound;

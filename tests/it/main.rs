@@ -32,5 +32,7 @@ mod status;
 mod auth;
 // section 6 limits: 503/429/403/404, deadlines, raw bad frames, rate limit
 mod limits;
+// the HTTP guard: absurd Content-Length, huge heads, slowloris
+mod http_exposure;
 // the binary: --help, --check-config, exit codes, signals, log lines, --stdin
 mod cli;

@@ -1,0 +1,529 @@
+//! The guard in front of tiny_http: it owns the public HTTP listener,
+//! reads each request head itself under a size bound and a deadline, and
+//! forwards only requests it can vouch for to tiny_http, which listens on
+//! an internal `127.0.0.1:0` port.
+//!
+//! Why: tiny_http 0.12 drains a request body its handler did not read with
+//! one allocation sized by the client's `Content-Length` (upstream PR #290
+//! was closed unmerged). A request declaring a terabyte, answered early
+//! (as any 413 or 401 is), makes that allocation fail and aborts the whole
+//! process. tiny_http also has no bound on header size or on how long a
+//! client may take to send its head. So nothing from the network reaches
+//! tiny_http unless:
+//!
+//! - the head is complete within [`HEAD_DEADLINE`] of accept (else the
+//!   connection is dropped) and at most [`MAX_HEAD`] bytes with at most
+//!   [`MAX_HEADERS`] headers (else 431);
+//! - it parses as HTTP/1.x (else 400), has no `Transfer-Encoding` (411:
+//!   the hub's bodies are small JSON, a length is always known) and at most
+//!   one `Content-Length` value, no larger than the publish body limit
+//!   (`--max-message-size` × 16, else 413);
+//! - its whole body arrives within [`BODY_DEADLINE`] of accept.
+//!
+//! The guard then sends tiny_http the request with `Connection: close` and
+//! copies the answer back: one request per connection. Keep-alive is given
+//! up on purpose; the operator endpoints are called rarely, and one request
+//! per connection leaves no idle connection to bound.
+//!
+//! Threads: one `http-guard` acceptor, and one `http-conn-N` thread per
+//! client connection, at most [`MAX_HTTP_CONNECTIONS`] at once (beyond
+//! that a connection gets 503 at once). They talk to nothing but their two
+//! sockets. [`HttpGuard::stop`] stops accepting and joins them all; a
+//! thread waiting for a slow client notices the stop within
+//! [`STOP_CHECK`].
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use log::{debug, warn};
+
+use crate::error::Error;
+
+/// The largest request head the guard reads; bigger gets 431.
+pub const MAX_HEAD: usize = 16 * 1024;
+/// Headers parsed at most; more gets 431.
+pub const MAX_HEADERS: usize = 64;
+/// From accept to the end of the request head; later, TCP is dropped.
+/// Bytes that trickle in do not extend it (slowloris).
+pub const HEAD_DEADLINE: Duration = Duration::from_secs(10);
+/// From accept to the end of the request body.
+pub const BODY_DEADLINE: Duration = Duration::from_secs(30);
+/// HTTP connections served at once; more get 503 without being read.
+pub const MAX_HTTP_CONNECTIONS: usize = 128;
+/// How long tiny_http may take to answer a forwarded request.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one write to a client may block.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a thread waiting for a client looks at the stop flag.
+const STOP_CHECK: Duration = Duration::from_millis(250);
+/// Stack of a connection thread: two small buffers and httparse's headers.
+const CONNECTION_STACK: usize = 128 * 1024;
+
+/// The running guard: its acceptor thread and the flag that stops it.
+pub(crate) struct HttpGuard {
+    stop: Arc<AtomicBool>,
+    addr: SocketAddr,
+    acceptor: JoinHandle<()>,
+}
+
+/// What every connection thread needs to know.
+struct Rules {
+    /// tiny_http's internal address.
+    upstream: SocketAddr,
+    /// The largest body forwarded (`--max-message-size` × 16).
+    max_body: usize,
+}
+
+impl HttpGuard {
+    /// Serve `public`, forwarding good requests to `upstream`.
+    pub fn start(
+        public: TcpListener,
+        upstream: SocketAddr,
+        max_body: usize,
+    ) -> Result<HttpGuard, Error> {
+        let addr = public.local_addr().map_err(Error::Spawn)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let rules = Arc::new(Rules { upstream, max_body });
+        let acceptor = {
+            let stop = stop.clone();
+            thread::Builder::new()
+                .name("http-guard".into())
+                .spawn(move || accept_loop(public, rules, stop))
+                .map_err(Error::Spawn)?
+        };
+        Ok(HttpGuard {
+            stop,
+            addr,
+            acceptor,
+        })
+    }
+
+    /// Stop accepting, and wait for every connection thread: each ends
+    /// once its answer is written or within [`STOP_CHECK`] if it waits for
+    /// its client. Call it while tiny_http still answers.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        // Wake the blocking `accept` by connecting to ourselves.
+        let mut target = self.addr;
+        if target.ip().is_unspecified() {
+            target.set_ip(match target {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let _ = TcpStream::connect_timeout(&target, Duration::from_secs(1));
+        if self.acceptor.join().is_err() {
+            log::error!("the HTTP guard's acceptor panicked");
+        }
+    }
+}
+
+/// Counts live connection threads; the guard decrements on drop, even if
+/// the thread panics.
+struct Active(Arc<AtomicUsize>);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn accept_loop(listener: TcpListener, rules: Arc<Rules>, stop: Arc<AtomicBool>) {
+    let active = Arc::new(AtomicUsize::new(0));
+    let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    let mut accepted: u64 = 0;
+    loop {
+        let accepted_result = listener.accept();
+        if stop.load(Ordering::Acquire) {
+            break;
+        }
+        let (client, peer) = match accepted_result {
+            Ok(pair) => pair,
+            Err(e) => {
+                warn!("HTTP accept failed: {e}");
+                // Out of file descriptors clears as connections close;
+                // do not spin meanwhile.
+                thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        if active.load(Ordering::Acquire) >= MAX_HTTP_CONNECTIONS {
+            debug!("http from {peer}: {MAX_HTTP_CONNECTIONS} connections busy, 503");
+            // A fresh socket's send buffer takes this without blocking.
+            let _ = client.set_write_timeout(Some(Duration::from_millis(100)));
+            answer(&client, 503, "busy", "too many HTTP connections; retry");
+            continue;
+        }
+        active.fetch_add(1, Ordering::AcqRel);
+        let guard = Active(active.clone());
+        accepted += 1;
+        let (rules, stop) = (rules.clone(), stop.clone());
+        let spawned = thread::Builder::new()
+            .name(format!("http-conn-{accepted}"))
+            .stack_size(CONNECTION_STACK)
+            .spawn(move || {
+                serve(client, peer, &rules, &stop);
+                drop(guard);
+            });
+        match spawned {
+            Ok(handle) => threads.push(handle),
+            Err(e) => warn!("cannot start a thread for HTTP client {peer}: {e}"),
+        }
+        if threads.len() >= 64 && threads.len().is_power_of_two() {
+            threads.retain(|t| !t.is_finished());
+        }
+    }
+    for thread in threads {
+        if thread.join().is_err() {
+            log::error!("an HTTP guard thread panicked");
+        }
+    }
+}
+
+/// Why the guard will not forward a request: the status and the JSON
+/// error code and message to answer with.
+type Refusal = (u16, &'static str, String);
+
+/// A request the guard accepted: the head to send tiny_http, and its
+/// body's length.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Forward {
+    head: Vec<u8>,
+    body_length: usize,
+    expects_continue: bool,
+}
+
+fn serve(client: TcpStream, peer: SocketAddr, rules: &Rules, stop: &AtomicBool) {
+    let accepted_at = Instant::now();
+    let _ = client.set_write_timeout(Some(WRITE_TIMEOUT));
+    let mut buffer = Vec::with_capacity(2048);
+    let head_end = match read_until(
+        &client,
+        &mut buffer,
+        accepted_at + HEAD_DEADLINE,
+        stop,
+        |bytes| {
+            if let Some(end) = find_head_end(bytes) {
+                Progress::Done(end)
+            } else if bytes.len() > MAX_HEAD {
+                Progress::TooLarge
+            } else {
+                Progress::More
+            }
+        },
+    ) {
+        Ok(Some(end)) => end,
+        Ok(None) => {
+            return answer(
+                &client,
+                431,
+                "header_too_large",
+                &format!("request head over {MAX_HEAD} bytes"),
+            )
+        }
+        Err(e) => {
+            debug!("http from {peer}: dropped before a full request head: {e}");
+            return;
+        }
+    };
+    let forward = match check_head(&buffer[..head_end], rules.max_body) {
+        Ok(forward) => forward,
+        Err((status, code, message)) => {
+            debug!("http from {peer}: {status} {code}");
+            return answer(&client, status, code, &message);
+        }
+    };
+    let mut body = buffer.split_off(head_end);
+    if forward.expects_continue && forward.body_length > body.len() {
+        let _ = (&client).write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
+    let wanted = forward.body_length;
+    match read_until(
+        &client,
+        &mut body,
+        accepted_at + BODY_DEADLINE,
+        stop,
+        |bytes| {
+            if bytes.len() >= wanted {
+                Progress::Done(wanted)
+            } else {
+                Progress::More
+            }
+        },
+    ) {
+        Ok(_) => body.truncate(wanted), // one request per connection: extra bytes go
+        Err(e) => {
+            debug!("http from {peer}: dropped before the whole body: {e}");
+            return;
+        }
+    }
+    if let Err(e) = relay(&client, &forward.head, &body, rules.upstream) {
+        debug!("http from {peer}: relaying failed: {e}");
+    }
+    let _ = client.shutdown(Shutdown::Write);
+    linger(&client);
+}
+
+/// Send the request to tiny_http and copy its whole answer to the client.
+fn relay(mut client: &TcpStream, head: &[u8], body: &[u8], upstream: SocketAddr) -> io::Result<()> {
+    let mut inner = TcpStream::connect_timeout(&upstream, Duration::from_secs(5))?;
+    inner.set_read_timeout(Some(UPSTREAM_TIMEOUT))?;
+    inner.set_write_timeout(Some(UPSTREAM_TIMEOUT))?;
+    inner.write_all(head)?;
+    inner.write_all(body)?;
+    // tiny_http closes after answering: we asked for `Connection: close`.
+    io::copy(&mut inner, &mut client)?;
+    Ok(())
+}
+
+/// What a look at the bytes read so far says.
+enum Progress {
+    /// Enough: the thing ends at this index.
+    Done(usize),
+    /// Keep reading.
+    More,
+    /// Give up: over the size bound.
+    TooLarge,
+}
+
+/// Read into `buffer` until `look` is satisfied; `Ok(None)` if it says
+/// too large. Errors with `TimedOut` at `deadline` or once `stop` is set,
+/// `UnexpectedEof` if the client closes first.
+fn read_until(
+    mut client: &TcpStream,
+    buffer: &mut Vec<u8>,
+    deadline: Instant,
+    stop: &AtomicBool,
+    look: impl Fn(&[u8]) -> Progress,
+) -> io::Result<Option<usize>> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        match look(buffer) {
+            Progress::Done(end) => return Ok(Some(end)),
+            Progress::TooLarge => return Ok(None),
+            Progress::More => {}
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stop.load(Ordering::Acquire) {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        client.set_read_timeout(Some(left.min(STOP_CHECK)))?;
+        match client.read(&mut chunk) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The index just past the first `\r\n\r\n`.
+fn find_head_end(bytes: &[u8]) -> Option<usize> {
+    bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+}
+
+/// Headers the guard drops because it sets them itself (one request per
+/// connection, the body already read, its length checked).
+const HOP_BY_HOP: [&str; 6] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "expect",
+    "content-length",
+    "te",
+];
+
+/// Decide on a complete request head: the head to forward, or the refusal.
+/// Pure, so the fuzz-style tests below can hammer it.
+pub(crate) fn check_head(head: &[u8], max_body: usize) -> Result<Forward, Refusal> {
+    let bad = |message: &str| (400, "bad_request", message.to_string());
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(bad("incomplete request head")),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err((
+                431,
+                "header_too_large",
+                format!("more than {MAX_HEADERS} headers"),
+            ))
+        }
+        Err(e) => return Err(bad(&format!("not an HTTP request: {e}"))),
+    }
+    let (Some(method), Some(path), Some(version)) = (request.method, request.path, request.version)
+    else {
+        return Err(bad("incomplete request line"));
+    };
+    let mut body_length: Option<usize> = None;
+    let mut expects_continue = false;
+    let mut kept = Vec::with_capacity(head.len() + 64);
+    kept.extend_from_slice(format!("{method} {path} HTTP/1.{version}\r\n").as_bytes());
+    for header in request.headers.iter() {
+        let name = header.name.to_ascii_lowercase();
+        match name.as_str() {
+            "transfer-encoding" => {
+                return Err((
+                    411,
+                    "length_required",
+                    "send the body with Content-Length, not Transfer-Encoding".into(),
+                ))
+            }
+            "content-length" => {
+                let length = parse_length(header.value)
+                    .ok_or_else(|| bad("Content-Length is not a number"))?;
+                if body_length.is_some_and(|seen| seen != length) {
+                    return Err(bad("conflicting Content-Length headers"));
+                }
+                if length > max_body {
+                    return Err((413, "too_large", format!("body over {max_body} bytes")));
+                }
+                body_length = Some(length);
+            }
+            "expect" => {
+                expects_continue = header.value.eq_ignore_ascii_case(b"100-continue");
+            }
+            _ => {}
+        }
+        if HOP_BY_HOP.contains(&name.as_str()) {
+            continue;
+        }
+        kept.extend_from_slice(header.name.as_bytes());
+        kept.extend_from_slice(b": ");
+        kept.extend_from_slice(header.value);
+        kept.extend_from_slice(b"\r\n");
+    }
+    if let Some(length) = body_length {
+        kept.extend_from_slice(format!("Content-Length: {length}\r\n").as_bytes());
+    }
+    kept.extend_from_slice(b"Connection: close\r\n\r\n");
+    Ok(Forward {
+        head: kept,
+        body_length: body_length.unwrap_or(0),
+        expects_continue,
+    })
+}
+
+/// A `Content-Length` value: ASCII digits only (no sign, no spaces inside,
+/// which `str::parse` would partly allow), within `usize`.
+fn parse_length(value: &[u8]) -> Option<usize> {
+    let value = value.trim_ascii();
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+/// Answer with the HTTP endpoints' error shape and close.
+fn answer(mut client: &TcpStream, status: u16, code: &str, message: &str) {
+    let reason = match status {
+        400 => "Bad Request",
+        411 => "Length Required",
+        413 => "Payload Too Large",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Error",
+    };
+    let body = serde_json::json!({"error": {"code": code, "message": message}}).to_string();
+    let response = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = client.write_all(response.as_bytes());
+    let _ = client.shutdown(Shutdown::Write);
+    linger(client);
+}
+
+/// Leave the client a moment to read the answer before the socket closes:
+/// closing with unread input sends RST, which can discard the answer (a
+/// client still sending its refused body would never see the 413).
+/// Bounded in time (about 1 s) and in bytes.
+fn linger(mut client: &TcpStream) {
+    let _ = client.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut sink = [0u8; 4096];
+    let started = Instant::now();
+    let mut drained = 0usize;
+    while started.elapsed() < Duration::from_secs(1) && drained < 1 << 20 {
+        match client.read(&mut sink) {
+            Ok(n) if n > 0 => drained += n,
+            _ => break,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head_of(forward: &Forward) -> String {
+        String::from_utf8_lossy(&forward.head).into_owned()
+    }
+
+    #[test]
+    fn forwards_a_good_request_with_connection_close() {
+        let forward = check_head(
+            b"POST /publish HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\
+              Content-Length: 12\r\nExpect: 100-continue\r\nAuthorization: Bearer k\r\n\r\n",
+            100,
+        )
+        .unwrap();
+        assert_eq!(forward.body_length, 12);
+        assert!(forward.expects_continue);
+        assert_eq!(
+            head_of(&forward),
+            "POST /publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n\
+             Content-Length: 12\r\nConnection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn refuses_what_tiny_http_must_not_see() {
+        let status = |head: &str| {
+            check_head(head.as_bytes(), 1000)
+                .map(|_| 200)
+                .unwrap_or_else(|e| e.0)
+        };
+        assert_eq!(status("GET / HTTP/1.1\r\n\r\n"), 200);
+        assert_eq!(
+            status("POST /publish HTTP/1.1\r\nContent-Length: 1000\r\n\r\n"),
+            200
+        );
+        assert_eq!(
+            status("POST /publish HTTP/1.1\r\nContent-Length: 1001\r\n\r\n"),
+            413
+        );
+        assert_eq!(
+            status("POST /publish HTTP/1.1\r\nContent-Length: 1000000000000\r\n\r\n"),
+            413
+        );
+        assert_eq!(
+            status("POST /publish HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n"),
+            400
+        );
+        assert_eq!(status("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"), 400);
+        assert_eq!(status("POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n"), 400);
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            411
+        );
+        assert_eq!(status("\x16\x03\x01garbage\r\n\r\n"), 400);
+        let many: String = (0..65).map(|i| format!("X-{i}: y\r\n")).collect();
+        assert_eq!(status(&format!("GET / HTTP/1.1\r\n{many}\r\n")), 431);
+    }
+}

@@ -1,0 +1,176 @@
+//! The HTTP listener's own exposure: what reaches tiny_http is bounded by
+//! the guard in front of it (`src/http_guard.rs`). A declared body of a
+//! terabyte gets 413 and the process lives on; a huge head gets 431;
+//! chunked bodies 411; idle and trickling connections delay nobody. The
+//! same against the binary is in `cli.rs`
+//! (`an_absurd_content_length_does_not_kill_the_binary`).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Instant;
+
+use serde_json::json;
+
+use crate::support::*;
+
+/// Send `head` and a few body bytes, read the answer.
+fn raw_request(addr: SocketAddr, head: &str, body: &[u8]) -> HttpReply {
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+    tcp.write_all(head.as_bytes()).unwrap();
+    let _ = tcp.write_all(body); // the guard may have answered already
+    read_http_response(&mut tcp)
+}
+
+/// The request that used to abort the process: tiny_http drained the
+/// unread body of an early answer with one allocation of the declared
+/// size. Now the guard answers 413 and tiny_http never sees it; with a
+/// publish key and without it, on every path.
+#[test]
+fn an_absurd_content_length_gets_413_and_the_hub_lives_on() {
+    let hub = TestHub::new()
+        .config(|c| c.publish_key = Some("k".into()))
+        .start();
+    for (method, path) in [("POST", "/publish"), ("GET", "/health"), ("POST", "/nope")] {
+        for length in ["1000000000000", "18446744073709551615"] {
+            let head =
+                format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n");
+            let reply = raw_request(hub.http, &head, &[b'{'; 1000]);
+            assert_eq!(
+                reply.status,
+                413,
+                "{method} {path} {length}: {}",
+                reply.text()
+            );
+            assert_eq!(reply.json()["error"]["code"], "too_large");
+        }
+    }
+    // Beyond u64: not a length at all.
+    let reply = raw_request(
+        hub.http,
+        "POST /publish HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+        b"",
+    );
+    assert_eq!(reply.status, 400);
+    let health = http_get(hub.http, "/health");
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json()["status"], "healthy");
+}
+
+/// Just at the publish limit (`--max-message-size` × 16) is forwarded and
+/// published; one byte more is 413 without reading the body.
+#[test]
+fn the_body_limit_is_max_message_size_times_16() {
+    let hub = TestHub::new().config(|c| c.max_message_size = 64).start();
+    let mut subscriber = hub.subscriber(&["a"]);
+    let frame = |pad: usize| json!({"channel": "a", "data": "x".repeat(pad)}).to_string();
+    let body = frame(1024 - frame(0).len());
+    assert_eq!(body.len(), 1024);
+    let reply = http(hub.http, "POST", "/publish", &[], body.as_bytes());
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(subscriber.recv_event()["channel"], "a");
+    let over = frame(1025 - frame(0).len());
+    let reply = http(hub.http, "POST", "/publish", &[], over.as_bytes());
+    assert_eq!(reply.status, 413, "{}", reply.text());
+}
+
+#[test]
+fn a_huge_request_head_gets_431() {
+    let hub = TestHub::new().start();
+    let big = format!(
+        "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20 * 1024)
+    );
+    assert_eq!(raw_request(hub.http, &big, b"").status, 431);
+    let many: String = (0..100).map(|i| format!("X-{i}: y\r\n")).collect();
+    let reply = raw_request(
+        hub.http,
+        &format!("GET /health HTTP/1.1\r\n{many}\r\n"),
+        b"",
+    );
+    assert_eq!(reply.status, 431);
+    assert_eq!(http_get(hub.http, "/health").status, 200);
+}
+
+/// No `Transfer-Encoding` (the bodies are small JSON; a length is always
+/// known), and no request smuggling between two length headers.
+#[test]
+fn chunked_and_conflicting_lengths_are_refused() {
+    let hub = TestHub::new().start();
+    let chunked = raw_request(
+        hub.http,
+        "POST /publish HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"ffffffffff\r\n",
+    );
+    assert_eq!(chunked.status, 411);
+    let both = raw_request(
+        hub.http,
+        "POST /publish HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 30\r\n\r\n",
+        b"",
+    );
+    assert_eq!(both.status, 400);
+    let garbage = raw_request(hub.http, "\x16\x03\x01\x00\x7f\r\n\r\n", b"");
+    assert_eq!(garbage.status, 400);
+}
+
+/// Connections that send nothing, or trickle their head a byte at a time,
+/// each cost one guard thread and block nobody: `/health`, `/metrics` and a
+/// publish are answered at once meanwhile.
+#[test]
+fn idle_and_slowloris_connections_do_not_block_others() {
+    let hub = TestHub::new().start();
+    let idle: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(hub.http).unwrap())
+        .collect();
+    let mut trickling: Vec<TcpStream> = (0..10)
+        .map(|_| {
+            let mut tcp = TcpStream::connect(hub.http).unwrap();
+            tcp.write_all(b"GET /health HTTP/1.1\r\nX-Slow: a").unwrap();
+            tcp
+        })
+        .collect();
+    let started = Instant::now();
+    for _ in 0..3 {
+        assert_eq!(http_get(hub.http, "/health").status, 200);
+        assert_eq!(http_get(hub.http, "/metrics").status, 200);
+        hub.http_publish("a", json!(1));
+        for tcp in &mut trickling {
+            tcp.write_all(b"a").unwrap();
+        }
+    }
+    assert!(
+        started.elapsed() < ms(2000),
+        "answers took {:?}",
+        started.elapsed()
+    );
+    drop(idle);
+}
+
+/// A request with `Expect: 100-continue` gets its `100 Continue` from the
+/// guard (which reads the body before forwarding) and then its answer; and
+/// it is one request per connection, even if the client asked for
+/// keep-alive.
+#[test]
+fn expect_continue_and_one_request_per_connection() {
+    let hub = TestHub::new().start();
+    let body = json!({"channel": "a", "data": 1}).to_string();
+    let mut tcp = TcpStream::connect(hub.http).unwrap();
+    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+    let head = format!(
+        "POST /publish HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\
+         Expect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).unwrap();
+    let mut continued = [0u8; 25];
+    tcp.read_exact(&mut continued).unwrap();
+    assert_eq!(&continued, b"HTTP/1.1 100 Continue\r\n\r\n");
+    tcp.write_all(body.as_bytes()).unwrap();
+    let reply = read_http_response(&mut tcp);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["seq"], 1);
+    // And then the connection ends.
+    let mut rest = Vec::new();
+    let _ = tcp.read_to_end(&mut rest);
+    assert!(rest.is_empty());
+}
