@@ -34,5 +34,7 @@ mod auth;
 mod limits;
 // the HTTP guard: absurd Content-Length, huge heads, slowloris
 mod http_exposure;
+// a hostile mix of aborts, garbage and half frames; events and counts survive
+mod hostile;
 // the binary: --help, --check-config, exit codes, signals, log lines, --stdin
 mod cli;
