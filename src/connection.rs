@@ -18,6 +18,7 @@
 //! a drop guard, so even a panic in the read pump cannot leave a ghost client.
 
 use std::net::{SocketAddr, TcpStream};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -306,6 +307,17 @@ impl Drop for DoneSender {
     }
 }
 
+/// The message of a panic payload (`panic!` gives a `&str` or a `String`).
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        text
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text
+    } else {
+        "(a non-string panic payload)"
+    }
+}
+
 /// Sends `Disconnect` and counts the close when dropped: exactly once per
 /// registered connection, even if the read pump panics.
 struct Registration {
@@ -456,7 +468,23 @@ pub(crate) fn serve(
     if let Some(channel) = refused_channel {
         read_pump.refuse_url_channel(&channel);
     }
-    let done = read_pump.run();
+    // A bug in the read pump (or in an application's `Authorizer`, which it
+    // calls) must cost only this client: catch the panic, log it with the
+    // connection and thread, and close with 1011 like any other ending, so
+    // the write pump is joined and the cleanup below runs as usual.
+    // `AssertUnwindSafe` is sound: the pump is consumed by `run`, and what it
+    // shares (the queue, counters) stays consistent under a panic.
+    let done = match panic::catch_unwind(AssertUnwindSafe(|| read_pump.run())) {
+        Ok(done) => done,
+        Err(payload) => {
+            error!(
+                "connection {id} from {peer}: thread {:?} panicked: {}; closing it with 1011",
+                thread::current().name().unwrap_or("?"),
+                panic_text(payload.as_ref()),
+            );
+            Done::Violation(CloseCode::Error, "internal error")
+        }
+    };
     let read_side = done.to_string();
     done_sender.send(done);
     // The write pump's account is the one to log: it says who closed

@@ -89,3 +89,42 @@ fn a_hostile_mix_leaves_events_and_counts_intact() {
     let health = http_get(hub.http, "/health").json();
     assert_eq!(health["connections"]["active"], 0, "{health}");
 }
+
+/// An `Authorizer` with a bug: it panics on one channel.
+struct PanickingAuthorizer;
+
+impl pumphub::Authorizer for PanickingAuthorizer {
+    fn requires_token(&self) -> bool {
+        false
+    }
+    fn check_token(&self, _token: &str) -> bool {
+        true
+    }
+    fn may_subscribe(&self, _: &pumphub::connection::ConnectionInfo, channel: &str) -> bool {
+        assert_ne!(channel, "boom", "a bug in the application's authorizer");
+        true
+    }
+}
+
+/// A panic on one client's thread costs only that client: it gets Close
+/// 1011, others keep receiving every event, the count returns to what it
+/// was, new clients are served, and the hub shuts down cleanly.
+#[test]
+fn a_panic_in_one_clients_thread_costs_only_that_client() {
+    let mut hub = TestHub::new().start_with_authorizer(std::sync::Arc::new(PanickingAuthorizer));
+    let mut bystander = hub.subscriber(&["feed"]);
+    for round in 0..3 {
+        let mut victim = hub.client();
+        victim.send_json(json!({"type": "subscribe", "channels": ["boom"]}));
+        assert_eq!(victim.recv_close(), Some(1011), "round {round}");
+        hub.handle.publish("feed", json!(round)).unwrap();
+        assert_eq!(bystander.recv_event()["data"], round);
+    }
+    wait_until("only the bystander is active", PATIENCE, || {
+        hub.handle.stats().unwrap().connections_active == 1
+    });
+    let mut late = hub.subscriber(&["feed"]);
+    late.sync();
+    hub.shutdown();
+    assert_eq!(bystander.recv_until("shutdown").0["type"], "shutdown");
+}
