@@ -5,7 +5,42 @@
 //! An embedding application can pass its own implementation to
 //! `Hub::start_with_authorizer`. It is called from connection threads (the
 //! handshake and each read pump), concurrently, so it must be `Send + Sync`
-//! and should answer quickly: a slow answer delays only that client.
+//! and should answer quickly: a slow answer delays only that client. A
+//! panic in it closes only that client (Close 1011) and is logged.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use pumphub::connection::ConnectionInfo;
+//! use pumphub::{Authorizer, Config, Hub};
+//!
+//! /// Readers may follow anything but `admin.*`; only `chat.*` takes
+//! /// publishes from clients; any of the keys in the list may connect.
+//! struct Rooms {
+//!     keys: Vec<String>,
+//! }
+//!
+//! impl Authorizer for Rooms {
+//!     fn requires_token(&self) -> bool {
+//!         true
+//!     }
+//!     fn check_token(&self, token: &str) -> bool {
+//!         self.keys
+//!             .iter()
+//!             .any(|k| pumphub::auth::constant_time_eq(k.as_bytes(), token.as_bytes()))
+//!     }
+//!     fn may_subscribe(&self, _: &ConnectionInfo, channel: &str) -> bool {
+//!         !channel.starts_with("admin.")
+//!     }
+//!     fn may_publish(&self, _: &ConnectionInfo, channel: &str) -> bool {
+//!         channel.starts_with("chat.")
+//!     }
+//! }
+//!
+//! let rooms = Rooms { keys: vec!["k1".into(), "k2".into()] };
+//! let hub = Hub::start_with_authorizer(Config::default(), Arc::new(rooms))?;
+//! # hub.shutdown();
+//! # Ok::<(), pumphub::Error>(())
+//! ```
 
 use crate::connection::ConnectionInfo;
 
