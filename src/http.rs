@@ -6,7 +6,7 @@
 //! embedding application would. They stop when `HttpServer::stop` calls
 //! tiny_http's `unblock()` once per worker.
 //!
-//! tiny_http itself listens only on an internal `127.0.0.1:0` port: the
+//! tiny_http itself listens only on a private Unix socket: the
 //! public listener belongs to [`HttpGuard`](crate::http_guard), which
 //! bounds what a request may be before forwarding it (see that module for
 //! why). So a request reaching a worker has a head under 16 KiB and a body
@@ -30,7 +30,7 @@ use crate::error::Error;
 use crate::event::unix_ms;
 use crate::handle::HubHandle;
 use crate::handshake::bearer_token;
-use crate::http_guard::HttpGuard;
+use crate::http_guard::{HttpGuard, InternalSocket};
 use crate::protocol::{is_valid_channel_name, ErrorCode};
 
 /// The live page served at `GET /`.
@@ -42,6 +42,8 @@ pub(crate) struct HttpServer {
     guard: HttpGuard,
     server: Arc<Server>,
     workers: Vec<JoinHandle<()>>,
+    /// The private directory of tiny_http's socket; removed after it.
+    socket: InternalSocket,
 }
 
 /// What every worker needs.
@@ -55,20 +57,23 @@ struct HttpContext {
 type HttpResponse = Response<std::io::Cursor<Vec<u8>>>;
 
 impl HttpServer {
-    /// Serve HTTP on `public`: start tiny_http on an internal loopback
-    /// port with `config.http_workers` workers, and the guard in front.
+    /// Serve HTTP on `public`: start tiny_http on a private Unix socket
+    /// with `config.http_workers` workers, and the guard in front.
     pub fn start(
         public: TcpListener,
         hub: HubHandle,
         config: &Config,
         ws_addr: SocketAddr,
     ) -> Result<HttpServer, Error> {
-        let server = Server::http("127.0.0.1:0")
-            .map_err(|e| Error::Spawn(std::io::Error::other(e.to_string())))?;
-        let internal = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| Error::Spawn(std::io::Error::other("tiny_http has no IP address")))?;
+        // Failing here is a bind failure (exit 1), of our private socket.
+        let internal = |source| Error::Bind {
+            listener: "internal http",
+            address: std::env::temp_dir().display().to_string(),
+            source,
+        };
+        let socket = InternalSocket::create().map_err(internal)?;
+        let server = Server::http_unix(&socket.path())
+            .map_err(|e| internal(std::io::Error::other(e.to_string())))?;
         let server = Arc::new(server);
         let context = Arc::new(HttpContext {
             hub,
@@ -93,11 +98,16 @@ impl HttpServer {
                 .map_err(Error::Spawn)?;
             workers.push(worker);
         }
-        let guard = HttpGuard::start(public, internal, config.max_message_size.saturating_mul(16))?;
+        let guard = HttpGuard::start(
+            public,
+            &socket.path(),
+            config.max_message_size.saturating_mul(16),
+        )?;
         Ok(HttpServer {
             guard,
             server,
             workers,
+            socket,
         })
     }
 
@@ -113,6 +123,10 @@ impl HttpServer {
                 error!("an HTTP worker panicked");
             }
         }
+        // The server first (it closes and removes its socket), then the
+        // private directory the socket was in.
+        drop(self.server);
+        drop(self.socket);
     }
 }
 

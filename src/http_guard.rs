@@ -1,7 +1,8 @@
 //! The guard in front of tiny_http: it owns the public HTTP listener,
 //! reads each request head itself under a size bound and a deadline, and
 //! forwards only requests it can vouch for to tiny_http, which listens on
-//! an internal `127.0.0.1:0` port.
+//! a Unix socket in a directory only this user can enter (see
+//! [`InternalSocket`]), so no other local user can reach tiny_http either.
 //!
 //! Why: tiny_http 0.12 drains a request body its handler did not read with
 //! one allocation sized by the client's `Content-Length` (upstream PR #290
@@ -34,6 +35,8 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -72,8 +75,8 @@ pub(crate) struct HttpGuard {
 
 /// What every connection thread needs to know.
 struct Rules {
-    /// tiny_http's internal address.
-    upstream: SocketAddr,
+    /// tiny_http's internal socket.
+    upstream: PathBuf,
     /// The largest body forwarded (`--max-message-size` × 16).
     max_body: usize,
 }
@@ -82,9 +85,10 @@ impl HttpGuard {
     /// Serve `public`, forwarding good requests to `upstream`.
     pub fn start(
         public: TcpListener,
-        upstream: SocketAddr,
+        upstream: &Path,
         max_body: usize,
     ) -> Result<HttpGuard, Error> {
+        let upstream = upstream.to_path_buf();
         let addr = public.local_addr().map_err(Error::Spawn)?;
         let stop = Arc::new(AtomicBool::new(false));
         let rules = Arc::new(Rules { upstream, max_body });
@@ -119,6 +123,37 @@ impl HttpGuard {
         if self.acceptor.join().is_err() {
             log::error!("the HTTP guard's acceptor panicked");
         }
+    }
+}
+
+/// The directory holding tiny_http's Unix socket: created with mode 0700,
+/// so only this user (and root) can connect to tiny_http directly; removed
+/// with everything in it on drop. A loopback TCP port would be open to
+/// every local user, who could then send tiny_http the request the guard
+/// exists to stop.
+#[derive(Debug)]
+pub(crate) struct InternalSocket {
+    dir: PathBuf,
+}
+
+impl InternalSocket {
+    /// A fresh private directory under the system's temporary directory.
+    pub fn create() -> io::Result<InternalSocket> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = std::env::temp_dir().join(format!("pumphub-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        Ok(InternalSocket { dir })
+    }
+
+    /// Where tiny_http listens.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join("http.sock")
+    }
+}
+
+impl Drop for InternalSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -261,7 +296,7 @@ fn serve(client: TcpStream, peer: SocketAddr, rules: &Rules, stop: &AtomicBool) 
             return;
         }
     }
-    if let Err(e) = relay(&client, &forward.head, &body, rules.upstream) {
+    if let Err(e) = relay(&client, &forward.head, &body, &rules.upstream) {
         debug!("http from {peer}: relaying failed: {e}");
     }
     let _ = client.shutdown(Shutdown::Write);
@@ -269,8 +304,8 @@ fn serve(client: TcpStream, peer: SocketAddr, rules: &Rules, stop: &AtomicBool) 
 }
 
 /// Send the request to tiny_http and copy its whole answer to the client.
-fn relay(mut client: &TcpStream, head: &[u8], body: &[u8], upstream: SocketAddr) -> io::Result<()> {
-    let mut inner = TcpStream::connect_timeout(&upstream, Duration::from_secs(5))?;
+fn relay(mut client: &TcpStream, head: &[u8], body: &[u8], upstream: &Path) -> io::Result<()> {
+    let mut inner = UnixStream::connect(upstream)?;
     inner.set_read_timeout(Some(UPSTREAM_TIMEOUT))?;
     inner.set_write_timeout(Some(UPSTREAM_TIMEOUT))?;
     inner.write_all(head)?;

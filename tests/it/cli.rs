@@ -625,4 +625,7 @@ fn an_absurd_content_length_does_not_kill_the_binary() {
     }
     assert_eq!(http_get(hub.http, "/health").status, 200);
     assert!(hub.child.try_wait().unwrap().is_none(), "pumphub exited");
+    // A graceful exit, which also removes tiny_http's private socket.
+    hub.signal("TERM");
+    assert_eq!(hub.wait_exit().0.code(), Some(0));
 }
