@@ -102,6 +102,7 @@ impl HttpServer {
             public,
             &socket.path(),
             config.max_message_size.saturating_mul(16),
+            config.handshake_timeout,
         )?;
         Ok(HttpServer {
             guard,

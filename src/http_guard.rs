@@ -12,7 +12,8 @@
 //! client may take to send its head. So nothing from the network reaches
 //! tiny_http unless:
 //!
-//! - the head is complete within [`HEAD_DEADLINE`] of accept (else the
+//! - the head is complete within `--handshake-timeout-ms` (10 s) of
+//!   accept, the same deadline as a WebSocket handshake (else the
 //!   connection is dropped) and at most [`MAX_HEAD`] bytes with at most
 //!   [`MAX_HEADERS`] headers (else 431);
 //! - it parses as HTTP/1.x (else 400), has no `Transfer-Encoding` (411:
@@ -50,10 +51,8 @@ use crate::error::Error;
 pub const MAX_HEAD: usize = 16 * 1024;
 /// Headers parsed at most; more gets 431.
 pub const MAX_HEADERS: usize = 64;
-/// From accept to the end of the request head; later, TCP is dropped.
-/// Bytes that trickle in do not extend it (slowloris).
-pub const HEAD_DEADLINE: Duration = Duration::from_secs(10);
-/// From accept to the end of the request body.
+/// From accept to the end of the request body. (The head's deadline is
+/// `--handshake-timeout-ms`; bytes that trickle in extend neither.)
 pub const BODY_DEADLINE: Duration = Duration::from_secs(30);
 /// HTTP connections served at once; more get 503 without being read.
 pub const MAX_HTTP_CONNECTIONS: usize = 128;
@@ -79,6 +78,8 @@ struct Rules {
     upstream: PathBuf,
     /// The largest body forwarded (`--max-message-size` × 16).
     max_body: usize,
+    /// From accept to a complete head (`--handshake-timeout-ms`).
+    head_deadline: Duration,
 }
 
 impl HttpGuard {
@@ -87,11 +88,16 @@ impl HttpGuard {
         public: TcpListener,
         upstream: &Path,
         max_body: usize,
+        head_deadline: Duration,
     ) -> Result<HttpGuard, Error> {
         let upstream = upstream.to_path_buf();
         let addr = public.local_addr().map_err(Error::Spawn)?;
         let stop = Arc::new(AtomicBool::new(false));
-        let rules = Arc::new(Rules { upstream, max_body });
+        let rules = Arc::new(Rules {
+            upstream,
+            max_body,
+            head_deadline,
+        });
         let acceptor = {
             let stop = stop.clone();
             thread::Builder::new()
@@ -239,7 +245,7 @@ fn serve(client: TcpStream, peer: SocketAddr, rules: &Rules, stop: &AtomicBool) 
     let head_end = match read_until(
         &client,
         &mut buffer,
-        accepted_at + HEAD_DEADLINE,
+        accepted_at + rules.head_deadline,
         stop,
         |bytes| {
             if let Some(end) = find_head_end(bytes) {

@@ -174,3 +174,44 @@ fn expect_continue_and_one_request_per_connection() {
     let _ = tcp.read_to_end(&mut rest);
     assert!(rest.is_empty());
 }
+
+/// A request head not complete within `--handshake-timeout-ms` of accept
+/// (10 s by default) is dropped without an answer, however it trickles.
+#[test]
+fn an_incomplete_http_head_is_dropped_at_the_deadline() {
+    let hub = TestHub::new()
+        .config(|c| c.handshake_timeout = ms(300))
+        .start();
+    let started = Instant::now();
+    let mut tcp = TcpStream::connect(hub.http).unwrap();
+    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+    tcp.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer);
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    assert!(started.elapsed() >= ms(300), "dropped before the deadline");
+    assert!(started.elapsed() < PATIENCE);
+    assert_eq!(http_get(hub.http, "/health").status, 200);
+}
+
+/// At most 128 HTTP connections are served at once; the next gets 503 at
+/// once (not a wait), and once they close there is room again.
+#[test]
+fn http_connections_beyond_the_cap_get_503() {
+    let hub = TestHub::new().start();
+    let held: Vec<TcpStream> = (0..128)
+        .map(|_| TcpStream::connect(hub.http).unwrap())
+        .collect();
+    // The guard counts a connection when its acceptor gets to it, which
+    // our connects do not wait for: poll until a fresh one is refused.
+    wait_until("the 129th connection is refused", PATIENCE, || {
+        http_get(hub.http, "/health").status == 503
+    });
+    let refused = http_get(hub.http, "/health");
+    assert_eq!(refused.json()["error"]["code"], "busy");
+    drop(held);
+    wait_until("there is room again", PATIENCE, || {
+        http_get(hub.http, "/health").status == 200
+    });
+}
