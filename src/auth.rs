@@ -42,6 +42,8 @@
 //! # Ok::<(), pumphub::Error>(())
 //! ```
 
+use std::sync::Arc;
+
 use crate::connection::ConnectionInfo;
 
 /// Decides authentication and per-channel permissions.
@@ -52,6 +54,30 @@ pub trait Authorizer: Send + Sync + 'static {
 
     /// True if `token` is acceptable.
     fn check_token(&self, token: &str) -> bool;
+
+    /// True if `connection` may proceed with `token` (from `?token=`, the
+    /// `Authorization: Bearer` header, or an `auth` message; never empty).
+    /// Defaults to [`check_token`](Self::check_token).
+    ///
+    /// Override it to remember who the connection is, keyed by
+    /// `connection.id`, so that [`may_subscribe`](Self::may_subscribe) and
+    /// [`may_publish`](Self::may_publish) can decide per user; forget it in
+    /// [`disconnected`](Self::disconnected). It may be called more than once
+    /// per connection (a token in the URL and in the header, repeated
+    /// `auth` messages).
+    fn authenticate(&self, connection: &ConnectionInfo, token: &str) -> bool {
+        let _ = connection;
+        self.check_token(token)
+    }
+
+    /// `connection` has ended. Called exactly once for every connection
+    /// that passed the handshake's origin and query checks (so for every
+    /// one `authenticate` may have seen, refused with 401 or not), after it
+    /// was closed. Not called if a panic ends the connection's thread while
+    /// it runs the authorizer. Defaults to nothing.
+    fn disconnected(&self, connection: &ConnectionInfo) {
+        let _ = connection;
+    }
 
     /// True if the connection may follow `channel`. Defaults to yes.
     fn may_subscribe(&self, connection: &ConnectionInfo, channel: &str) -> bool {
@@ -99,6 +125,41 @@ impl Authorizer for ConfigAuthorizer {
 
     fn may_publish(&self, _connection: &ConnectionInfo, _channel: &str) -> bool {
         self.allow_client_publish
+    }
+}
+
+/// Calls [`Authorizer::disconnected`] when dropped: one per connection
+/// that got a [`ConnectionInfo`], held by its thread from the token check
+/// to the end of the connection.
+pub(crate) struct AuthSession {
+    authorizer: Arc<dyn Authorizer>,
+    connection: ConnectionInfo,
+}
+
+impl std::fmt::Debug for AuthSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSession")
+            .field("connection", &self.connection.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthSession {
+    pub(crate) fn new(authorizer: Arc<dyn Authorizer>, connection: ConnectionInfo) -> Self {
+        AuthSession {
+            authorizer,
+            connection,
+        }
+    }
+}
+
+impl Drop for AuthSession {
+    fn drop(&mut self) {
+        // A second panic while unwinding would abort the process; an
+        // application's hook is not worth that risk.
+        if !std::thread::panicking() {
+            self.authorizer.disconnected(&self.connection);
+        }
     }
 }
 

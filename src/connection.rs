@@ -32,7 +32,6 @@ use uuid::Uuid;
 
 use crate::acceptor::PendingHandshake;
 use crate::command::HubCommand;
-use crate::event::unix_ms;
 use crate::handshake::{self, Admitted};
 use crate::metrics::Metrics;
 use crate::outbound::{outbound_queue, OutboundQueue};
@@ -343,12 +342,27 @@ pub(crate) fn serve(
     context: Arc<ServerContext>,
     pending: PendingHandshake,
 ) {
-    let admitted = handshake::accept(&tcp, peer, accepted_at, &context);
+    // The handshake runs the application's authorizer too: a panic there
+    // drops this TCP connection and nothing else.
+    let admitted = panic::catch_unwind(AssertUnwindSafe(|| {
+        handshake::accept(&tcp, peer, accepted_at, &context)
+    }));
     drop(pending);
+    let admitted = match admitted {
+        Ok(admitted) => admitted,
+        Err(payload) => {
+            error!(
+                "handshake from {peer}: thread {:?} panicked: {}; dropping it",
+                thread::current().name().unwrap_or("?"),
+                panic_text(payload.as_ref()),
+            );
+            return;
+        }
+    };
     let Admitted {
         slot: _slot, // held until this function returns: our place under the limits
-        user_agent,
-        origin,
+        info,
+        session: _session, // held until this function returns, after cleanup starts
         initial,
         authenticated,
         leftover,
@@ -360,15 +374,10 @@ pub(crate) fn serve(
         }
     };
     let config = &context.config;
-    let id = ConnectionId::new();
+    let id = info.id;
+    let user_agent = info.user_agent.clone();
     let connection = Arc::new(Connection {
-        info: ConnectionInfo {
-            id,
-            remote_addr: peer,
-            user_agent: user_agent.clone(),
-            origin,
-            connected_at_ms: unix_ms(),
-        },
+        info,
         stats: ConnectionStats::default(),
     });
     let write_tcp = match tcp.try_clone() {

@@ -382,7 +382,7 @@ impl ReadPump {
     fn authenticate(&mut self, id: Option<RequestId>, token: &str) {
         let accepted = matches!(self.auth, AuthState::Authenticated)
             || !self.authorizer.requires_token()
-            || (!token.is_empty() && self.authorizer.check_token(token));
+            || (!token.is_empty() && self.authorizer.authenticate(&self.connection.info, token));
         if accepted {
             self.auth = AuthState::Authenticated;
             self.reply(protocol::encode_authenticated(id.as_ref()));

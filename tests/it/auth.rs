@@ -308,3 +308,80 @@ fn url_channels_are_checked_by_the_authorizer() {
     // The refused client got neither event: its next frame is our pong.
     refused.sync();
 }
+
+/// Per-user permissions: the authorizer learns who a connection is in
+/// `authenticate`, decides by it in `may_subscribe` / `may_publish`, and
+/// forgets it in `disconnected`, called once per connection.
+#[derive(Default)]
+struct PerUser {
+    users: std::sync::Mutex<std::collections::HashMap<pumphub::ConnectionId, String>>,
+    ended: std::sync::atomic::AtomicUsize,
+}
+
+impl Authorizer for PerUser {
+    fn requires_token(&self) -> bool {
+        true
+    }
+    fn check_token(&self, token: &str) -> bool {
+        matches!(token, "alice" | "bob")
+    }
+    fn authenticate(&self, connection: &ConnectionInfo, token: &str) -> bool {
+        let known = self.check_token(token);
+        if known {
+            let mut users = self.users.lock().unwrap();
+            users.insert(connection.id, token.to_string());
+        }
+        known
+    }
+    fn may_subscribe(&self, connection: &ConnectionInfo, channel: &str) -> bool {
+        let users = self.users.lock().unwrap();
+        users
+            .get(&connection.id)
+            .is_some_and(|user| channel.starts_with(&format!("{user}.")))
+    }
+    fn may_publish(&self, connection: &ConnectionInfo, channel: &str) -> bool {
+        self.may_subscribe(connection, channel)
+    }
+    fn disconnected(&self, connection: &ConnectionInfo) {
+        self.users.lock().unwrap().remove(&connection.id);
+        self.ended.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn an_authorizer_can_decide_per_user() {
+    let authorizer = Arc::new(PerUser::default());
+    let hub = TestHub::new().start_with_authorizer(authorizer.clone());
+    let mut alice = hub.client_at("/ws?token=alice");
+    let mut bob = hub.client();
+    let reply = ask(&mut bob, json!({"type": "auth", "token": "bob"}));
+    assert_eq!(reply["type"], "authenticated");
+
+    let (ok, _) = alice.subscribe(&["alice.inbox"], None);
+    assert_eq!(ok["type"], "subscribed");
+    let refused = ask(
+        &mut alice,
+        json!({"type": "subscribe", "channels": ["bob.inbox"]}),
+    );
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    let (ok, _) = bob.subscribe(&["bob.inbox"], None);
+    assert_eq!(ok["type"], "subscribed");
+    let published = ask(
+        &mut bob,
+        json!({"type": "publish", "channel": "alice.inbox", "data": 1}),
+    );
+    assert_eq!(published["code"], "forbidden", "{published}");
+
+    // A refused handshake is reported too: every connection that got as
+    // far as the token check ends exactly once.
+    assert_eq!(
+        refused_status(Client::connect(hub.ws, "/ws?token=mallory")),
+        401
+    );
+    alice.close();
+    bob.close();
+    wait_until("all three connections ended", PATIENCE, || {
+        authorizer.ended.load(std::sync::atomic::Ordering::SeqCst) == 3
+    });
+    assert!(authorizer.users.lock().unwrap().is_empty());
+}

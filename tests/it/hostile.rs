@@ -78,7 +78,7 @@ fn a_hostile_mix_leaves_events_and_counts_intact() {
     // Still served normally, by both listeners.
     assert_eq!(hub.http_publish("feed", json!("after"))["seq"], EVENTS + 1);
     assert_eq!(subscriber.recv_event()["data"], "after");
-    let mut late = hub.subscriber(&["feed"]);
+    let mut late = hub.client_at("/ws?token=ok");
     late.sync();
 
     subscriber.close();
@@ -90,15 +90,16 @@ fn a_hostile_mix_leaves_events_and_counts_intact() {
     assert_eq!(health["connections"]["active"], 0, "{health}");
 }
 
-/// An `Authorizer` with a bug: it panics on one channel.
+/// An `Authorizer` with bugs: it panics on one token and one channel.
 struct PanickingAuthorizer;
 
 impl pumphub::Authorizer for PanickingAuthorizer {
     fn requires_token(&self) -> bool {
-        false
-    }
-    fn check_token(&self, _token: &str) -> bool {
         true
+    }
+    fn check_token(&self, token: &str) -> bool {
+        assert_ne!(token, "boom", "a bug in the application's token check");
+        token == "ok"
     }
     fn may_subscribe(&self, _: &pumphub::connection::ConnectionInfo, channel: &str) -> bool {
         assert_ne!(channel, "boom", "a bug in the application's authorizer");
@@ -106,15 +107,23 @@ impl pumphub::Authorizer for PanickingAuthorizer {
     }
 }
 
-/// A panic on one client's thread costs only that client: it gets Close
-/// 1011, others keep receiving every event, the count returns to what it
+/// A panic on one client's thread costs only that client: dropped in the
+/// handshake, Close 1011 after it; others keep receiving every event, the count returns to what it
 /// was, new clients are served, and the hub shuts down cleanly.
 #[test]
 fn a_panic_in_one_clients_thread_costs_only_that_client() {
     let mut hub = TestHub::new().start_with_authorizer(std::sync::Arc::new(PanickingAuthorizer));
-    let mut bystander = hub.subscriber(&["feed"]);
+    let mut bystander = hub.client_at("/ws?token=ok");
+    bystander.subscribe(&["feed"], None);
+    // In the handshake: that TCP connection is dropped, nothing else.
+    match Client::connect(hub.ws, "/ws?token=boom") {
+        Err(tungstenite::Error::Http(response)) => panic!("answered {}", response.status()),
+        Err(_) => {}
+        Ok(_) => panic!("upgraded"),
+    }
+    // On the read pump: Close 1011.
     for round in 0..3 {
-        let mut victim = hub.client();
+        let mut victim = hub.client_at("/ws?token=ok");
         victim.send_json(json!({"type": "subscribe", "channels": ["boom"]}));
         assert_eq!(victim.recv_close(), Some(1011), "round {round}");
         hub.handle.publish("feed", json!(round)).unwrap();
@@ -123,7 +132,7 @@ fn a_panic_in_one_clients_thread_costs_only_that_client() {
     wait_until("only the bystander is active", PATIENCE, || {
         hub.handle.stats().unwrap().connections_active == 1
     });
-    let mut late = hub.subscriber(&["feed"]);
+    let mut late = hub.client_at("/ws?token=ok");
     late.sync();
     hub.shutdown();
     assert_eq!(bystander.recv_until("shutdown").0["type"], "shutdown");
