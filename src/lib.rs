@@ -53,6 +53,7 @@
 mod acceptor;
 mod admission;
 pub mod auth;
+pub mod client;
 mod command;
 pub mod config;
 pub mod connection;
