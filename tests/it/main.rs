@@ -30,3 +30,5 @@ mod metrics;
 mod status;
 // the binary: --help, --check-config, exit codes, signals, log lines, --stdin
 mod cli;
+// pumphub::client: resume after cuts, gaps reported, shutdown, giving up
+mod client;
