@@ -32,3 +32,5 @@ mod status;
 mod cli;
 // pumphub::client: resume after cuts, gaps reported, shutdown, giving up
 mod client;
+// the examples' binaries, run briefly against a hub
+mod examples;
