@@ -92,9 +92,8 @@ pub(crate) struct Session {
 
 impl Session {
     /// Connect and upgrade, read `welcome`, and send the token if it goes
-    /// in an `auth` message; all within `options.connect_timeout`.
-    pub(crate) fn open(options: &ClientBuilder) -> Result<Session, ClientError> {
-        let deadline = Instant::now() + options.connect_timeout;
+    /// in an `auth` message; all before `deadline`.
+    pub(crate) fn open(options: &ClientBuilder, deadline: Instant) -> Result<Session, ClientError> {
         let request = options.request()?;
         let host = request.uri().host().unwrap_or("").trim_matches(['[', ']']);
         let port = request.uri().port_u16().unwrap_or(80);

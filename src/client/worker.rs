@@ -141,8 +141,8 @@ impl Worker {
     /// Connect, authenticate, subscribe with `since`; collect what the
     /// application must see first: `Connected`, any gap, the replay.
     fn establish(&mut self) -> Result<(Session, Vec<ClientEvent>), ClientError> {
-        let mut session = Session::open(&self.options)?;
         let deadline = Instant::now() + self.options.connect_timeout;
+        let mut session = Session::open(&self.options, deadline)?;
         let welcome = session.welcome.clone();
         let mut out = vec![ClientEvent::Connected {
             connection_id: welcome.connection_id.clone(),
