@@ -65,6 +65,10 @@
 //! restarted and numbers from 1 again; the client then takes everything
 //! the new instance kept and carries on with its stream).
 //!
+//! The same holds across runs of the application: save the `epoch` of the
+//! last `Connected` and the seq of the last event handled, and start the
+//! next run with [`ClientBuilder::resume`].
+//!
 //! # Common mistakes
 //!
 //! - Publishing and reading items on the same thread without reading: when

@@ -61,8 +61,11 @@ struct Worker {
     /// means the `Client` is gone.
     commands: Receiver<Command>,
     backoff: Backoff,
-    /// The epoch of the hub instance we last subscribed to.
+    /// The epoch of the hub instance we last subscribed to (or the one a
+    /// `resume` point belongs to).
     epoch: Option<String>,
+    /// Connections made so far; all but the first are resumes.
+    connections: u64,
     /// The newest seq delivered (see the module docs).
     cursor: u64,
     next_id: u64,
@@ -78,13 +81,15 @@ pub(crate) fn start(options: ClientBuilder) -> Result<Client, ClientError> {
     let (commands_tx, commands_rx) = crossbeam_channel::unbounded();
     let publish_timeout = options.publish_timeout;
     let backoff = Backoff::new(options.initial_backoff, options.max_backoff);
+    let (epoch, cursor) = (options.since_epoch.clone(), options.since.unwrap_or(0));
     let mut worker = Worker {
         options,
         items: items_tx,
         commands: commands_rx,
         backoff,
-        epoch: None,
-        cursor: 0,
+        epoch,
+        cursor,
+        connections: 0,
         next_id: 1,
         pending: HashMap::new(),
     };
@@ -147,7 +152,7 @@ impl Worker {
         let mut out = vec![ClientEvent::Connected {
             connection_id: welcome.connection_id.clone(),
             epoch: welcome.epoch.clone(),
-            resumed: self.epoch.is_some(),
+            resumed: self.connections > 0,
         }];
         // Committed to `self` only once subscribed, so a failed attempt
         // leaves the resume point as it was.
@@ -227,6 +232,7 @@ impl Worker {
             }
         }
         self.epoch = Some(welcome.epoch);
+        self.connections += 1;
         self.cursor = cursor;
         Ok((session, out))
     }

@@ -413,3 +413,45 @@ fn authenticates_by_message_or_url_and_reports_a_wrong_token() {
         "{wrong:?}"
     );
 }
+
+#[test]
+fn resume_from_a_saved_point_checks_the_epoch() {
+    let hub = TestHub::new().start();
+    for i in 1..=3 {
+        hub.handle.publish("a", json!(i)).unwrap();
+    }
+    let epoch = hub.handle.epoch().to_string();
+    let client = Client::builder(&url(&hub))
+        .channels(&["a"])
+        .resume(&epoch, 1)
+        .connect()
+        .unwrap();
+    assert!(matches!(
+        next(&client),
+        ClientEvent::Connected { resumed: false, .. }
+    ));
+    for seq in 2..=3 {
+        assert!(matches!(next(&client), ClientEvent::Event(e) if e.seq == Seq(seq)));
+    }
+
+    // A point saved under another hub instance: its seq means nothing here.
+    let client = Client::builder(&url(&hub))
+        .channels(&["a"])
+        .resume("an-older-epoch", 2)
+        .connect()
+        .unwrap();
+    assert!(matches!(next(&client), ClientEvent::Connected { .. }));
+    assert_eq!(
+        next(&client),
+        ClientEvent::Gap {
+            after_seq: Seq(2),
+            reason: GapReason::NewEpoch {
+                previous: "an-older-epoch".into(),
+                current: epoch
+            }
+        }
+    );
+    for seq in 1..=3 {
+        assert!(matches!(next(&client), ClientEvent::Event(e) if e.seq == Seq(seq)));
+    }
+}
