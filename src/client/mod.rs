@@ -42,8 +42,8 @@
 //!   as a slow consumer (4008) and the client later resumes from history.
 //! - **commands** carries publishes and the close request. The client thread
 //!   reads the socket with a 20 ms timeout and serves commands in between;
-//!   each timeout also flushes the Pongs that tungstenite queued for the
-//!   hub's Pings.
+//!   the hub's Pings are answered by tungstenite, and each timeout flushes
+//!   so no Pong waits.
 //! - each [`Client::publish`] creates a one-shot reply channel and waits on
 //!   it, with a timeout, for `published` or an `error`.
 //!

@@ -4,8 +4,9 @@
 //!
 //! Only the client thread touches a `Session`. Its socket has a short read
 //! timeout so that the thread can serve the application's commands between
-//! reads; every timeout also flushes, which sends the Pongs tungstenite
-//! queued while reading the hub's Pings.
+//! reads; every timeout also flushes, so the Pongs tungstenite queues for
+//! the hub's Pings never wait (tests/it/client.rs checks an idle client
+//! outlives many heartbeats).
 
 use std::io::ErrorKind;
 use std::net::{TcpStream, ToSocketAddrs};
@@ -179,8 +180,10 @@ impl Session {
                 }
             }
             Err(e) if is_timeout(&e) => {
-                // Reading queues a Pong for every Ping; only a write or a
-                // flush sends it, and an idle client writes nothing else.
+                // tungstenite answers a Ping by queueing a Pong, and sends it
+                // at the start of the next read. Flushing on every timeout
+                // as well keeps that from depending on tungstenite's loop,
+                // and shows a dead socket within one poll.
                 if let Err(e) = self.socket.flush() {
                     if !is_timeout(&e) {
                         return Read::Ended(Disconnect::Dropped {
