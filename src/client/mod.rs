@@ -209,7 +209,8 @@ impl fmt::Display for Disconnect {
 /// A connected client. See the module docs.
 ///
 /// Dropping it (or [`close`](Self::close)) closes the connection and joins
-/// the client thread.
+/// the client thread. That takes a moment (at most about half a second),
+/// or up to the connect timeout if a reconnect attempt is under way.
 #[derive(Debug)]
 pub struct Client {
     items: Receiver<Item>,

@@ -130,7 +130,7 @@ impl Session {
             last_heard: Instant::now(),
             silence_limit: None,
         };
-        match session.expect(deadline, "welcome")? {
+        match session.next_frame(deadline, "welcome")? {
             Frame::Welcome(welcome) => session.welcome = welcome,
             other => {
                 return Err(ClientError::Protocol(format!(
@@ -144,7 +144,7 @@ impl Session {
         if let (Some(token), TokenVia::AuthMessage) = (&options.token, options.token_via) {
             session.send(&json!({"type": "auth", "id": "auth", "token": token}))?;
             loop {
-                match session.expect(deadline, "authenticated")? {
+                match session.next_frame(deadline, "authenticated")? {
                     Frame::Authenticated => break,
                     Frame::RequestError { .. } => return Err(ClientError::Unauthenticated),
                     _ => continue, // a broadcast error may come first; nothing is lost
@@ -205,7 +205,11 @@ impl Session {
     }
 
     /// The next frame before `deadline`, for the setup steps.
-    pub(crate) fn expect(&mut self, deadline: Instant, what: &str) -> Result<Frame, ClientError> {
+    pub(crate) fn next_frame(
+        &mut self,
+        deadline: Instant,
+        what: &str,
+    ) -> Result<Frame, ClientError> {
         loop {
             match self.read() {
                 Read::Frame(frame) => return Ok(frame),

@@ -187,7 +187,7 @@ impl Worker {
             }))?;
             let mut replay = Vec::new();
             loop {
-                match session.expect(deadline, "subscribed")? {
+                match session.next_frame(deadline, "subscribed")? {
                     Frame::Subscribed { complete } => {
                         if !complete {
                             out.push(ClientEvent::Gap {
