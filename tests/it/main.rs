@@ -30,3 +30,7 @@ mod metrics;
 mod status;
 // the binary: --help, --check-config, exit codes, signals, log lines, --stdin
 mod cli;
+// pumphub::client: resume after cuts, gaps reported, shutdown, giving up
+mod client;
+// the examples' binaries, run briefly against a hub
+mod examples;
