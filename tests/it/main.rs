@@ -38,3 +38,7 @@ mod http_exposure;
 mod hostile;
 // the binary: --help, --check-config, exit codes, signals, log lines, --stdin
 mod cli;
+// pumphub::client: resume after cuts, gaps reported, shutdown, giving up
+mod client;
+// the examples' binaries, run briefly against a hub
+mod examples;
