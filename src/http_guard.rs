@@ -22,10 +22,11 @@
 //!   (`--max-message-size` × 16, else 413);
 //! - its whole body arrives within [`BODY_DEADLINE`] of accept.
 //!
-//! The guard then sends tiny_http the request with `Connection: close` and
-//! copies the answer back: one request per connection. Keep-alive is given
-//! up on purpose; the operator endpoints are called rarely, and one request
-//! per connection leaves no idle connection to bound.
+//! The guard then relays the request to tiny_http and its answer back.
+//! Keep-alive and pipelining work as before (the load generator pipelines
+//! `POST /publish`): each client connection has one internal connection to
+//! tiny_http, over HTTP/1.0 keep-alive, so every answer carries a
+//! `Content-Length` (see [`relay`]).
 //!
 //! Threads: one `http-guard` acceptor, and one `http-conn-N` thread per
 //! client connection, at most [`MAX_HTTP_CONNECTIONS`] at once (beyond
@@ -236,89 +237,282 @@ pub(crate) struct Forward {
     head: Vec<u8>,
     body_length: usize,
     expects_continue: bool,
+    /// HTTP/1.1 without `Connection: close`, and not `HEAD`.
+    keep_alive: bool,
+    /// A `HEAD` request: its answer has a length but no body.
+    is_head: bool,
 }
 
 fn serve(client: TcpStream, peer: SocketAddr, rules: &Rules, stop: &AtomicBool) {
-    let accepted_at = Instant::now();
     let _ = client.set_write_timeout(Some(WRITE_TIMEOUT));
+    // Answers go out whole, in one write each where they fit; Nagle's
+    // algorithm would hold the tail of one back for the peer's ACK.
+    let _ = client.set_nodelay(true);
+    // Bytes read but not used yet: a pipelining client's next requests.
     let mut buffer = Vec::with_capacity(2048);
+    // Deadlines count from accept, then from the end of each answer, so an
+    // idle keep-alive connection ends like a slow first request.
+    let mut since = Instant::now();
+    // Our connection to tiny_http, reused for this client's next request.
+    let mut upstream = None;
+    loop {
+        match serve_one(
+            &client,
+            peer,
+            rules,
+            stop,
+            &mut buffer,
+            &mut upstream,
+            since,
+        ) {
+            Next::KeepAlive => since = Instant::now(),
+            Next::Close => break,
+            Next::Done => return,
+        }
+    }
+    let _ = client.shutdown(Shutdown::Write);
+    linger(&client);
+}
+
+/// What to do with a connection after one request.
+enum Next {
+    /// Read the next request.
+    KeepAlive,
+    /// Answered; shut our side and let the client read the answer.
+    Close,
+    /// Nothing more to do (answered and lingered already, or dropped).
+    Done,
+}
+
+/// Read, check and relay one request from `buffer` and the socket.
+fn serve_one(
+    client: &TcpStream,
+    peer: SocketAddr,
+    rules: &Rules,
+    stop: &AtomicBool,
+    buffer: &mut Vec<u8>,
+    upstream: &mut Option<UnixStream>,
+    since: Instant,
+) -> Next {
+    let look_for_head = |bytes: &[u8]| {
+        if let Some(end) = find_head_end(bytes) {
+            Progress::Done(end)
+        } else if bytes.len() > MAX_HEAD {
+            Progress::TooLarge
+        } else {
+            Progress::More
+        }
+    };
     let head_end = match read_until(
-        &client,
-        &mut buffer,
-        accepted_at + rules.head_deadline,
+        client,
+        buffer,
+        since + rules.head_deadline,
         stop,
-        |bytes| {
-            if let Some(end) = find_head_end(bytes) {
-                Progress::Done(end)
-            } else if bytes.len() > MAX_HEAD {
-                Progress::TooLarge
-            } else {
-                Progress::More
-            }
-        },
+        look_for_head,
     ) {
         Ok(Some(end)) => end,
         Ok(None) => {
-            return answer(
-                &client,
-                431,
-                "header_too_large",
-                &format!("request head over {MAX_HEAD} bytes"),
-            )
+            let message = format!("request head over {MAX_HEAD} bytes");
+            answer(client, 431, "header_too_large", &message);
+            return Next::Done;
         }
         Err(e) => {
-            debug!("http from {peer}: dropped before a full request head: {e}");
-            return;
+            // Also how an idle keep-alive connection ends: quietly.
+            if !buffer.is_empty() {
+                debug!("http from {peer}: dropped before a full request head: {e}");
+            }
+            return Next::Done;
         }
     };
     let forward = match check_head(&buffer[..head_end], rules.max_body) {
         Ok(forward) => forward,
         Err((status, code, message)) => {
             debug!("http from {peer}: {status} {code}");
-            return answer(&client, status, code, &message);
+            answer(client, status, code, &message);
+            return Next::Done;
         }
     };
-    let mut body = buffer.split_off(head_end);
-    if forward.expects_continue && forward.body_length > body.len() {
-        let _ = (&client).write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
-    }
+    buffer.drain(..head_end);
     let wanted = forward.body_length;
-    match read_until(
-        &client,
-        &mut body,
-        accepted_at + BODY_DEADLINE,
-        stop,
-        |bytes| {
-            if bytes.len() >= wanted {
-                Progress::Done(wanted)
-            } else {
-                Progress::More
-            }
-        },
-    ) {
-        Ok(_) => body.truncate(wanted), // one request per connection: extra bytes go
+    if forward.expects_continue && wanted > buffer.len() {
+        let _ = (&*client).write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
+    let look_for_body = |bytes: &[u8]| {
+        if bytes.len() >= wanted {
+            Progress::Done(wanted)
+        } else {
+            Progress::More
+        }
+    };
+    if let Err(e) = read_until(client, buffer, since + BODY_DEADLINE, stop, look_for_body) {
+        debug!("http from {peer}: dropped before the whole body: {e}");
+        return Next::Done;
+    }
+    let body: Vec<u8> = buffer.drain(..wanted).collect();
+    match relay(client, &forward, &body, upstream, &rules.upstream) {
+        Ok(true) if !stop.load(Ordering::Acquire) => Next::KeepAlive,
+        Ok(_) => Next::Close,
         Err(e) => {
-            debug!("http from {peer}: dropped before the whole body: {e}");
-            return;
+            debug!("http from {peer}: relaying failed: {e}");
+            Next::Close
         }
     }
-    if let Err(e) = relay(&client, &forward.head, &body, &rules.upstream) {
-        debug!("http from {peer}: relaying failed: {e}");
-    }
-    let _ = client.shutdown(Shutdown::Write);
-    linger(&client);
 }
 
-/// Send the request to tiny_http and copy its whole answer to the client.
-fn relay(mut client: &TcpStream, head: &[u8], body: &[u8], upstream: &Path) -> io::Result<()> {
-    let mut inner = UnixStream::connect(upstream)?;
-    inner.set_read_timeout(Some(UPSTREAM_TIMEOUT))?;
-    inner.set_write_timeout(Some(UPSTREAM_TIMEOUT))?;
-    inner.write_all(head)?;
-    inner.write_all(body)?;
-    // tiny_http closes after answering: we asked for `Connection: close`.
-    io::copy(&mut inner, &mut client)?;
-    Ok(())
+/// The largest response head accepted from tiny_http (ours are small).
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// Send the request to tiny_http and copy its answer to the client.
+///
+/// We speak HTTP/1.0 with `Connection: keep-alive` to tiny_http: it never
+/// uses chunked encoding for a 1.0 request, so every answer comes with a
+/// `Content-Length` and its end is known. That lets one internal
+/// connection (`upstream`, kept between calls) serve every request of a
+/// client connection, and the client connection stay open too.
+///
+/// Returns true if the client connection can take another request.
+fn relay(
+    mut client: &TcpStream,
+    forward: &Forward,
+    body: &[u8],
+    upstream: &mut Option<UnixStream>,
+    path: &Path,
+) -> io::Result<bool> {
+    let mut inner = match upstream.take() {
+        Some(inner) => inner,
+        None => {
+            let inner = UnixStream::connect(path)?;
+            inner.set_read_timeout(Some(UPSTREAM_TIMEOUT))?;
+            inner.set_write_timeout(Some(UPSTREAM_TIMEOUT))?;
+            inner
+        }
+    };
+    let mut request = Vec::with_capacity(forward.head.len() + body.len());
+    request.extend_from_slice(&forward.head);
+    request.extend_from_slice(body);
+    inner.write_all(&request)?;
+
+    let mut response = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(end) = find_head_end(&response) {
+            break end;
+        }
+        if response.len() > MAX_RESPONSE_HEAD {
+            return Err(io::Error::other("tiny_http's response head is too large"));
+        }
+        let n = inner.read(&mut chunk)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        response.extend_from_slice(&chunk[..n]);
+    };
+    let framing = response_framing(&response[..head_end], forward.is_head);
+    let keep_alive = forward.keep_alive && framing.length.is_some();
+    let mut answer = client_response_head(&response[..head_end], keep_alive);
+    let Some(length) = framing.length else {
+        // No length: the body ends when tiny_http closes, and so do we.
+        answer.extend_from_slice(&response[head_end..]);
+        client.write_all(&answer)?;
+        io::copy(&mut inner, &mut client)?;
+        return Ok(false);
+    };
+    let already = (response.len() - head_end).min(length);
+    answer.extend_from_slice(&response[head_end..head_end + already]);
+    client.write_all(&answer)?;
+    let rest = (length - already) as u64;
+    let copied = io::copy(&mut (&mut inner).take(rest), &mut client)?;
+    if copied < rest {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    if !framing.upstream_closes && response.len() - head_end == already {
+        *upstream = Some(inner);
+    }
+    Ok(keep_alive)
+}
+
+/// How a response from tiny_http ends.
+#[derive(Debug, PartialEq)]
+struct Framing {
+    /// Its body's length, if known from its head.
+    length: Option<usize>,
+    /// tiny_http said it will close the internal connection.
+    upstream_closes: bool,
+}
+
+/// Read the framing of a response head from tiny_http.
+fn response_framing(head: &[u8], answers_head: bool) -> Framing {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let unknown = Framing {
+        length: None,
+        upstream_closes: true,
+    };
+    if response.parse(head).is_err() {
+        return unknown;
+    }
+    let mut length = None;
+    let mut upstream_closes = false;
+    for header in response.headers.iter() {
+        let name = header.name;
+        if name.eq_ignore_ascii_case("transfer-encoding") {
+            return unknown;
+        } else if name.eq_ignore_ascii_case("content-length") {
+            match parse_length(header.value) {
+                Some(n) => length = Some(n),
+                None => return unknown,
+            }
+        } else if name.eq_ignore_ascii_case("connection") {
+            upstream_closes |= contains_token(header.value, b"close");
+        }
+    }
+    // Answers without a body, whatever their length says.
+    if answers_head || matches!(response.code, Some(204 | 304)) {
+        length = Some(0);
+    }
+    Framing {
+        length,
+        upstream_closes,
+    }
+}
+
+/// The response head for the client: HTTP/1.1 (we talk 1.0 to tiny_http),
+/// without tiny_http's `Connection` header, and with `Connection: close`
+/// unless the connection stays open.
+fn client_response_head(head: &[u8], keep_alive: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(head.len() + 24);
+    let mut lines = head.split_inclusive(|&b| b == b'\n');
+    if let Some(status) = lines.next() {
+        match status.strip_prefix(b"HTTP/1.0") {
+            Some(rest) => {
+                out.extend_from_slice(b"HTTP/1.1");
+                out.extend_from_slice(rest);
+            }
+            None => out.extend_from_slice(status),
+        }
+    }
+    for line in lines {
+        if line == b"\r\n" {
+            break;
+        }
+        let name = line.split(|&b| b == b':').next().unwrap_or(&[]);
+        if name.eq_ignore_ascii_case(b"connection") || name.eq_ignore_ascii_case(b"keep-alive") {
+            continue;
+        }
+        out.extend_from_slice(line);
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// True if a comma-separated header value has `token` (any ASCII case).
+fn contains_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 /// What a look at the bytes read so far says.
@@ -409,8 +603,10 @@ pub(crate) fn check_head(head: &[u8], max_body: usize) -> Result<Forward, Refusa
     };
     let mut body_length: Option<usize> = None;
     let mut expects_continue = false;
+    let mut keep_alive = version == 1 && method != "HEAD";
     let mut kept = Vec::with_capacity(head.len() + 64);
-    kept.extend_from_slice(format!("{method} {path} HTTP/1.{version}\r\n").as_bytes());
+    // HTTP/1.0 towards tiny_http, whatever the client spoke: see `relay`.
+    kept.extend_from_slice(format!("{method} {path} HTTP/1.0\r\n").as_bytes());
     for header in request.headers.iter() {
         let name = header.name.to_ascii_lowercase();
         match name.as_str() {
@@ -435,6 +631,9 @@ pub(crate) fn check_head(head: &[u8], max_body: usize) -> Result<Forward, Refusa
             "expect" => {
                 expects_continue = header.value.eq_ignore_ascii_case(b"100-continue");
             }
+            "connection" => {
+                keep_alive &= !contains_token(header.value, b"close");
+            }
             _ => {}
         }
         if HOP_BY_HOP.contains(&name.as_str()) {
@@ -448,11 +647,13 @@ pub(crate) fn check_head(head: &[u8], max_body: usize) -> Result<Forward, Refusa
     if let Some(length) = body_length {
         kept.extend_from_slice(format!("Content-Length: {length}\r\n").as_bytes());
     }
-    kept.extend_from_slice(b"Connection: close\r\n\r\n");
+    kept.extend_from_slice(b"Connection: keep-alive\r\n\r\n");
     Ok(Forward {
         head: kept,
         body_length: body_length.unwrap_or(0),
         expects_continue,
+        keep_alive,
+        is_head: method == "HEAD",
     })
 }
 
@@ -522,11 +723,44 @@ mod tests {
         .unwrap();
         assert_eq!(forward.body_length, 12);
         assert!(forward.expects_continue);
+        assert!(forward.keep_alive);
         assert_eq!(
             head_of(&forward),
-            "POST /publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n\
-             Content-Length: 12\r\nConnection: close\r\n\r\n"
+            "POST /publish HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer k\r\n\
+             Content-Length: 12\r\nConnection: keep-alive\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn keep_alive_unless_asked_otherwise() {
+        let keeps = |head: &str| check_head(head.as_bytes(), 10).unwrap().keep_alive;
+        assert!(keeps("GET / HTTP/1.1\r\n\r\n"));
+        assert!(!keeps(
+            "GET / HTTP/1.1\r\nConnection: Upgrade, Close\r\n\r\n"
+        ));
+        assert!(!keeps("GET / HTTP/1.0\r\n\r\n"));
+        assert!(!keeps("HEAD / HTTP/1.1\r\n\r\n"));
+    }
+
+    #[test]
+    fn responses_are_framed_and_rewritten_for_the_client() {
+        let head = b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\n";
+        let framing = response_framing(head, false);
+        assert_eq!(framing.length, Some(5));
+        assert!(!framing.upstream_closes);
+        assert_eq!(response_framing(head, true).length, Some(0));
+        assert_eq!(
+            client_response_head(head, true),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+        );
+        assert_eq!(
+            client_response_head(head, false),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n"
+        );
+        let closing = b"HTTP/1.0 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\n";
+        assert!(response_framing(closing, false).upstream_closes);
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(response_framing(chunked, false).length, None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The HTTP listener's own exposure: what reaches tiny_http is bounded by
 //! the guard in front of it (`src/http_guard.rs`). A declared body of a
 //! terabyte gets 413 and the process lives on; a huge head gets 431;
-//! chunked bodies 411; idle and trickling connections delay nobody. The
+//! chunked bodies 411; idle and trickling connections delay nobody;
+//! keep-alive and pipelining still work. The
 //! same against the binary is in `cli.rs`
 //! (`an_absurd_content_length_does_not_kill_the_binary`).
 
@@ -147,17 +148,15 @@ fn idle_and_slowloris_connections_do_not_block_others() {
 }
 
 /// A request with `Expect: 100-continue` gets its `100 Continue` from the
-/// guard (which reads the body before forwarding) and then its answer; and
-/// it is one request per connection, even if the client asked for
-/// keep-alive.
+/// guard (which reads the body before forwarding) and then its answer.
 #[test]
-fn expect_continue_and_one_request_per_connection() {
+fn expect_continue_gets_100_then_the_answer() {
     let hub = TestHub::new().start();
     let body = json!({"channel": "a", "data": 1}).to_string();
     let mut tcp = TcpStream::connect(hub.http).unwrap();
     tcp.set_read_timeout(Some(PATIENCE)).unwrap();
     let head = format!(
-        "POST /publish HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\
+        "POST /publish HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
          Expect: 100-continue\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
@@ -169,10 +168,81 @@ fn expect_continue_and_one_request_per_connection() {
     let reply = read_http_response(&mut tcp);
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json()["seq"], 1);
-    // And then the connection ends.
-    let mut rest = Vec::new();
-    let _ = tcp.read_to_end(&mut rest);
-    assert!(rest.is_empty());
+}
+
+/// Split `bytes` into (status, body) of consecutive responses, each with a
+/// `Content-Length`.
+fn split_responses(mut bytes: &[u8]) -> Vec<(u16, String)> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let end = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a whole head")
+            + 4;
+        let head = String::from_utf8_lossy(&bytes[..end]).to_lowercase();
+        let status = head[9..12].parse().unwrap();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .expect("a length")
+            .trim()
+            .parse()
+            .unwrap();
+        out.push((
+            status,
+            String::from_utf8_lossy(&bytes[end..end + length]).into_owned(),
+        ));
+        bytes = &bytes[end + length..];
+    }
+    out
+}
+
+/// Keep-alive and pipelining work through the guard: three requests sent
+/// at once on one connection get three answers in order, and
+/// `Connection: close` on the last ends the connection after its answer.
+#[test]
+fn keep_alive_and_pipelined_requests_are_answered_in_order() {
+    let hub = TestHub::new().start();
+    let body = json!({"channel": "a", "data": 1}).to_string();
+    let mut tcp = TcpStream::connect(hub.http).unwrap();
+    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+    let requests = format!(
+        "POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}\
+         GET /nope HTTP/1.1\r\nHost: x\r\n\r\n\
+         GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    tcp.write_all(requests.as_bytes()).unwrap();
+    let mut answers = Vec::new();
+    tcp.read_to_end(&mut answers).unwrap();
+    let answers = split_responses(&answers);
+    let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
+    assert_eq!(statuses, [200, 404, 200], "{answers:?}");
+    assert!(answers[0].1.contains("\"seq\":1"), "{answers:?}");
+    assert!(answers[2].1.contains("healthy"), "{answers:?}");
+}
+
+/// An idle keep-alive connection is closed after `--handshake-timeout-ms`,
+/// like a request head that never comes.
+#[test]
+fn an_idle_keep_alive_connection_is_closed() {
+    let hub = TestHub::new()
+        .config(|c| c.handshake_timeout = ms(300))
+        .start();
+    let mut tcp = TcpStream::connect(hub.http).unwrap();
+    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+    tcp.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let mut answers = Vec::new();
+    tcp.read_to_end(&mut answers).unwrap();
+    assert_eq!(split_responses(&answers).len(), 1);
+    assert!(
+        started.elapsed() >= ms(250),
+        "closed after {:?}",
+        started.elapsed()
+    );
 }
 
 /// A request head not complete within `--handshake-timeout-ms` of accept
