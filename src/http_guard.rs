@@ -24,14 +24,14 @@
 //!
 //! The guard then relays the request to tiny_http and its answer back.
 //! Keep-alive and pipelining work as before (the load generator pipelines
-//! `POST /publish`): each client connection has one internal connection to
-//! tiny_http, over HTTP/1.0 keep-alive, so every answer carries a
-//! `Content-Length` (see [`relay`]).
+//! `POST /publish`); see [`Pipeline`].
 //!
-//! Threads: one `http-guard` acceptor, and one `http-conn-N` thread per
-//! client connection, at most [`MAX_HTTP_CONNECTIONS`] at once (beyond
-//! that a connection gets 503 at once). They talk to nothing but their two
-//! sockets. [`HttpGuard::stop`] stops accepting and joins them all; a
+//! Threads: one `http-guard` acceptor; per client connection, at most
+//! [`MAX_HTTP_CONNECTIONS`] at once (beyond that a connection gets 503 at
+//! once), an `http-conn-N` thread that reads and checks requests and sends
+//! them to tiny_http, and from its first good request an `http-resp-N`
+//! thread that copies the answers back. They talk to nothing but their
+//! sockets and each other (a bounded channel of what to write next). [`HttpGuard::stop`] stops accepting and joins them all; a
 //! thread waiting for a slow client notices the stop within
 //! [`STOP_CHECK`].
 
@@ -59,7 +59,7 @@ pub const BODY_DEADLINE: Duration = Duration::from_secs(30);
 pub const MAX_HTTP_CONNECTIONS: usize = 128;
 /// How long tiny_http may take to answer a forwarded request.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long one write to a client may block.
+/// How long one answer (or one write of ours) to a client may take.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a thread waiting for a client looks at the stop flag.
 const STOP_CHECK: Duration = Duration::from_millis(250);
@@ -208,7 +208,7 @@ fn accept_loop(listener: TcpListener, rules: Arc<Rules>, stop: Arc<AtomicBool>) 
             .name(format!("http-conn-{accepted}"))
             .stack_size(CONNECTION_STACK)
             .spawn(move || {
-                serve(client, peer, &rules, &stop);
+                serve(client, peer, accepted, &rules, &stop);
                 drop(guard);
             });
         match spawned {
@@ -241,59 +241,119 @@ pub(crate) struct Forward {
     keep_alive: bool,
     /// A `HEAD` request: its answer has a length but no body.
     is_head: bool,
+    /// A `POST`: its answer is short, so it may be pipelined.
+    is_post: bool,
 }
 
-fn serve(client: TcpStream, peer: SocketAddr, rules: &Rules, stop: &AtomicBool) {
+fn serve(client: TcpStream, peer: SocketAddr, number: u64, rules: &Rules, stop: &AtomicBool) {
     let _ = client.set_write_timeout(Some(WRITE_TIMEOUT));
     // Answers go out whole, in one write each where they fit; Nagle's
     // algorithm would hold the tail of one back for the peer's ACK.
     let _ = client.set_nodelay(true);
     // Bytes read but not used yet: a pipelining client's next requests.
     let mut buffer = Vec::with_capacity(2048);
-    // Deadlines count from accept, then from the end of each answer, so an
+    // Deadlines count from accept, then from the end of each request, so an
     // idle keep-alive connection ends like a slow first request.
     let mut since = Instant::now();
-    // Our connection to tiny_http, reused for this client's next request.
-    let mut upstream = None;
-    loop {
-        match serve_one(
-            &client,
-            peer,
-            rules,
-            stop,
-            &mut buffer,
-            &mut upstream,
-            since,
-        ) {
-            Next::KeepAlive => since = Instant::now(),
-            Next::Close => break,
-            Next::Done => return,
+    // Started by the first good request: see `Pipeline`.
+    let mut pipeline: Option<Pipeline> = None;
+    let last_answer = loop {
+        // Before waiting on a quiet client, give tiny_http its connection
+        // thread back. tiny_http serves each internal connection on a pool
+        // thread for as long as it stays open, and its pool can leave a new
+        // connection queued behind running ones (two connects racing for one
+        // idle thread): held open while idle, ours could starve it for a
+        // whole keep-alive deadline. A pipelining client is never idle this
+        // long, so it keeps its connection.
+        if pipeline.is_some() && find_head_end(&buffer).is_none() {
+            match read_some(&client, &mut buffer, UPSTREAM_IDLE) {
+                Ok(true) => {}
+                Ok(false) => {
+                    if let Some(idle) = pipeline.take() {
+                        if idle.retire() == Ended::Closed {
+                            return; // the responder closed the connection
+                        }
+                    }
+                }
+                Err(_) => break None, // the client left
+            }
         }
+        let request = next_request(&client, peer, rules, stop, &mut buffer, since, &pipeline);
+        let (forward, body) = match request {
+            Ok(request) => request,
+            Err(last_answer) => break last_answer,
+        };
+        if pipeline.is_none() {
+            match Pipeline::start(&client, &rules.upstream, number) {
+                Ok(started) => pipeline = Some(started),
+                Err(e) => {
+                    warn!("http from {peer}: cannot reach tiny_http: {e}");
+                    break Some(error_answer(503, "unavailable", "try again"));
+                }
+            }
+        }
+        let Some(relaying) = pipeline.as_mut() else {
+            break None;
+        };
+        if !relaying.forward(&forward, &body) || !forward.keep_alive {
+            break None;
+        }
+        since = Instant::now();
+    };
+    let last_answer = match pipeline {
+        Some(pipeline) => match pipeline.finish(last_answer) {
+            Ended::Closed => return, // the responder closed the connection
+            Ended::Retired => None,
+        },
+        None => last_answer,
+    };
+    if let Some(bytes) = last_answer {
+        let _ = (&client).write_all(&bytes);
     }
     let _ = client.shutdown(Shutdown::Write);
     linger(&client);
 }
 
-/// What to do with a connection after one request.
-enum Next {
-    /// Read the next request.
-    KeepAlive,
-    /// Answered; shut our side and let the client read the answer.
-    Close,
-    /// Nothing more to do (answered and lingered already, or dropped).
-    Done,
+/// How long a client may be quiet before its internal connection is
+/// closed (see `serve`).
+const UPSTREAM_IDLE: Duration = Duration::from_millis(50);
+
+/// One read into `buffer`, waiting at most `wait`: `Ok(false)` if nothing
+/// came, an error if the client closed or failed.
+fn read_some(mut client: &TcpStream, buffer: &mut Vec<u8>, wait: Duration) -> io::Result<bool> {
+    client.set_read_timeout(Some(wait))?;
+    let mut chunk = [0u8; 4096];
+    match client.read(&mut chunk) {
+        Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
+        Ok(n) => {
+            buffer.extend_from_slice(&chunk[..n]);
+            Ok(true)
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
-/// Read, check and relay one request from `buffer` and the socket.
-fn serve_one(
+/// Read and check the next request from `buffer` and the socket. `Err`
+/// ends the connection, after the given answer of our own if there is one
+/// (a refusal); `Err(None)` when the client left, went quiet past the
+/// deadline, or the hub is stopping.
+fn next_request(
     client: &TcpStream,
     peer: SocketAddr,
     rules: &Rules,
     stop: &AtomicBool,
     buffer: &mut Vec<u8>,
-    upstream: &mut Option<UnixStream>,
     since: Instant,
-) -> Next {
+    pipeline: &Option<Pipeline>,
+) -> Result<(Forward, Vec<u8>), Option<Vec<u8>>> {
     let look_for_head = |bytes: &[u8]| {
         if let Some(end) = find_head_end(bytes) {
             Progress::Done(end)
@@ -313,29 +373,34 @@ fn serve_one(
         Ok(Some(end)) => end,
         Ok(None) => {
             let message = format!("request head over {MAX_HEAD} bytes");
-            answer(client, 431, "header_too_large", &message);
-            return Next::Done;
+            return Err(Some(error_answer(431, "header_too_large", &message)));
         }
         Err(e) => {
             // Also how an idle keep-alive connection ends: quietly.
             if !buffer.is_empty() {
                 debug!("http from {peer}: dropped before a full request head: {e}");
             }
-            return Next::Done;
+            return Err(None);
         }
     };
     let forward = match check_head(&buffer[..head_end], rules.max_body) {
         Ok(forward) => forward,
         Err((status, code, message)) => {
             debug!("http from {peer}: {status} {code}");
-            answer(client, status, code, &message);
-            return Next::Done;
+            return Err(Some(error_answer(status, code, &message)));
         }
     };
     buffer.drain(..head_end);
     let wanted = forward.body_length;
     if forward.expects_continue && wanted > buffer.len() {
-        let _ = (&*client).write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+        let interim = b"HTTP/1.1 100 Continue\r\n\r\n".to_vec();
+        match pipeline {
+            // After the answers before it, in order.
+            Some(pipeline) => pipeline.interim(interim),
+            None => {
+                let _ = (&*client).write_all(&interim);
+            }
+        }
     }
     let look_for_body = |bytes: &[u8]| {
         if bytes.len() >= wanted {
@@ -346,89 +411,305 @@ fn serve_one(
     };
     if let Err(e) = read_until(client, buffer, since + BODY_DEADLINE, stop, look_for_body) {
         debug!("http from {peer}: dropped before the whole body: {e}");
-        return Next::Done;
+        return Err(None);
     }
     let body: Vec<u8> = buffer.drain(..wanted).collect();
-    match relay(client, &forward, &body, upstream, &rules.upstream) {
-        Ok(true) if !stop.load(Ordering::Acquire) => Next::KeepAlive,
-        Ok(_) => Next::Close,
-        Err(e) => {
-            debug!("http from {peer}: relaying failed: {e}");
-            Next::Close
+    Ok((forward, body))
+}
+
+/// Answers a pipeline's responder may have in flight; beyond this the
+/// request side waits, so a client that sends without reading is held
+/// back rather than buffered.
+const PIPELINE_DEPTH: usize = 64;
+/// The weight of answers in flight on one internal connection (see
+/// [`Pipeline::forward`]): well under a Unix socket's default send buffer
+/// (208 KiB on Linux), so tiny_http can always write them all.
+const PIPELINE_BUDGET: usize = 64 * 1024;
+
+/// A client connection's path to tiny_http: requests go down `upstream`
+/// from the connection's thread, and an `http-resp-N` thread copies the
+/// answers back in order, so a pipelining client has many requests in
+/// tiny_http's workers at once, as it had without the guard.
+///
+/// We speak HTTP/1.0 with `Connection: keep-alive` to tiny_http: it never
+/// uses chunked encoding for a 1.0 request, so every answer carries a
+/// `Content-Length` and the responder knows where it ends.
+///
+/// Only the responder writes to the client once it exists (answers must
+/// keep request order), so the request side hands it its own bytes too
+/// (`100 Continue`, a refusal).
+struct Pipeline {
+    /// The internal connection; requests are written here.
+    upstream: UnixStream,
+    /// To the responder, one item per thing to write, in order. Dropping it
+    /// tells the responder to finish what is queued and end.
+    outgoing: Option<crossbeam_channel::Sender<Outgoing>>,
+    /// From the responder: the weight of each answer it has written.
+    written: crossbeam_channel::Receiver<usize>,
+    /// The weight of the answers forwarded and not yet written.
+    in_flight: usize,
+    responder: Option<JoinHandle<Ended>>,
+}
+
+/// What the responder writes next.
+enum Outgoing {
+    /// tiny_http's answer to the next forwarded request, and its weight
+    /// (see [`Pipeline::forward`]) to hand back once it is written.
+    Answer {
+        is_head: bool,
+        keep_alive: bool,
+        weight: usize,
+    },
+    /// Bytes of our own, then carry on (`100 Continue`).
+    Interim(Vec<u8>),
+    /// Bytes of our own, then close (a refusal).
+    Last(Vec<u8>),
+}
+
+impl Pipeline {
+    /// Connect to tiny_http and start the responder for `client`.
+    fn start(client: &TcpStream, path: &Path, number: u64) -> io::Result<Pipeline> {
+        let upstream = UnixStream::connect(path)?;
+        upstream.set_read_timeout(Some(UPSTREAM_TIMEOUT))?;
+        upstream.set_write_timeout(Some(UPSTREAM_TIMEOUT))?;
+        let answers = Answers {
+            upstream: upstream.try_clone()?,
+            buffer: Vec::new(),
+        };
+        let client = client.try_clone()?;
+        let (outgoing, incoming) = crossbeam_channel::bounded(PIPELINE_DEPTH);
+        // Unbounded, but it never holds more than PIPELINE_DEPTH items: one
+        // per answer, and answers are bounded by `outgoing`.
+        let (written_tx, written) = crossbeam_channel::unbounded();
+        let responder = thread::Builder::new()
+            .name(format!("http-resp-{number}"))
+            .stack_size(CONNECTION_STACK)
+            .spawn(move || respond(client, answers, incoming, written_tx))?;
+        Ok(Pipeline {
+            upstream,
+            outgoing: Some(outgoing),
+            written,
+            in_flight: 0,
+            responder: Some(responder),
+        })
+    }
+
+    /// Send one checked request to tiny_http. False if the connection is
+    /// over (the responder ended, or tiny_http is gone).
+    ///
+    /// How much to pipeline: tiny_http's worker writes an answer straight
+    /// into our internal connection, and tiny_http answers a connection's
+    /// requests in order, so while the client does not read, its unread
+    /// answers fill the socket buffer, and then every worker that took one
+    /// of its requests waits (until the write deadline ends the client). So
+    /// the answers in flight must fit in the socket buffer: a `POST` (whose
+    /// answer is about as long as its body at most) weighs its size, at
+    /// least 1 KiB, and anything else (`GET /status` can be long) weighs the
+    /// whole [`PIPELINE_BUDGET`], so it goes alone. The weights of the
+    /// answers in flight stay within the budget: ~60 small publishes at
+    /// once, as the load generator sends them.
+    fn forward(&mut self, forward: &Forward, body: &[u8]) -> bool {
+        let weight = if forward.is_post {
+            (forward.head.len() + body.len()).clamp(1024, PIPELINE_BUDGET)
+        } else {
+            PIPELINE_BUDGET
+        };
+        while self.in_flight > 0 && self.in_flight + weight > PIPELINE_BUDGET {
+            match self.written.recv() {
+                Ok(done) => self.in_flight = self.in_flight.saturating_sub(done),
+                Err(_) => return false, // the responder has ended
+            }
+        }
+        let Some(outgoing) = &self.outgoing else {
+            return false;
+        };
+        let expect = Outgoing::Answer {
+            is_head: forward.is_head,
+            keep_alive: forward.keep_alive,
+            weight,
+        };
+        if outgoing.send(expect).is_err() {
+            return false;
+        }
+        self.in_flight += weight;
+        let mut request = Vec::with_capacity(forward.head.len() + body.len());
+        request.extend_from_slice(&forward.head);
+        request.extend_from_slice(body);
+        self.upstream.write_all(&request).is_ok()
+    }
+
+    /// Queue bytes of our own between answers.
+    fn interim(&self, bytes: Vec<u8>) {
+        if let Some(outgoing) = &self.outgoing {
+            let _ = outgoing.send(Outgoing::Interim(bytes));
         }
     }
+
+    /// No more requests: let the responder write what is queued, then
+    /// `last` if given, close, and end; wait for it.
+    fn finish(self, last: Option<Vec<u8>>) -> Ended {
+        if let (Some(outgoing), Some(bytes)) = (&self.outgoing, last) {
+            let _ = outgoing.send(Outgoing::Last(bytes));
+        }
+        self.retire()
+    }
+
+    /// Let the responder write what is queued and end, closing the
+    /// internal connection; wait for it. Says whether it also closed the
+    /// client connection.
+    fn retire(mut self) -> Ended {
+        drop(self.outgoing.take());
+        match self.responder.take().map(JoinHandle::join) {
+            Some(Ok(ended)) => ended,
+            Some(Err(_)) => {
+                log::error!("an HTTP responder thread panicked");
+                Ended::Closed
+            }
+            None => Ended::Closed,
+        }
+    }
+}
+
+/// The responder's side of the internal connection.
+struct Answers {
+    upstream: UnixStream,
+    /// Bytes read from tiny_http but not yet written: with pipelining, the
+    /// start of the next answer can come with the end of this one.
+    buffer: Vec<u8>,
+}
+
+/// The responder thread: write what `incoming` says, in order; then close
+/// our side, let the client read, and wake the request side if it still
+/// waits for the client.
+fn respond(
+    client: TcpStream,
+    mut answers: Answers,
+    incoming: crossbeam_channel::Receiver<Outgoing>,
+    written: crossbeam_channel::Sender<usize>,
+) -> Ended {
+    let mut ended = Ended::Retired;
+    for item in incoming.iter() {
+        let carry_on = match item {
+            Outgoing::Answer {
+                is_head,
+                keep_alive,
+                weight,
+            } => match answers.copy_one(&client, is_head, keep_alive) {
+                Ok(carry_on) => {
+                    let _ = written.send(weight);
+                    carry_on
+                }
+                Err(e) => {
+                    debug!("http: relaying an answer failed: {e}");
+                    false
+                }
+            },
+            Outgoing::Interim(bytes) => (&client).write_all(&bytes).is_ok(),
+            Outgoing::Last(bytes) => {
+                let _ = (&client).write_all(&bytes);
+                false
+            }
+        };
+        if !carry_on {
+            ended = Ended::Closed;
+            break;
+        }
+    }
+    // Shut the internal connection for both sides: tiny_http stops at once
+    // (a worker never waits to write an answer nobody will read), and the
+    // request side's next write fails.
+    let _ = answers.upstream.shutdown(Shutdown::Both);
+    if ended == Ended::Closed {
+        let _ = client.shutdown(Shutdown::Write);
+        linger(&client);
+        // Wake the request side if it still waits for the client.
+        let _ = client.shutdown(Shutdown::Read);
+    }
+    ended
+}
+
+/// How a responder ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// It wrote everything it was given; the client connection is open.
+    Retired,
+    /// It closed the client connection (after a last answer, or a failure).
+    Closed,
+}
+
+/// Write all of `bytes` to the client by `deadline`. The socket's write
+/// timeout bounds one `write` call; this bounds the whole answer, so a
+/// client that reads a trickle cannot hold a responder (and the tiny_http
+/// worker behind it) for long.
+fn write_by(mut client: &TcpStream, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        client.set_write_timeout(Some(left))?;
+        match client.write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The largest response head accepted from tiny_http (ours are small).
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
-/// Send the request to tiny_http and copy its answer to the client.
-///
-/// We speak HTTP/1.0 with `Connection: keep-alive` to tiny_http: it never
-/// uses chunked encoding for a 1.0 request, so every answer comes with a
-/// `Content-Length` and its end is known. That lets one internal
-/// connection (`upstream`, kept between calls) serve every request of a
-/// client connection, and the client connection stay open too.
-///
-/// Returns true if the client connection can take another request.
-fn relay(
-    mut client: &TcpStream,
-    forward: &Forward,
-    body: &[u8],
-    upstream: &mut Option<UnixStream>,
-    path: &Path,
-) -> io::Result<bool> {
-    let mut inner = match upstream.take() {
-        Some(inner) => inner,
-        None => {
-            let inner = UnixStream::connect(path)?;
-            inner.set_read_timeout(Some(UPSTREAM_TIMEOUT))?;
-            inner.set_write_timeout(Some(UPSTREAM_TIMEOUT))?;
-            inner
-        }
-    };
-    let mut request = Vec::with_capacity(forward.head.len() + body.len());
-    request.extend_from_slice(&forward.head);
-    request.extend_from_slice(body);
-    inner.write_all(&request)?;
-
-    let mut response = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(end) = find_head_end(&response) {
-            break end;
-        }
-        if response.len() > MAX_RESPONSE_HEAD {
-            return Err(io::Error::other("tiny_http's response head is too large"));
-        }
-        let n = inner.read(&mut chunk)?;
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        response.extend_from_slice(&chunk[..n]);
-    };
-    let framing = response_framing(&response[..head_end], forward.is_head);
-    let keep_alive = forward.keep_alive && framing.length.is_some();
-    let mut answer = client_response_head(&response[..head_end], keep_alive);
-    let Some(length) = framing.length else {
+impl Answers {
+    /// Copy tiny_http's next answer to the client. True if the connection
+    /// stays open for the next one: the client asked for keep-alive, and
+    /// the answer's end is known without tiny_http closing.
+    fn copy_one(
+        &mut self,
+        client: &TcpStream,
+        is_head: bool,
+        keep_alive: bool,
+    ) -> io::Result<bool> {
+        let mut chunk = [0u8; 8192];
+        let head_end = loop {
+            if let Some(end) = find_head_end(&self.buffer) {
+                break end;
+            }
+            if self.buffer.len() > MAX_RESPONSE_HEAD {
+                return Err(io::Error::other("tiny_http's response head is too large"));
+            }
+            let n = self.upstream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            self.buffer.extend_from_slice(&chunk[..n]);
+        };
+        // The answer is ready; from here the client alone sets the pace.
+        let deadline = Instant::now() + WRITE_TIMEOUT;
+        let framing = response_framing(&self.buffer[..head_end], is_head);
+        let keep_alive = keep_alive && framing.length.is_some() && !framing.upstream_closes;
+        let mut answer = client_response_head(&self.buffer[..head_end], keep_alive);
         // No length: the body ends when tiny_http closes, and so do we.
-        answer.extend_from_slice(&response[head_end..]);
-        client.write_all(&answer)?;
-        io::copy(&mut inner, &mut client)?;
-        return Ok(false);
-    };
-    let already = (response.len() - head_end).min(length);
-    answer.extend_from_slice(&response[head_end..head_end + already]);
-    client.write_all(&answer)?;
-    let rest = (length - already) as u64;
-    let copied = io::copy(&mut (&mut inner).take(rest), &mut client)?;
-    if copied < rest {
-        return Err(io::ErrorKind::UnexpectedEof.into());
+        let length = framing.length.unwrap_or(usize::MAX);
+        let here = (self.buffer.len() - head_end).min(length);
+        answer.extend_from_slice(&self.buffer[head_end..head_end + here]);
+        self.buffer.drain(..head_end + here);
+        write_by(client, &answer, deadline)?;
+        let mut rest = length - here;
+        while rest > 0 {
+            let n = self.upstream.read(&mut chunk[..rest.min(8192)])?;
+            if n == 0 {
+                if framing.length.is_none() {
+                    break;
+                }
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            write_by(client, &chunk[..n], deadline)?;
+            rest -= n;
+        }
+        Ok(keep_alive)
     }
-    if !framing.upstream_closes && response.len() - head_end == already {
-        *upstream = Some(inner);
-    }
-    Ok(keep_alive)
 }
 
 /// How a response from tiny_http ends.
@@ -605,7 +886,7 @@ pub(crate) fn check_head(head: &[u8], max_body: usize) -> Result<Forward, Refusa
     let mut expects_continue = false;
     let mut keep_alive = version == 1 && method != "HEAD";
     let mut kept = Vec::with_capacity(head.len() + 64);
-    // HTTP/1.0 towards tiny_http, whatever the client spoke: see `relay`.
+    // HTTP/1.0 towards tiny_http, whatever the client spoke: see `Pipeline`.
     kept.extend_from_slice(format!("{method} {path} HTTP/1.0\r\n").as_bytes());
     for header in request.headers.iter() {
         let name = header.name.to_ascii_lowercase();
@@ -654,6 +935,7 @@ pub(crate) fn check_head(head: &[u8], max_body: usize) -> Result<Forward, Refusa
         expects_continue,
         keep_alive,
         is_head: method == "HEAD",
+        is_post: method == "POST",
     })
 }
 
@@ -669,6 +951,13 @@ fn parse_length(value: &[u8]) -> Option<usize> {
 
 /// Answer with the HTTP endpoints' error shape and close.
 fn answer(mut client: &TcpStream, status: u16, code: &str, message: &str) {
+    let _ = client.write_all(&error_answer(status, code, message));
+    let _ = client.shutdown(Shutdown::Write);
+    linger(client);
+}
+
+/// A complete response in the HTTP endpoints' error shape, closing.
+fn error_answer(status: u16, code: &str, message: &str) -> Vec<u8> {
     let reason = match status {
         400 => "Bad Request",
         411 => "Length Required",
@@ -678,14 +967,12 @@ fn answer(mut client: &TcpStream, status: u16, code: &str, message: &str) {
         _ => "Error",
     };
     let body = serde_json::json!({"error": {"code": code, "message": message}}).to_string();
-    let response = format!(
+    format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    );
-    let _ = client.write_all(response.as_bytes());
-    let _ = client.shutdown(Shutdown::Write);
-    linger(client);
+    )
+    .into_bytes()
 }
 
 /// Leave the client a moment to read the answer before the socket closes:

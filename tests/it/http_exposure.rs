@@ -285,3 +285,34 @@ fn http_connections_beyond_the_cap_get_503() {
         http_get(hub.http, "/health").status == 200
     });
 }
+
+/// A connection with a tiny receive buffer that pipelines `GET /` (13 KB
+/// each) and never reads: the answers back up into tiny_http, whose worker
+/// then waits to write.
+fn hog(addr: SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut tcp: TcpStream = socket.into();
+    tcp.set_write_timeout(Some(ms(2000))).unwrap();
+    let _ = tcp.write_all("GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(100).as_bytes());
+    tcp
+}
+
+/// Clients that pipeline requests and never read the answers (more of
+/// them than HTTP workers) do not keep others from being served: an
+/// answer that cannot go out within the 5 s write deadline ends its
+/// connection, and the guard shuts the internal connection behind it, so
+/// no tiny_http worker waits on such a client for longer.
+#[test]
+fn clients_that_never_read_answers_do_not_wedge_http() {
+    let hub = TestHub::new().config(|c| c.http_workers = 2).start();
+    let hogs: Vec<TcpStream> = (0..4).map(|_| hog(hub.http)).collect();
+    let started = Instant::now();
+    for _ in 0..5 {
+        assert_eq!(http_get(hub.http, "/health").status, 200);
+    }
+    assert!(started.elapsed() < ms(8000), "{:?}", started.elapsed());
+    drop(hogs);
+}
