@@ -13,14 +13,15 @@
 //! tiny_http unless:
 //!
 //! - the head is complete within `--handshake-timeout-ms` (10 s) of
-//!   accept, the same deadline as a WebSocket handshake (else the
-//!   connection is dropped) and at most [`MAX_HEAD`] bytes with at most
+//!   accept (for a later request on the connection, of the previous
+//!   request), the same deadline as a WebSocket handshake (else the
+//!   connection is dropped), and at most [`MAX_HEAD`] bytes with at most
 //!   [`MAX_HEADERS`] headers (else 431);
 //! - it parses as HTTP/1.x (else 400), has no `Transfer-Encoding` (411:
 //!   the hub's bodies are small JSON, a length is always known) and at most
 //!   one `Content-Length` value, no larger than the publish body limit
 //!   (`--max-message-size` × 16, else 413);
-//! - its whole body arrives within [`BODY_DEADLINE`] of accept.
+//! - its whole body arrives within [`BODY_DEADLINE`] of the same start.
 //!
 //! The guard then relays the request to tiny_http and its answer back.
 //! Keep-alive and pipelining work as before (the load generator pipelines
@@ -31,9 +32,10 @@
 //! once), an `http-conn-N` thread that reads and checks requests and sends
 //! them to tiny_http, and from its first good request an `http-resp-N`
 //! thread that copies the answers back. They talk to nothing but their
-//! sockets and each other (a bounded channel of what to write next). [`HttpGuard::stop`] stops accepting and joins them all; a
-//! thread waiting for a slow client notices the stop within
-//! [`STOP_CHECK`].
+//! sockets and each other (a bounded channel of what to write next, and
+//! one back saying what was written). [`HttpGuard::stop`] stops accepting
+//! and joins them all; a thread waiting for a slow client notices the stop
+//! within [`STOP_CHECK`].
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -52,8 +54,9 @@ use crate::error::Error;
 pub const MAX_HEAD: usize = 16 * 1024;
 /// Headers parsed at most; more gets 431.
 pub const MAX_HEADERS: usize = 64;
-/// From accept to the end of the request body. (The head's deadline is
-/// `--handshake-timeout-ms`; bytes that trickle in extend neither.)
+/// From accept (or the previous request) to the end of a request's body.
+/// (The head's deadline is `--handshake-timeout-ms`; bytes that trickle in
+/// extend neither.)
 pub const BODY_DEADLINE: Duration = Duration::from_secs(30);
 /// HTTP connections served at once; more get 503 without being read.
 pub const MAX_HTTP_CONNECTIONS: usize = 128;
