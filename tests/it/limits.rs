@@ -248,7 +248,8 @@ fn over_the_rate_limit_gets_rate_limited_then_close_1008() {
     assert!(started.elapsed() >= ms(3000), "closed too early");
 }
 
-/// A client within the limit is never refused, however long it runs.
+/// `--rate-limit 0` turns the limit off: 500 messages at once, far over
+/// any bucket, are all answered.
 #[test]
 fn rate_limit_zero_turns_it_off() {
     let hub = TestHub::new().config(|c| c.rate_limit = 0).start();
