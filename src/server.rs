@@ -9,7 +9,7 @@
 //!   read pumps   (1/client) read_pump.rs   end when the peer closes or the write pump shuts the socket
 //!   write pumps  (1/client) write_pump.rs  end after the close handshake or the shutdown deadline
 //!   http guard   (1)        http_guard.rs  ends when `HttpServer::stop` sets its flag and wakes it
-//!   http conns   (≤128)     http_guard.rs  per HTTP connection (`http-conn-N`, and `http-resp-N`
+//!   http conns   (≤128)     http_guard/    per HTTP connection (`http-conn-N`, and `http-resp-N`
 //!                                          while relaying); end with it; joined by the guard
 //!   http workers (N)        http.rs        end on tiny_http's `unblock()`
 //! ```
