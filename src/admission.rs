@@ -11,9 +11,10 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-/// Connection threads that may sit in their handshake at once. Beyond it a
-/// new TCP connection is dropped at accept: a flood of silent sockets must
-/// not turn into a flood of threads.
+/// Connection threads that may sit in their handshake at once. At it the
+/// acceptor stops accepting until one ends (further connections wait in
+/// the listen backlog): a flood of silent sockets must not turn into a
+/// flood of threads.
 pub const MAX_PENDING_HANDSHAKES: usize = 1024;
 
 /// How many connections this machine can hold, from the kernel's limits,

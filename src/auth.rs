@@ -5,7 +5,44 @@
 //! An embedding application can pass its own implementation to
 //! `Hub::start_with_authorizer`. It is called from connection threads (the
 //! handshake and each read pump), concurrently, so it must be `Send + Sync`
-//! and should answer quickly: a slow answer delays only that client.
+//! and should answer quickly: a slow answer delays only that client. A
+//! panic in it closes only that client (Close 1011) and is logged.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use pumphub::connection::ConnectionInfo;
+//! use pumphub::{Authorizer, Config, Hub};
+//!
+//! /// Readers may follow anything but `admin.*`; only `chat.*` takes
+//! /// publishes from clients; any of the keys in the list may connect.
+//! struct Rooms {
+//!     keys: Vec<String>,
+//! }
+//!
+//! impl Authorizer for Rooms {
+//!     fn requires_token(&self) -> bool {
+//!         true
+//!     }
+//!     fn check_token(&self, token: &str) -> bool {
+//!         self.keys
+//!             .iter()
+//!             .any(|k| pumphub::auth::constant_time_eq(k.as_bytes(), token.as_bytes()))
+//!     }
+//!     fn may_subscribe(&self, _: &ConnectionInfo, channel: &str) -> bool {
+//!         !channel.starts_with("admin.")
+//!     }
+//!     fn may_publish(&self, _: &ConnectionInfo, channel: &str) -> bool {
+//!         channel.starts_with("chat.")
+//!     }
+//! }
+//!
+//! let rooms = Rooms { keys: vec!["k1".into(), "k2".into()] };
+//! let hub = Hub::start_with_authorizer(Config::default(), Arc::new(rooms))?;
+//! # hub.shutdown();
+//! # Ok::<(), pumphub::Error>(())
+//! ```
+
+use std::sync::Arc;
 
 use crate::connection::ConnectionInfo;
 
@@ -17,6 +54,30 @@ pub trait Authorizer: Send + Sync + 'static {
 
     /// True if `token` is acceptable.
     fn check_token(&self, token: &str) -> bool;
+
+    /// True if `connection` may proceed with `token` (from `?token=`, the
+    /// `Authorization: Bearer` header, or an `auth` message; never empty).
+    /// Defaults to [`check_token`](Self::check_token).
+    ///
+    /// Override it to remember who the connection is, keyed by
+    /// `connection.id`, so that [`may_subscribe`](Self::may_subscribe) and
+    /// [`may_publish`](Self::may_publish) can decide per user; forget it in
+    /// [`disconnected`](Self::disconnected). It may be called more than once
+    /// per connection (a token in the URL and in the header, repeated
+    /// `auth` messages).
+    fn authenticate(&self, connection: &ConnectionInfo, token: &str) -> bool {
+        let _ = connection;
+        self.check_token(token)
+    }
+
+    /// `connection` has ended. Called exactly once for every connection
+    /// that passed the handshake's origin and query checks (so for every
+    /// one `authenticate` may have seen, refused with 401 or not), after it
+    /// was closed. Not called if a panic ends the connection's thread while
+    /// it runs the authorizer. Defaults to nothing.
+    fn disconnected(&self, connection: &ConnectionInfo) {
+        let _ = connection;
+    }
 
     /// True if the connection may follow `channel`. Defaults to yes.
     fn may_subscribe(&self, connection: &ConnectionInfo, channel: &str) -> bool {
@@ -64,6 +125,41 @@ impl Authorizer for ConfigAuthorizer {
 
     fn may_publish(&self, _connection: &ConnectionInfo, _channel: &str) -> bool {
         self.allow_client_publish
+    }
+}
+
+/// Calls [`Authorizer::disconnected`] when dropped: one per connection
+/// that got a [`ConnectionInfo`], held by its thread from the token check
+/// to the end of the connection.
+pub(crate) struct AuthSession {
+    authorizer: Arc<dyn Authorizer>,
+    connection: ConnectionInfo,
+}
+
+impl std::fmt::Debug for AuthSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSession")
+            .field("connection", &self.connection.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthSession {
+    pub(crate) fn new(authorizer: Arc<dyn Authorizer>, connection: ConnectionInfo) -> Self {
+        AuthSession {
+            authorizer,
+            connection,
+        }
+    }
+}
+
+impl Drop for AuthSession {
+    fn drop(&mut self) {
+        // A second panic while unwinding would abort the process; an
+        // application's hook is not worth that risk.
+        if !std::thread::panicking() {
+            self.authorizer.disconnected(&self.connection);
+        }
     }
 }
 

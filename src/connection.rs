@@ -18,6 +18,7 @@
 //! a drop guard, so even a panic in the read pump cannot leave a ghost client.
 
 use std::net::{SocketAddr, TcpStream};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -31,7 +32,6 @@ use uuid::Uuid;
 
 use crate::acceptor::PendingHandshake;
 use crate::command::HubCommand;
-use crate::event::unix_ms;
 use crate::handshake::{self, Admitted};
 use crate::metrics::Metrics;
 use crate::outbound::{outbound_queue, OutboundQueue};
@@ -306,6 +306,17 @@ impl Drop for DoneSender {
     }
 }
 
+/// The message of a panic payload (`panic!` gives a `&str` or a `String`).
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        text
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text
+    } else {
+        "(a non-string panic payload)"
+    }
+}
+
 /// Sends `Disconnect` and counts the close when dropped: exactly once per
 /// registered connection, even if the read pump panics.
 struct Registration {
@@ -381,12 +392,28 @@ pub(crate) fn serve(
     context: Arc<ServerContext>,
     pending: PendingHandshake,
 ) {
-    let admitted = run_handshake(&tcp, peer, accepted_at, &context);
+    // The handshake runs the application's authorizer too: a panic there
+    // drops this TCP connection and nothing else. `run_handshake` keeps its
+    // frame off the read pump's stack (see above).
+    let admitted = panic::catch_unwind(AssertUnwindSafe(|| {
+        run_handshake(&tcp, peer, accepted_at, &context)
+    }));
     drop(pending);
+    let admitted = match admitted {
+        Ok(admitted) => admitted,
+        Err(payload) => {
+            error!(
+                "handshake from {peer}: thread {:?} panicked: {}; dropping it",
+                thread::current().name().unwrap_or("?"),
+                panic_text(payload.as_ref()),
+            );
+            return;
+        }
+    };
     let Admitted {
         slot: _slot, // held until this function returns: our place under the limits
-        user_agent,
-        origin,
+        info,
+        session: _session, // held until this function returns, after cleanup starts
         initial,
         authenticated,
         leftover,
@@ -398,21 +425,31 @@ pub(crate) fn serve(
         }
     };
     let config = &context.config;
-    let id = ConnectionId::new();
+    let id = info.id;
+    let user_agent = info.user_agent.clone();
     let connection = Arc::new(Connection {
-        info: ConnectionInfo {
-            id,
-            remote_addr: peer,
-            user_agent: user_agent.clone(),
-            origin,
-            connected_at_ms: unix_ms(),
-        },
+        info,
         stats: ConnectionStats::default(),
     });
     // One socket, one descriptor, shared by both pumps (see `SharedSocket`).
     let tcp = Arc::new(tcp);
     let _ = tcp.set_nodelay(true);
     let _ = tcp.set_write_timeout(Some(config.write_timeout));
+
+    // `?channels=` is a subscribe like any other, so the authorizer decides
+    // it too. A refusal subscribes to nothing and is answered `forbidden`
+    // right after `welcome` (the upgrade is done, so no HTTP status).
+    let refused_channel = initial.as_ref().and_then(|(channels, _)| {
+        channels
+            .iter()
+            .find(|c| !context.authorizer.may_subscribe(&connection.info, c))
+            .cloned()
+    });
+    let initial = if refused_channel.is_some() {
+        None
+    } else {
+        initial
+    };
 
     let (queue, outbound_rx) = outbound_queue(config.queue_size);
     let (done_tx, done_rx) = crossbeam_channel::bounded::<Done>(1);
@@ -465,14 +502,33 @@ pub(crate) fn serve(
         done_tx: Some(done_tx),
         writer: queue.clone(),
     };
-    let read_pump = ReadPump::new(
+    let mut read_pump = ReadPump::new(
         socket,
         connection.clone(),
         queue,
         context.clone(),
         authenticated,
     );
-    let done = read_pump.run();
+    if let Some(channel) = refused_channel {
+        read_pump.refuse_url_channel(&channel);
+    }
+    // A bug in the read pump (or in an application's `Authorizer`, which it
+    // calls) must cost only this client: catch the panic, log it with the
+    // connection and thread, and close with 1011 like any other ending, so
+    // the write pump is joined and the cleanup below runs as usual.
+    // `AssertUnwindSafe` is sound: the pump is consumed by `run`, and what it
+    // shares (the queue, counters) stays consistent under a panic.
+    let done = match panic::catch_unwind(AssertUnwindSafe(|| read_pump.run())) {
+        Ok(done) => done,
+        Err(payload) => {
+            error!(
+                "connection {id} from {peer}: thread {:?} panicked: {}; closing it with 1011",
+                thread::current().name().unwrap_or("?"),
+                panic_text(payload.as_ref()),
+            );
+            Done::Violation(CloseCode::Error, "internal error")
+        }
+    };
     let read_side = done.to_string();
     done_sender.send(done);
     // The write pump's account is the one to log: it says who closed

@@ -33,6 +33,9 @@ use log::{debug, info, warn};
 use tungstenite::handshake::derive_accept_key;
 
 use crate::admission::{ConnectionSlot, LimitExceeded};
+use crate::auth::AuthSession;
+use crate::connection::{ConnectionId, ConnectionInfo};
+use crate::event::unix_ms;
 use crate::metrics::RejectReason;
 use crate::protocol::is_valid_channel_name;
 use crate::server::ServerContext;
@@ -47,8 +50,10 @@ const MAX_HEADERS: usize = 64;
 pub(crate) struct Admitted {
     /// Held for the connection's life; dropping it frees the place.
     pub slot: ConnectionSlot,
-    pub user_agent: Option<String>,
-    pub origin: Option<String>,
+    /// Who it is, as the authorizer saw it.
+    pub info: ConnectionInfo,
+    /// Held for the connection's life; tells the authorizer when it ends.
+    pub session: AuthSession,
     /// `?channels=…&since=…`, the same as a first `subscribe`.
     pub initial: Option<(Vec<String>, Option<u64>)>,
     /// True if the token came with the upgrade (or none is needed).
@@ -184,10 +189,28 @@ pub(crate) fn accept(
     // 6 to 8. A refusal from here on gives the slot back before answering:
     // `refuse` lingers for the peer to read its answer, and a refused client
     // that retries at once must not find its own ghost holding the place.
-    let (query, authenticated) = match check_origin_query_token(&request, context) {
-        Ok(checked) => checked,
+    let query = match check_origin_and_query(&request, context) {
+        Ok(query) => query,
         Err((status, reason)) => {
             drop(slot);
+            return Err(refuse(tcp, context, status, reason));
+        }
+    };
+    // From here the authorizer knows the connection: `session` tells it
+    // when the connection ends, a 401 just below included.
+    let info = ConnectionInfo {
+        id: ConnectionId::new(),
+        remote_addr: peer,
+        user_agent: request.user_agent.clone(),
+        origin: request.origin.clone(),
+        connected_at_ms: unix_ms(),
+    };
+    let session = AuthSession::new(context.authorizer.clone(), info.clone());
+    let authenticated = match check_token(&request, &query, &info, context) {
+        Ok(authenticated) => authenticated,
+        Err((status, reason)) => {
+            drop(slot);
+            drop(session);
             return Err(refuse(tcp, context, status, reason));
         }
     };
@@ -200,20 +223,20 @@ pub(crate) fn accept(
     tcp.write_all(response.as_bytes()).map_err(Refusal::Gone)?;
     Ok(Admitted {
         slot,
-        user_agent: request.user_agent,
-        origin: request.origin,
+        info,
+        session,
         initial: query.initial,
         authenticated,
         leftover,
     })
 }
 
-/// Checks 6 to 8: origin, query, token. Returns the query and whether the
-/// client is authenticated, or the status and reason to refuse with.
-fn check_origin_query_token(
+/// Checks 6 and 7: origin and query. Returns the query, or the status and
+/// reason to refuse with.
+fn check_origin_and_query(
     request: &UpgradeRequest,
     context: &ServerContext,
-) -> Result<(Query, bool), (u16, RejectReason)> {
+) -> Result<Query, (u16, RejectReason)> {
     // 6: origin. Requests without Origin come from non-browser clients.
     if let Some(origin) = &request.origin {
         let allowed = &context.config.allowed_origins;
@@ -223,25 +246,34 @@ fn check_origin_query_token(
     }
 
     // 7: the query.
-    let query = parse_query(&request.query).map_err(|()| (400, RejectReason::BadRequest))?;
+    parse_query(&request.query).map_err(|()| (400, RejectReason::BadRequest))
+}
 
-    // 8: the token.
+/// Check 8: the token, in the URL and the header (both must be right if
+/// both are there). Returns whether the client is authenticated, or the
+/// status and reason to refuse with.
+fn check_token(
+    request: &UpgradeRequest,
+    query: &Query,
+    info: &ConnectionInfo,
+    context: &ServerContext,
+) -> Result<bool, (u16, RejectReason)> {
     let authorizer = &context.authorizer;
     if !authorizer.requires_token() {
-        return Ok((query, true));
+        return Ok(true);
     }
     let unauthorized = (401, RejectReason::Unauthorized);
     let mut presented = false;
     if let Some(token) = &query.token {
         presented = true;
-        if token.is_empty() || !authorizer.check_token(token) {
+        if token.is_empty() || !authorizer.authenticate(info, token) {
             return Err(unauthorized);
         }
     }
     if let Some(header) = &request.authorization {
         presented = true;
         match bearer_token(header) {
-            Some(token) if authorizer.check_token(token) => {}
+            Some(token) if !token.is_empty() && authorizer.authenticate(info, token) => {}
             _ => return Err(unauthorized),
         }
     }
@@ -250,7 +282,7 @@ fn check_origin_query_token(
     if !presented && query.initial.is_some() {
         return Err(unauthorized);
     }
-    Ok((query, presented))
+    Ok(presented)
 }
 
 /// How often a waiting handshake looks up to see if the hub is shutting

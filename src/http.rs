@@ -6,11 +6,17 @@
 //! embedding application would. They stop when `HttpServer::stop` calls
 //! tiny_http's `unblock()` once per worker.
 //!
+//! tiny_http itself listens only on a private Unix socket: the
+//! public listener belongs to [`HttpGuard`](crate::http_guard), which
+//! bounds what a request may be before forwarding it (see that module for
+//! why). So a request reaching a worker has a head under 16 KiB and a body
+//! no larger than the publish limit.
+//!
 //! Errors follow one shape, built by [`error_response`]:
 //! `{"error":{"code":…,"message":…}}` with the HTTP status.
 
 use std::io::Read;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
@@ -24,15 +30,20 @@ use crate::error::Error;
 use crate::event::unix_ms;
 use crate::handle::HubHandle;
 use crate::handshake::bearer_token;
+use crate::http_guard::{HttpGuard, InternalSocket};
 use crate::protocol::{is_valid_channel_name, ErrorCode};
 
 /// The live page served at `GET /`.
 const PAGE: &str = include_str!("page.html");
 
-/// The HTTP listener and its worker threads.
+/// The HTTP listener: the guard on the public port, tiny_http behind it,
+/// and the worker threads.
 pub(crate) struct HttpServer {
+    guard: HttpGuard,
     server: Arc<Server>,
     workers: Vec<JoinHandle<()>>,
+    /// The private directory of tiny_http's socket; removed after it.
+    socket: InternalSocket,
 }
 
 /// What every worker needs.
@@ -46,13 +57,23 @@ struct HttpContext {
 type HttpResponse = Response<std::io::Cursor<Vec<u8>>>;
 
 impl HttpServer {
-    /// Start `config.http_workers` workers serving `server`.
+    /// Serve HTTP on `public`: start tiny_http on a private Unix socket
+    /// with `config.http_workers` workers, and the guard in front.
     pub fn start(
-        server: Server,
+        public: TcpListener,
         hub: HubHandle,
         config: &Config,
         ws_addr: SocketAddr,
     ) -> Result<HttpServer, Error> {
+        // Failing here is a bind failure (exit 1), of our private socket.
+        let internal = |source| Error::Bind {
+            listener: "internal http",
+            address: std::env::temp_dir().display().to_string(),
+            source,
+        };
+        let socket = InternalSocket::create().map_err(internal)?;
+        let server = Server::http_unix(&socket.path())
+            .map_err(|e| internal(std::io::Error::other(e.to_string())))?;
         let server = Arc::new(server);
         let context = Arc::new(HttpContext {
             hub,
@@ -77,11 +98,24 @@ impl HttpServer {
                 .map_err(Error::Spawn)?;
             workers.push(worker);
         }
-        Ok(HttpServer { server, workers })
+        let guard = HttpGuard::start(
+            public,
+            &socket.path(),
+            config.max_message_size.saturating_mul(16),
+            config.handshake_timeout,
+        )?;
+        Ok(HttpServer {
+            guard,
+            server,
+            workers,
+            socket,
+        })
     }
 
-    /// Stop the workers and wait for them.
+    /// Stop the guard (it finishes the requests it is relaying, so tiny_http
+    /// goes on answering meanwhile), then the workers, and wait for them.
     pub fn stop(self) {
+        self.guard.stop();
         for _ in &self.workers {
             self.server.unblock();
         }
@@ -90,6 +124,10 @@ impl HttpServer {
                 error!("an HTTP worker panicked");
             }
         }
+        // The server first (it closes and removes its socket), then the
+        // private directory the socket was in.
+        drop(self.server);
+        drop(self.socket);
     }
 }
 

@@ -46,6 +46,44 @@
 //! hub.shutdown(); // graceful: clients get `shutdown`, then Close 1001
 //! # Ok::<(), pumphub::Error>(())
 //! ```
+//!
+//! # Consuming with the client
+//!
+//! [`client::Client`] is the other end in Rust: it connects over WebSocket,
+//! subscribes, and when the connection drops it reconnects and resumes with
+//! `since`, so each event arrives once and in order; what cannot be resumed
+//! arrives as a [`client::ClientEvent::Gap`].
+//!
+//! ```
+//! use pumphub::client::{Client, ClientEvent};
+//! use pumphub::{Config, Hub};
+//! use serde_json::json;
+//!
+//! let mut config = Config::default();
+//! config.ws_addr = "127.0.0.1:0".into();
+//! config.http_addr = "127.0.0.1:0".into();
+//! let hub = Hub::start(config)?;
+//!
+//! let url = format!("ws://{}/ws", hub.ws_addr());
+//! // Returns once subscribed: nothing published from here on is missed.
+//! let client = Client::connect(&url, &["prices"])?;
+//! hub.handle().publish("prices", json!({"btc": 2}))?;
+//!
+//! for item in &client {
+//!     match item? {
+//!         ClientEvent::Event(event) => {
+//!             assert_eq!(event.seq.0, 1);
+//!             assert_eq!(event.data, json!({"btc": 2}));
+//!             break;
+//!         }
+//!         ClientEvent::Connected { resumed, .. } => assert!(!resumed),
+//!         other => panic!("unexpected {other:?}"),
+//!     }
+//! }
+//! client.close();
+//! hub.shutdown();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -53,6 +91,7 @@
 mod acceptor;
 mod admission;
 pub mod auth;
+pub mod client;
 mod command;
 pub mod config;
 pub mod connection;
@@ -68,6 +107,7 @@ mod handle;
 mod handshake;
 mod history;
 mod http;
+mod http_guard;
 mod hub;
 mod metrics;
 mod outbound;

@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(config.log_level);
+    log_panics();
 
     // Register for signals before binding, so a signal that arrives during
     // start-up is not lost and still leads to a graceful exit.
@@ -82,6 +83,27 @@ fn main() -> ExitCode {
     }
     hub.shutdown();
     ExitCode::SUCCESS
+}
+
+/// Route panic messages through the logger, naming the thread
+/// (`read-pump-17`, `http-conn-3`, `broadcaster`), so they land in the same
+/// stream and format as everything else. No panic is reachable from the
+/// network by design; this is for bugs. A connection thread's panic costs
+/// only that client (see `connection::serve`). The library installs no
+/// hook: that is the embedding application's choice.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = thread::current();
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        log::error!(
+            "thread '{}' panicked{location}: {}",
+            thread.name().unwrap_or("<unnamed>"),
+            pumphub::connection::panic_text(info.payload()),
+        );
+    }));
 }
 
 /// One level for the whole process, already merged by the config module:

@@ -242,6 +242,28 @@ pub fn parse_request(text: &str) -> Result<ClientMessage, RequestError> {
     })
 }
 
+/// Only the `id` of a request, for a reply to a message the hub will not
+/// otherwise handle (one dropped by the rate limit): a string or number
+/// `id` of a JSON object, else `None`. Skims the other fields without
+/// building them, and never fails.
+///
+/// ```
+/// use pumphub::protocol::request_id;
+/// assert_eq!(request_id(r#"{"type":"ping","id":"a"}"#), Some(serde_json::json!("a")));
+/// assert_eq!(request_id(r#"{"id":[1]}"#), None);
+/// assert_eq!(request_id("{nope"), None);
+/// ```
+pub fn request_id(text: &str) -> Option<RequestId> {
+    #[derive(serde::Deserialize)]
+    struct OnlyId {
+        id: Option<Value>,
+    }
+    match serde_json::from_str::<OnlyId>(text).ok()?.id? {
+        id @ (Value::String(_) | Value::Number(_)) => Some(id),
+        _ => None,
+    }
+}
+
 /// Read `channels`: a non-empty array of strings, all valid names. Returns
 /// them with duplicates removed, first occurrence kept.
 fn channel_list(

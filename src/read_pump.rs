@@ -214,12 +214,12 @@ impl ReadPump {
                 Message::Text(text) if echo => self.queue_or_kick(OutboundFrame::Text(text)),
                 Message::Binary(data) if echo => self.queue_or_kick(OutboundFrame::Binary(data)),
                 Message::Text(text) => {
-                    if self.admit_data_frame() {
+                    if self.admit_data_frame(|| protocol::request_id(&text)) {
                         self.handle_text(&text);
                     }
                 }
                 Message::Binary(_) => {
-                    if self.admit_data_frame() {
+                    if self.admit_data_frame(|| None) {
                         self.reply_error(RequestError {
                             id: None,
                             code: ErrorCode::BinaryUnsupported,
@@ -289,8 +289,11 @@ impl ReadPump {
         self.queue.kick(reason)
     }
 
-    /// Count a data frame and apply the rate limit. False if it is dropped.
-    fn admit_data_frame(&mut self) -> bool {
+    /// Count a data frame and apply the rate limit. False if it is dropped;
+    /// then the `rate_limited` reply carries the `id` that `id` finds in the
+    /// dropped message, looked up only then, so that frames within the
+    /// limit are parsed once.
+    fn admit_data_frame(&mut self, id: impl FnOnce() -> Option<RequestId>) -> bool {
         self.metrics.client_messages.inc();
         let Some(limiter) = &mut self.rate_limiter else {
             return true;
@@ -299,7 +302,7 @@ impl ReadPump {
             Verdict::Allow => true,
             verdict => {
                 self.reply_error(RequestError {
-                    id: None,
+                    id: id(),
                     code: ErrorCode::RateLimited,
                     message: "rate limit exceeded; message dropped".into(),
                 });
@@ -383,7 +386,7 @@ impl ReadPump {
     fn authenticate(&mut self, id: Option<RequestId>, token: &str) {
         let accepted = matches!(self.auth, AuthState::Authenticated)
             || !self.authorizer.requires_token()
-            || (!token.is_empty() && self.authorizer.check_token(token));
+            || (!token.is_empty() && self.authorizer.authenticate(&self.connection.info, token));
         if accepted {
             self.auth = AuthState::Authenticated;
             self.reply(protocol::encode_authenticated(id.as_ref()));
@@ -409,6 +412,16 @@ impl ReadPump {
 
     fn reply(&mut self, text: String) {
         self.queue_or_kick(OutboundFrame::Text(text.into()));
+    }
+
+    /// Answer a `?channels=` the authorizer refused, as it would answer the
+    /// same `subscribe` (which has no `id`).
+    pub(crate) fn refuse_url_channel(&mut self, channel: &str) {
+        self.reply_error(RequestError {
+            id: None,
+            code: ErrorCode::Forbidden,
+            message: format!("not allowed to subscribe to `{channel}`"),
+        });
     }
 
     fn reply_error(&mut self, error: RequestError) {

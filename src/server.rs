@@ -8,6 +8,9 @@
 //!   acceptor     (1)        acceptor.rs    ends when `stop_accepting` is set and it is woken
 //!   read pumps   (1/client) read_pump.rs   end when the peer closes or the write pump shuts the socket
 //!   write pumps  (1/client) write_pump.rs  end after the close handshake or the shutdown deadline
+//!   http guard   (1)        http_guard.rs  ends when `HttpServer::stop` sets its flag and wakes it
+//!   http conns   (≤128)     http_guard/    per HTTP connection (`http-conn-N`, and `http-resp-N`
+//!                                          while relaying); end with it; joined by the guard
 //!   http workers (N)        http.rs        end on tiny_http's `unblock()`
 //! ```
 //!
@@ -110,11 +113,7 @@ impl Hub {
             address: config.http_addr.clone(),
             source,
         })?;
-        let http_server = tiny_http::Server::from_listener(http_listener, None)
-            .map_err(|e| Error::Spawn(std::io::Error::other(e.to_string())))?;
-        let http_addr = http_server.server_addr().to_ip().ok_or_else(|| {
-            Error::Spawn(std::io::Error::other("http listener has no IP address"))
-        })?;
+        let http_addr = http_listener.local_addr().map_err(Error::Spawn)?;
 
         let metrics = Arc::new(Metrics::default());
         let lifecycle = Arc::new(Lifecycle {
@@ -158,7 +157,7 @@ impl Hub {
             lifecycle,
             authorizer,
         });
-        let http = HttpServer::start(http_server, handle.clone(), &context.config, ws_addr)?;
+        let http = HttpServer::start(http_listener, handle.clone(), &context.config, ws_addr)?;
 
         let stop_accepting = Arc::new(AtomicBool::new(false));
         let live_connections = Arc::new(LiveConnections::default());

@@ -8,7 +8,7 @@
 //! killed by the harness's `Drop`.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -604,6 +604,28 @@ fn stdin_lines_become_events_and_the_hub_outlives_eof() {
         (Some(5), &json!("after eof"))
     );
 
+    hub.signal("TERM");
+    assert_eq!(hub.wait_exit().0.code(), Some(0));
+}
+
+/// The request that used to abort the process (tiny_http allocating a
+/// declared terabyte to drain an unread body): the binary answers 413,
+/// `/health` still answers, and the process is still running.
+#[test]
+fn an_absurd_content_length_does_not_kill_the_binary() {
+    let mut hub = Running::start(&["--publish-key", "k"], &[]);
+    for path in ["/publish", "/status", "/nope"] {
+        let mut tcp = TcpStream::connect(hub.http).unwrap();
+        tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+        let head =
+            format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000\r\n\r\n");
+        tcp.write_all(head.as_bytes()).unwrap();
+        let _ = tcp.write_all(&[b'x'; 4096]);
+        assert_eq!(read_http_response(&mut tcp).status, 413, "{path}");
+    }
+    assert_eq!(http_get(hub.http, "/health").status, 200);
+    assert!(hub.child.try_wait().unwrap().is_none(), "pumphub exited");
+    // A graceful exit, which also removes tiny_http's private socket.
     hub.signal("TERM");
     assert_eq!(hub.wait_exit().0.code(), Some(0));
 }

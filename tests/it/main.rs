@@ -28,5 +28,17 @@ mod fuzz_inputs;
 mod metrics;
 // GET /status and /health: every field, the publish key on /status
 mod status;
+// --token, auth, the Authorizer trait deciding subscribe and publish
+mod auth;
+// section 6 limits: 503/429/403/404, deadlines, raw bad frames, rate limit
+mod limits;
+// the HTTP guard: absurd Content-Length, huge heads, slowloris
+mod http_exposure;
+// a hostile mix of aborts, garbage and half frames; events and counts survive
+mod hostile;
 // the binary: --help, --check-config, exit codes, signals, log lines, --stdin
 mod cli;
+// pumphub::client: resume after cuts, gaps reported, shutdown, giving up
+mod client;
+// the examples' binaries, run briefly against a hub
+mod examples;

@@ -8,7 +8,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use pumphub::{Config, Hub, HubHandle};
+use std::sync::Arc;
+
+use pumphub::{Authorizer, Config, Hub, HubHandle};
 use serde_json::{json, Value};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::stream::MaybeTlsStream;
@@ -51,6 +53,17 @@ impl TestHub {
     }
     pub fn start(self) -> RunningHub {
         let hub = Hub::start(self.config).expect("hub starts");
+        RunningHub::around(hub)
+    }
+    /// Start with an application's own `Authorizer` instead of the config's.
+    pub fn start_with_authorizer(self, authorizer: Arc<dyn Authorizer>) -> RunningHub {
+        let hub = Hub::start_with_authorizer(self.config, authorizer).expect("hub starts");
+        RunningHub::around(hub)
+    }
+}
+
+impl RunningHub {
+    fn around(hub: Hub) -> RunningHub {
         RunningHub {
             ws: hub.ws_addr(),
             http: hub.http_addr(),

@@ -1,0 +1,264 @@
+//! The guard in front of tiny_http: it owns the public HTTP listener,
+//! reads each request head itself under a size bound and a deadline, and
+//! forwards only requests it can vouch for to tiny_http, which listens on
+//! a Unix socket in a directory only this user can enter (see
+//! [`InternalSocket`]), so no other local user can reach tiny_http either.
+//!
+//! Why: tiny_http 0.12 drains a request body its handler did not read with
+//! one allocation sized by the client's `Content-Length` (upstream PR #290
+//! was closed unmerged). A request declaring a terabyte, answered early
+//! (as any 413 or 401 is), makes that allocation fail and aborts the whole
+//! process. tiny_http also has no bound on header size or on how long a
+//! client may take to send its head. So nothing from the network reaches
+//! tiny_http unless:
+//!
+//! - the head is complete within `--handshake-timeout-ms` (10 s) of
+//!   accept (for a later request on the connection, of the previous
+//!   request), the same deadline as a WebSocket handshake (else the
+//!   connection is dropped), and at most [`MAX_HEAD`] bytes with at most
+//!   [`MAX_HEADERS`] headers (else 431);
+//! - it parses as HTTP/1.x (else 400), has no `Transfer-Encoding` (411:
+//!   the hub's bodies are small JSON, a length is always known) and at most
+//!   one `Content-Length` value, no larger than the publish body limit
+//!   (`--max-message-size` × 16, else 413);
+//! - its whole body arrives within [`BODY_DEADLINE`] of the same start.
+//!
+//! The guard then relays the request to tiny_http and its answer back.
+//! Keep-alive and pipelining work as before (the load generator pipelines
+//! `POST /publish`); see [`Pipeline`](pipeline::Pipeline).
+//!
+//! Threads: one `http-guard` acceptor; per client connection, at most
+//! [`MAX_HTTP_CONNECTIONS`] at once (beyond that a connection gets 503 at
+//! once), an `http-conn-N` thread that reads and checks requests and sends
+//! them to tiny_http, and from its first good request an `http-resp-N`
+//! thread that copies the answers back. They talk to nothing but their
+//! sockets and each other (a bounded channel of what to write next, and
+//! one back saying what was written). [`HttpGuard::stop`] stops accepting
+//! and joins them all; a thread waiting for a slow client notices the stop
+//! within [`STOP_CHECK`].
+//!
+//! Layout: this file holds the acceptor and what every thread shares;
+//! [`head`] decides on a request head, [`connection`] is the request side
+//! of a client connection (`http-conn-N`), and [`pipeline`] relays
+//! requests to tiny_http and its answers back (`http-resp-N`).
+
+mod connection;
+mod head;
+mod pipeline;
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use log::{debug, warn};
+
+use crate::error::Error;
+use connection::serve;
+use head::error_answer;
+
+/// The largest request head the guard reads; bigger gets 431.
+pub const MAX_HEAD: usize = 16 * 1024;
+/// Headers parsed at most; more gets 431.
+pub const MAX_HEADERS: usize = 64;
+/// From accept (or the previous request) to the end of a request's body.
+/// (The head's deadline is `--handshake-timeout-ms`; bytes that trickle in
+/// extend neither.)
+pub const BODY_DEADLINE: Duration = Duration::from_secs(30);
+/// HTTP connections served at once; more get 503 without being read.
+pub const MAX_HTTP_CONNECTIONS: usize = 128;
+/// How long tiny_http may take to answer a forwarded request.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one answer (or one write of ours) to a client may take.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a thread waiting for a client looks at the stop flag.
+const STOP_CHECK: Duration = Duration::from_millis(250);
+/// Stack of a connection thread: two small buffers and httparse's headers.
+const CONNECTION_STACK: usize = 128 * 1024;
+
+/// The running guard: its acceptor thread and the flag that stops it.
+pub(crate) struct HttpGuard {
+    stop: Arc<AtomicBool>,
+    addr: SocketAddr,
+    acceptor: JoinHandle<()>,
+}
+
+/// What every connection thread needs to know.
+struct Rules {
+    /// tiny_http's internal socket.
+    upstream: PathBuf,
+    /// The largest body forwarded (`--max-message-size` × 16).
+    max_body: usize,
+    /// From accept to a complete head (`--handshake-timeout-ms`).
+    head_deadline: Duration,
+}
+
+impl HttpGuard {
+    /// Serve `public`, forwarding good requests to `upstream`.
+    pub fn start(
+        public: TcpListener,
+        upstream: &Path,
+        max_body: usize,
+        head_deadline: Duration,
+    ) -> Result<HttpGuard, Error> {
+        let upstream = upstream.to_path_buf();
+        let addr = public.local_addr().map_err(Error::Spawn)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let rules = Arc::new(Rules {
+            upstream,
+            max_body,
+            head_deadline,
+        });
+        let acceptor = {
+            let stop = stop.clone();
+            thread::Builder::new()
+                .name("http-guard".into())
+                .spawn(move || accept_loop(public, rules, stop))
+                .map_err(Error::Spawn)?
+        };
+        Ok(HttpGuard {
+            stop,
+            addr,
+            acceptor,
+        })
+    }
+
+    /// Stop accepting, and wait for every connection thread: each ends
+    /// once its answer is written or within [`STOP_CHECK`] if it waits for
+    /// its client. Call it while tiny_http still answers.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        // Wake the blocking `accept` by connecting to ourselves.
+        let mut target = self.addr;
+        if target.ip().is_unspecified() {
+            target.set_ip(match target {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let _ = TcpStream::connect_timeout(&target, Duration::from_secs(1));
+        if self.acceptor.join().is_err() {
+            log::error!("the HTTP guard's acceptor panicked");
+        }
+    }
+}
+
+/// The directory holding tiny_http's Unix socket: created with mode 0700,
+/// so only this user (and root) can connect to tiny_http directly; removed
+/// with everything in it on drop. A loopback TCP port would be open to
+/// every local user, who could then send tiny_http the request the guard
+/// exists to stop.
+#[derive(Debug)]
+pub(crate) struct InternalSocket {
+    dir: PathBuf,
+}
+
+impl InternalSocket {
+    /// A fresh private directory under the system's temporary directory.
+    pub fn create() -> io::Result<InternalSocket> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = std::env::temp_dir().join(format!("pumphub-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        Ok(InternalSocket { dir })
+    }
+
+    /// Where tiny_http listens.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join("http.sock")
+    }
+}
+
+impl Drop for InternalSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Counts live connection threads; the guard decrements on drop, even if
+/// the thread panics.
+struct Active(Arc<AtomicUsize>);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn accept_loop(listener: TcpListener, rules: Arc<Rules>, stop: Arc<AtomicBool>) {
+    let active = Arc::new(AtomicUsize::new(0));
+    let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    let mut accepted: u64 = 0;
+    loop {
+        let accepted_result = listener.accept();
+        if stop.load(Ordering::Acquire) {
+            break;
+        }
+        let (client, peer) = match accepted_result {
+            Ok(pair) => pair,
+            Err(e) => {
+                warn!("HTTP accept failed: {e}");
+                // Out of file descriptors clears as connections close;
+                // do not spin meanwhile.
+                thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        if active.load(Ordering::Acquire) >= MAX_HTTP_CONNECTIONS {
+            debug!("http from {peer}: {MAX_HTTP_CONNECTIONS} connections busy, 503");
+            // A fresh socket's send buffer takes this without blocking.
+            let _ = client.set_write_timeout(Some(Duration::from_millis(100)));
+            answer(&client, 503, "busy", "too many HTTP connections; retry");
+            continue;
+        }
+        active.fetch_add(1, Ordering::AcqRel);
+        let guard = Active(active.clone());
+        accepted += 1;
+        let (rules, stop) = (rules.clone(), stop.clone());
+        let spawned = thread::Builder::new()
+            .name(format!("http-conn-{accepted}"))
+            .stack_size(CONNECTION_STACK)
+            .spawn(move || {
+                serve(client, peer, accepted, &rules, &stop);
+                drop(guard);
+            });
+        match spawned {
+            Ok(handle) => threads.push(handle),
+            Err(e) => warn!("cannot start a thread for HTTP client {peer}: {e}"),
+        }
+        if threads.len() >= 64 && threads.len().is_power_of_two() {
+            threads.retain(|t| !t.is_finished());
+        }
+    }
+    for thread in threads {
+        if thread.join().is_err() {
+            log::error!("an HTTP guard thread panicked");
+        }
+    }
+}
+
+/// Answer with the HTTP endpoints' error shape and close.
+fn answer(mut client: &TcpStream, status: u16, code: &str, message: &str) {
+    let _ = client.write_all(&error_answer(status, code, message));
+    let _ = client.shutdown(Shutdown::Write);
+    linger(client);
+}
+
+/// Leave the client a moment to read the answer before the socket closes:
+/// closing with unread input sends RST, which can discard the answer (a
+/// client still sending its refused body would never see the 413).
+/// Bounded in time (about 1 s) and in bytes.
+fn linger(mut client: &TcpStream) {
+    let _ = client.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut sink = [0u8; 4096];
+    let started = Instant::now();
+    let mut drained = 0usize;
+    while started.elapsed() < Duration::from_secs(1) && drained < 1 << 20 {
+        match client.read(&mut sink) {
+            Ok(n) if n > 0 => drained += n,
+            _ => break,
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The examples run as CI runs them: the built binaries, against a hub on
+//! port 0, with bounded options so each ends by itself.
+//!
+//! `cargo test` builds the examples next to the test binary
+//! (`target/<profile>/examples/`). A narrower run (`cargo test --test it`)
+//! does not, so the first test here asks cargo to build the three it needs;
+//! that is a no-op when they are fresh.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+
+use crossbeam_channel::Receiver;
+
+use crate::support::*;
+
+const EXAMPLES: [&str; 3] = ["subscriber", "publisher", "embed"];
+
+/// The path of example `name`, built if needed (once per test run).
+fn example(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        // target/<profile>/pumphub -> target/<profile>/examples
+        let profile_dir = PathBuf::from(env!("CARGO_BIN_EXE_pumphub"))
+            .parent()
+            .expect("the binary has a directory")
+            .to_path_buf();
+        let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        build
+            .args(["build", "--quiet", "--manifest-path"])
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+        for name in EXAMPLES {
+            build.args(["--example", name]);
+        }
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        // Build into the tree the test binary came from, whatever
+        // CARGO_TARGET_DIR says in this environment.
+        if let Some(target) = profile_dir.parent() {
+            build.env("CARGO_TARGET_DIR", target);
+        }
+        let status = build.status().expect("run cargo build for the examples");
+        assert!(status.success(), "building the examples failed");
+        profile_dir.join("examples")
+    });
+    dir.join(name)
+}
+
+/// Lines of a child's stdout, read on a thread so the test can wait on
+/// them with a deadline.
+fn lines(running: &mut Running) -> Receiver<String> {
+    let child = running.0.as_mut().expect("running");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = crossbeam_channel::unbounded();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// A started example, killed if the test fails before it exits, so no
+/// subscriber is left waiting for events after a failed run.
+struct Running(Option<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn start(command: &mut Command) -> Running {
+    Running(Some(
+        command
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the example"),
+    ))
+}
+
+/// Wait for the example to exit (at most `PATIENCE`) and collect its output.
+fn finish(mut running: Running) -> Output {
+    wait_until("the example exits", PATIENCE, || {
+        let child = running.0.as_mut().expect("not finished yet");
+        child.try_wait().expect("try_wait").is_some()
+    });
+    let child = running.0.take().expect("not finished yet");
+    child.wait_with_output().expect("collect output")
+}
+
+#[test]
+fn subscriber_prints_what_publisher_publishes() {
+    let hub = TestHub::new()
+        .config(|c| c.allow_client_publish = true)
+        .start();
+    let url = format!("ws://{}/ws", hub.ws);
+    let mut subscriber = start(Command::new(example("subscriber")).args([
+        "--url",
+        &url,
+        "--channel",
+        "news",
+        "--count",
+        "3",
+    ]));
+    let printed = lines(&mut subscriber);
+    let first = printed.recv_timeout(PATIENCE).expect("subscriber connects");
+    assert!(first.starts_with("connected id="), "{first}");
+
+    let publisher = start(
+        Command::new(example("publisher"))
+            .args(["--url", &url, "--channel", "news", "--count", "3"])
+            .args(["--interval-ms", "0"]),
+    );
+    let published = finish(publisher);
+    assert!(published.status.success(), "{published:?}");
+    let published = String::from_utf8_lossy(&published.stdout).into_owned();
+    assert_eq!(published.lines().count(), 3, "{published}");
+    assert!(
+        published.starts_with("published seq=1 delivered=1"),
+        "{published}"
+    );
+
+    for seq in 1..=3 {
+        let line = printed.recv_timeout(PATIENCE).expect("an event line");
+        let expected =
+            format!("event seq={seq} channel=news data={{\"from\":\"publisher\",\"n\":{seq}}}");
+        assert_eq!(line, expected);
+    }
+    let subscriber = finish(subscriber);
+    assert!(subscriber.status.success(), "stops after --count events");
+}
+
+#[test]
+fn embed_publishes_from_its_loop_and_shuts_down() {
+    let embed = start(
+        Command::new(example("embed"))
+            .args(["--ws", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args(["--count", "3", "--interval-ms", "1"]),
+    );
+    let output = finish(embed);
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("hub listening ws://127.0.0.1:"),
+        "{stdout}"
+    );
+    for seq in 1..=3 {
+        assert!(
+            lines.contains(&format!("published seq={seq} delivered=1").as_str()),
+            "{stdout}"
+        );
+    }
+    assert!(
+        lines.contains(&"stats: published=3 connections_total=0"),
+        "{stdout}"
+    );
+    assert_eq!(lines.last(), Some(&"shut down"), "{stdout}");
+}
+
+#[test]
+fn publisher_reports_a_hub_that_refuses_client_publishing() {
+    let hub = TestHub::new().start(); // without --allow-client-publish
+    let publisher = start(
+        Command::new(example("publisher"))
+            .args(["--url", &format!("ws://{}/ws", hub.ws), "--count", "1"])
+            .stderr(Stdio::piped()),
+    );
+    let output = finish(publisher);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("forbidden"), "{stderr}");
+}
