@@ -186,10 +186,10 @@ impl Broadcaster {
     /// rate a round is one command, so nothing waits; under load one wake-up
     /// carries many events.
     pub fn run(mut self) {
-        // Wake helpers: a fan-out to 1,000 clients is 1,000 sends (written
-        // for parked write pumps) or wake-ups (system calls of ~11 us when
-        // the thread sleeps on another CPU). One helper per extra CPU takes
-        // a share, so they happen on every CPU at once. They live in a
+        // Wake helpers: waking a parked thread is a system call that costs
+        // ~11 us when the thread sleeps on another CPU, and a fan-out to
+        // 1,000 clients needs 1,000 of them. One helper per extra CPU takes
+        // a share, so wake-ups happen on every CPU at once. They live in a
         // scope: when the broadcaster stops, its senders drop, the helpers'
         // loops end, and the scope joins them.
         let helpers = thread::available_parallelism().map_or(1, |n| n.get()) - 1;
@@ -202,7 +202,7 @@ impl Broadcaster {
                     .stack_size(64 * 1024)
                     .spawn_scoped(scope, move || {
                         for share in rx {
-                            share.iter().for_each(OutboundQueue::wake_or_write);
+                            share.iter().for_each(OutboundQueue::wake);
                         }
                     });
                 // Without a helper the broadcaster simply wakes everyone.
@@ -238,10 +238,8 @@ impl Broadcaster {
         }
     }
 
-    /// Deliver to every client that got frames this round, once each,
-    /// sharing a big round with the wake helpers: a parked write pump's
-    /// frames are sent right here without waking it, any other pump is
-    /// woken (`OutboundQueue::wake_or_write`).
+    /// Wake every write pump that got frames this round, once each, sharing
+    /// a big round with the wake helpers.
     fn wake_writers(&mut self, helpers: &[Sender<Vec<OutboundQueue>>]) {
         let total = self.to_wake.len();
         let share = if total > SHARE_WAKES_ABOVE {
@@ -259,13 +257,13 @@ impl Broadcaster {
                 }
             }
             if let Err(unsent) = helper.send(queues) {
-                unsent.0.iter().for_each(OutboundQueue::wake_or_write);
+                unsent.0.iter().for_each(OutboundQueue::wake);
             }
         }
         for slot in slots {
             if let Some(Member::Client(client)) = &mut self.members[slot] {
                 client.wake_pending = false;
-                client.queue.wake_or_write();
+                client.queue.wake();
             }
         }
     }

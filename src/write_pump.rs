@@ -12,9 +12,6 @@
 //!   broadcaster, Pongs and replies from the read pump, in one FIFO;
 //! - its timer: the next heartbeat Ping, or the end of a close handshake.
 //!
-//! While it is parked with everything written, the broadcaster may write
-//! events for it instead of waking it (see `outbound.rs`, "Writing for a
-//! parked write pump"); bytes it could not send are written here first.
 //! Then it parks until whoever pushed to its queue (or sent `Done`) wakes
 //! it, or until the timer is due. It takes every waiting frame at once,
 //! writes them all and flushes once, so a busy client costs one `write`
@@ -47,7 +44,7 @@ use tungstenite::{Message, WebSocket};
 use crate::config::Config;
 use crate::connection::{CloseReason, Connection, Done};
 use crate::metrics::Metrics;
-use crate::outbound::{DirectWrite, OutboundFrame, OutboundReceiver};
+use crate::outbound::{OutboundFrame, OutboundReceiver};
 
 /// How long we wait for the peer to answer our Close before dropping TCP.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
@@ -152,18 +149,8 @@ impl WritePump {
 
     fn pump(&mut self) -> Result<String, Stop> {
         self.outbound.attach_current_thread();
-        // While we are parked, the broadcaster may write events for us
-        // (outbound.rs, "Writing for a parked write pump").
-        self.outbound.allow_direct_writes(DirectWrite {
-            tcp: self.socket.get_ref().0.clone(),
-            connection: self.connection.clone(),
-            metrics: self.metrics.clone(),
-        });
         let mut batch = VecDeque::new();
         loop {
-            // First the rest of a frame a waker could only partly send:
-            // until it is out, no other byte may go to the socket.
-            self.write_unsent()?;
             // Done first: once the read pump has stopped, what is queued is
             // handled by `finish`, in order, before the close.
             match self.done_rx.try_recv() {
@@ -183,31 +170,8 @@ impl WritePump {
                 continue;
             }
             self.on_timer()?;
-            let wake_at = self.next_wake();
-            // Everything written and flushed: wakers may write while we
-            // sleep, unless the connection is closing or shutting down.
-            if matches!(self.phase, Phase::Open)
-                && self.outbound.kicked().is_none()
-                && self.outbound.deadline().is_none()
-            {
-                self.outbound.park_idle();
-            }
-            self.outbound.wait(wake_at);
-            self.outbound.resume();
+            self.outbound.wait(self.next_wake());
         }
-    }
-
-    /// Write the bytes a waker left unsent, blocking up to the write
-    /// timeout like any other write.
-    fn write_unsent(&mut self) -> Result<(), Stop> {
-        let unsent = self.outbound.take_unsent();
-        if unsent.is_empty() {
-            return Ok(());
-        }
-        self.set_write_deadline();
-        let mut tcp: &TcpStream = self.socket.get_ref();
-        tcp.write_all(&unsent)
-            .map_err(|e| write_failure(WsError::Io(e)))
     }
 
     /// The next instant the timer must fire, if any.
