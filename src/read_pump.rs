@@ -196,10 +196,15 @@ impl ReadPump {
             self.update_read_timeout();
             let message = match self.socket.read() {
                 Ok(message) => message,
+                // A quiet moment. Interrupted belongs here too: a signal
+                // landing on this thread fails a read on a socket with a
+                // timeout with EINTR even under SA_RESTART (signal(7)).
                 Err(WsError::Io(e))
                     if matches!(
                         e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
                     ) =>
                 {
                     self.check_deadlines();

@@ -245,7 +245,7 @@ impl Session {
 
 fn is_timeout(e: &tungstenite::Error) -> bool {
     matches!(e, tungstenite::Error::Io(io)
-        if matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut))
+        if matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted))
 }
 
 /// Connect to the first address of `host` that answers.
