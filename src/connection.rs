@@ -264,10 +264,20 @@ pub(crate) fn read_config(max_message_size: usize) -> WebSocketConfig {
 /// tungstenite settings for the write side: it never reads, so its read
 /// buffer is tiny; writes are buffered up to 32 KiB before going out, and
 /// every batch ends with a flush.
-pub(crate) fn write_config() -> WebSocketConfig {
+fn write_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(64)
         .write_buffer_size(32 * 1024)
+}
+
+/// The write pump's tungstenite socket: the connection's one descriptor,
+/// shared with the read pump, with [`write_config`].
+pub(crate) fn write_side(tcp: &Arc<TcpStream>) -> WebSocket<SharedSocket> {
+    WebSocket::from_raw_socket(
+        SharedSocket(tcp.clone()),
+        Role::Server,
+        Some(write_config()),
+    )
 }
 
 /// The read pump's end of the done channel. Sending (or dropping it, if
@@ -365,11 +375,7 @@ fn spawn_write_pump(
     number: u64,
 ) -> std::io::Result<thread::JoinHandle<String>> {
     let write_pump = WritePump::new(
-        WebSocket::from_raw_socket(
-            SharedSocket(tcp.clone()),
-            Role::Server,
-            Some(write_config()),
-        ),
+        write_side(tcp),
         outbound_rx,
         done_rx,
         connection.clone(),

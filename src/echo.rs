@@ -33,14 +33,14 @@ use tungstenite::protocol::{Role, WebSocket};
 
 use crate::config::Config;
 use crate::connection::{
-    read_config, write_config, Connection, ConnectionId, ConnectionInfo, ConnectionStats, Done,
+    read_config, write_side, Connection, ConnectionId, ConnectionInfo, ConnectionStats, Done,
     DoneSender,
 };
 use crate::event::unix_ms;
 use crate::metrics::Metrics;
 use crate::outbound::outbound_queue;
 use crate::read_pump::{ReadPump, ReadSide};
-use crate::write_pump::{SharedSocket, WritePump};
+use crate::write_pump::WritePump;
 
 /// The largest message (and frame) the echo server accepts: tungstenite's
 /// default message limit, well above the 16 MiB of Autobahn's 9.* cases.
@@ -192,11 +192,7 @@ fn serve_connection(tcp: TcpStream, peer: SocketAddr, number: u64) {
     let (done_tx, done_rx) = crossbeam_channel::bounded::<Done>(1);
 
     let write_pump = WritePump::new(
-        WebSocket::from_raw_socket(
-            SharedSocket(tcp.clone()),
-            Role::Server,
-            Some(write_config()),
-        ),
+        write_side(&tcp),
         outbound_rx,
         done_rx,
         connection.clone(),
