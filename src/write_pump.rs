@@ -1,11 +1,9 @@
-//! The write pump: the thread that owns writing to a client's socket. One
-//! thread writes a socket at a time: this one, or, while it is parked with
-//! nothing half-written, the broadcaster sending events on its behalf.
+//! The write pump: the only thread that writes bytes to a client's socket,
+//! one per client (`write-pump-N`, started by `connection::serve`).
 //!
 //! Owns the write half of one connection: a tungstenite `WebSocket` over
 //! the socket it shares with the read pump, used only to `write`, `flush`
-//! and `close`. Each time
-//! it wakes it looks at three things:
+//! and `close`. Each time it wakes it looks at three things:
 //!
 //! - the done channel: the read pump's one [`Done`] message when it stops;
 //! - the client's [`OutboundReceiver`]: events and replies from the
