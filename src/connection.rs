@@ -316,8 +316,9 @@ impl Drop for DoneSender {
     }
 }
 
-/// The message of a panic payload (`panic!` gives a `&str` or a `String`).
-pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+/// The message of a caught panic's payload (`panic!` gives a `&str` or a
+/// `String`).
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
     if let Some(text) = payload.downcast_ref::<&str>() {
         text
     } else if let Some(text) = payload.downcast_ref::<String>() {

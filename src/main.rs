@@ -93,16 +93,10 @@ fn main() -> ExitCode {
 /// hook: that is the embedding application's choice.
 fn log_panics() {
     std::panic::set_hook(Box::new(|info| {
+        // `info` prints as std's own report: "panicked at FILE:LINE:COL:"
+        // and the message on the next line.
         let thread = thread::current();
-        let location = info
-            .location()
-            .map(|l| format!(" at {}:{}", l.file(), l.line()))
-            .unwrap_or_default();
-        log::error!(
-            "thread '{}' panicked{location}: {}",
-            thread.name().unwrap_or("<unnamed>"),
-            pumphub::connection::panic_text(info.payload()),
-        );
+        log::error!("thread '{}' {info}", thread.name().unwrap_or("<unnamed>"));
     }));
 }
 
