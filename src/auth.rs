@@ -93,6 +93,19 @@ pub trait Authorizer: Send + Sync + 'static {
     }
 }
 
+/// The first of `channels` that `connection` may not subscribe to, if any.
+/// One rule for a `subscribe` request and for `?channels=` on the URL.
+pub(crate) fn refused_channel<'a>(
+    authorizer: &dyn Authorizer,
+    connection: &ConnectionInfo,
+    channels: &'a [String],
+) -> Option<&'a str> {
+    channels
+        .iter()
+        .map(String::as_str)
+        .find(|channel| !authorizer.may_subscribe(connection, channel))
+}
+
 /// The binary's authorizer: one shared token, and client publishing on or
 /// off for every channel.
 #[derive(Debug, Clone, Default)]

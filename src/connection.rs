@@ -31,6 +31,7 @@ use tungstenite::protocol::{CloseFrame, Role, WebSocket, WebSocketConfig};
 use uuid::Uuid;
 
 use crate::acceptor::PendingHandshake;
+use crate::auth;
 use crate::command::HubCommand;
 use crate::handshake::{self, Admitted};
 use crate::metrics::Metrics;
@@ -447,10 +448,7 @@ pub(crate) fn serve(
     // it too. A refusal subscribes to nothing and is answered `forbidden`
     // right after `welcome` (the upgrade is done, so no HTTP status).
     let refused_channel = initial.as_ref().and_then(|(channels, _)| {
-        channels
-            .iter()
-            .find(|c| !context.authorizer.may_subscribe(&connection.info, c))
-            .cloned()
+        auth::refused_channel(&*context.authorizer, &connection.info, channels).map(String::from)
     });
     let initial = if refused_channel.is_some() {
         None

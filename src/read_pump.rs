@@ -35,7 +35,7 @@ use tungstenite::error::{Error as WsError, ProtocolError};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
 
-use crate::auth::{Authorizer, ConfigAuthorizer};
+use crate::auth::{self, Authorizer, ConfigAuthorizer};
 use crate::command::{HubCommand, PublishOrigin};
 use crate::connection::{CloseReason, Connection, Done};
 use crate::event::unix_ms;
@@ -337,16 +337,8 @@ impl ReadPump {
             Request::Ping => self.reply(protocol::encode_pong(id.as_ref(), unix_ms())),
             Request::Subscribe { channels, since } => {
                 let info = &self.connection.info;
-                if let Some(refused) = channels
-                    .iter()
-                    .find(|c| !self.authorizer.may_subscribe(info, c))
-                {
-                    let message = format!("not allowed to subscribe to `{refused}`");
-                    return self.reply_error(RequestError {
-                        id,
-                        code: ErrorCode::Forbidden,
-                        message,
-                    });
+                if let Some(refused) = auth::refused_channel(&*self.authorizer, info, &channels) {
+                    return self.reply_error(forbidden_subscription(id, refused));
                 }
                 let connection_id = info.id;
                 self.ask_hub(|done| HubCommand::Subscribe {
@@ -422,11 +414,7 @@ impl ReadPump {
     /// Answer a `?channels=` the authorizer refused, as it would answer the
     /// same `subscribe` (which has no `id`).
     pub(crate) fn refuse_url_channel(&mut self, channel: &str) {
-        self.reply_error(RequestError {
-            id: None,
-            code: ErrorCode::Forbidden,
-            message: format!("not allowed to subscribe to `{channel}`"),
-        });
+        self.reply_error(forbidden_subscription(None, channel));
     }
 
     fn reply_error(&mut self, error: RequestError) {
@@ -488,5 +476,14 @@ fn protocol_text(error: &ProtocolError) -> &'static str {
         }
         ProtocolError::InvalidCloseSequence => "invalid close frame",
         _ => "protocol error",
+    }
+}
+
+/// The `forbidden` reply to a subscription the authorizer refused.
+fn forbidden_subscription(id: Option<RequestId>, channel: &str) -> RequestError {
+    RequestError {
+        id,
+        code: ErrorCode::Forbidden,
+        message: format!("not allowed to subscribe to `{channel}`"),
     }
 }
