@@ -67,8 +67,8 @@ cargo build --release --quiet --bin pumphub --example loadgen
 echo "== built in ${SECONDS} s"
 SCENARIOS_STARTED=$SECONDS
 
-# 10,000 clients need a file descriptor each in loadgen and one or two in the
-# hub (SPLIT-PUMPS.md clones each socket). Raise the soft limit as far as the
+# 10,000 clients need a file descriptor each in loadgen and one each in the
+# hub (its two pumps share the socket). Raise the soft limit as far as the
 # hard limit allows; without CAP_SYS_RESOURCE a shell cannot go past it.
 HARD_LIMIT=$(ulimit -Hn)
 if [[ $HARD_LIMIT == unlimited ]]; then HARD_LIMIT=1048576; fi

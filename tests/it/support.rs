@@ -6,9 +6,8 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
-
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use pumphub::{Authorizer, Config, Hub, HubHandle};
 use serde_json::{json, Value};
