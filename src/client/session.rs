@@ -18,7 +18,7 @@ use tungstenite::{HandshakeError, Message, WebSocket};
 
 use super::error::ClientError;
 use super::options::{ClientBuilder, TokenVia};
-use super::Disconnect;
+use super::{ClientEvent, Disconnect};
 use crate::event::{Event, Seq};
 
 /// How long one read waits before the thread looks at its commands again.
@@ -38,13 +38,12 @@ pub(crate) struct Welcome {
 /// A frame from the hub, reduced to what the client acts on.
 #[derive(Debug)]
 pub(crate) enum Frame {
-    Event(Event),
-    /// An `error` with a `seq`: broadcast to everyone by the hub's owner.
-    HubError {
+    /// An `event`, or an `error` with a `seq` (broadcast to everyone by the
+    /// hub's owner): both take a place in the sequence and go to the
+    /// application as they are, built here once for every caller.
+    Sequenced {
         seq: u64,
-        code: String,
-        message: String,
-        context: Option<Value>,
+        item: ClientEvent,
     },
     /// An `error` replying to one of our requests.
     RequestError {
@@ -281,22 +280,28 @@ pub(crate) fn parse_frame(text: &str) -> Frame {
             else {
                 return missing("seq, channel or data");
             };
-            Frame::Event(Event {
-                seq: Seq(seq),
-                channel: Arc::from(channel),
-                ts_ms: u64_field("ts").unwrap_or(0),
-                data: data.clone(),
-            })
+            Frame::Sequenced {
+                seq,
+                item: ClientEvent::Event(Event {
+                    seq: Seq(seq),
+                    channel: Arc::from(channel),
+                    ts_ms: u64_field("ts").unwrap_or(0),
+                    data: data.clone(),
+                }),
+            }
         }
         "error" => {
             let code = str_field("code").unwrap_or_default();
             let message = str_field("message").unwrap_or_default();
             match u64_field("seq") {
-                Some(seq) => Frame::HubError {
+                Some(seq) => Frame::Sequenced {
                     seq,
-                    code,
-                    message,
-                    context: value.get("context").cloned(),
+                    item: ClientEvent::HubError {
+                        seq: Seq(seq),
+                        code,
+                        message,
+                        context: value.get("context").cloned(),
+                    },
                 },
                 None => Frame::RequestError { id, code, message },
             }
@@ -341,7 +346,10 @@ mod tests {
     #[test]
     fn frames_parse_without_trusting_the_hub() {
         let event = parse_frame(r#"{"type":"event","seq":3,"channel":"a","ts":9,"data":[1]}"#);
-        assert!(matches!(event, Frame::Event(e) if e.seq == Seq(3) && &*e.channel == "a"));
+        assert!(matches!(
+            event,
+            Frame::Sequenced { seq: 3, item: ClientEvent::Event(e) } if e.seq == Seq(3) && &*e.channel == "a"
+        ));
         assert!(matches!(
             parse_frame(r#"{"type":"event","seq":"3","channel":"a","data":1}"#),
             Frame::Malformed(_)
@@ -349,7 +357,10 @@ mod tests {
         assert!(matches!(parse_frame("[1"), Frame::Malformed(_)));
         assert!(matches!(
             parse_frame(r#"{"type":"error","code":"x","message":"m","seq":4,"ts":1}"#),
-            Frame::HubError { seq: 4, .. }
+            Frame::Sequenced {
+                seq: 4,
+                item: ClientEvent::HubError { seq: Seq(4), .. }
+            }
         ));
         assert!(matches!(
             parse_frame(r#"{"type":"error","code":"forbidden","message":"m","id":"p1"}"#),

@@ -197,21 +197,7 @@ impl Worker {
                         }
                         break;
                     }
-                    Frame::Event(event) => replay.push((event.seq.0, ClientEvent::Event(event))),
-                    Frame::HubError {
-                        seq,
-                        code,
-                        message,
-                        context,
-                    } => replay.push((
-                        seq,
-                        ClientEvent::HubError {
-                            seq: Seq(seq),
-                            code,
-                            message,
-                            context,
-                        },
-                    )),
+                    Frame::Sequenced { seq, item } => replay.push((seq, item)),
                     Frame::RequestError { code, message, .. } => {
                         return Err(ClientError::Refused { code, message })
                     }
@@ -320,21 +306,7 @@ impl Worker {
                 Read::Frame(frame) => frame,
             };
             let delivered = match frame {
-                Frame::Event(event) => self.deliver(event.seq.0, ClientEvent::Event(event)),
-                Frame::HubError {
-                    seq,
-                    code,
-                    message,
-                    context,
-                } => self.deliver(
-                    seq,
-                    ClientEvent::HubError {
-                        seq: Seq(seq),
-                        code,
-                        message,
-                        context,
-                    },
-                ),
+                Frame::Sequenced { seq, item } => self.deliver(seq, item),
                 Frame::Published {
                     id: Some(id),
                     seq,
