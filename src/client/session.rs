@@ -264,7 +264,7 @@ fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Cl
 
 /// Parse one text frame. Never panics: every field is checked.
 pub(crate) fn parse_frame(text: &str) -> Frame {
-    let value: Value = match serde_json::from_str(text) {
+    let mut value: Value = match serde_json::from_str(text) {
         Ok(value) => value,
         Err(e) => return Frame::Malformed(format!("not JSON: {e}")),
     };
@@ -275,8 +275,10 @@ pub(crate) fn parse_frame(text: &str) -> Frame {
     let missing = |what: &str| Frame::Malformed(format!("`{what}` missing or ill-typed in {text}"));
     match value.get("type").and_then(Value::as_str).unwrap_or("") {
         "event" => {
-            let (Some(seq), Some(channel), Some(data)) =
-                (u64_field("seq"), str_field("channel"), value.get("data"))
+            // Straight into the `Arc`, not through a `String` first.
+            let channel = value.get("channel").and_then(Value::as_str).map(Arc::from);
+            let (seq, ts_ms) = (u64_field("seq"), u64_field("ts").unwrap_or(0));
+            let (Some(seq), Some(channel), Some(data)) = (seq, channel, take(&mut value, "data"))
             else {
                 return missing("seq, channel or data");
             };
@@ -284,9 +286,9 @@ pub(crate) fn parse_frame(text: &str) -> Frame {
                 seq,
                 item: ClientEvent::Event(Event {
                     seq: Seq(seq),
-                    channel: Arc::from(channel),
-                    ts_ms: u64_field("ts").unwrap_or(0),
-                    data: data.clone(),
+                    channel,
+                    ts_ms,
+                    data,
                 }),
             }
         }
@@ -300,7 +302,7 @@ pub(crate) fn parse_frame(text: &str) -> Frame {
                         seq: Seq(seq),
                         code,
                         message,
-                        context: value.get("context").cloned(),
+                        context: take(&mut value, "context"),
                     },
                 },
                 None => Frame::RequestError { id, code, message },
@@ -339,6 +341,12 @@ pub(crate) fn parse_frame(text: &str) -> Frame {
     }
 }
 
+/// Move field `name` out of a parsed frame. The payload is moved, not
+/// copied: it can be large, and this runs for every event.
+fn take(frame: &mut Value, name: &str) -> Option<Value> {
+    frame.as_object_mut()?.remove(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,7 +356,7 @@ mod tests {
         let event = parse_frame(r#"{"type":"event","seq":3,"channel":"a","ts":9,"data":[1]}"#);
         assert!(matches!(
             event,
-            Frame::Sequenced { seq: 3, item: ClientEvent::Event(e) } if e.seq == Seq(3) && &*e.channel == "a"
+            Frame::Sequenced { seq: 3, item: ClientEvent::Event(e) } if e.seq == Seq(3) && &*e.channel == "a" && e.data == json!([1])
         ));
         assert!(matches!(
             parse_frame(r#"{"type":"event","seq":"3","channel":"a","data":1}"#),
