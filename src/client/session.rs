@@ -24,10 +24,10 @@ use crate::event::{Event, Seq};
 /// How long one read waits before the thread looks at its commands again.
 /// Bounds the latency of `publish` and `close`, at the cost of 50 wakeups
 /// a second on an idle connection.
-pub(crate) const POLL: Duration = Duration::from_millis(20);
+const POLL: Duration = Duration::from_millis(20);
 
 /// What `welcome` told us.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Welcome {
     pub connection_id: String,
     pub epoch: String,
@@ -82,7 +82,6 @@ pub(crate) enum Read {
 
 pub(crate) struct Session {
     socket: WebSocket<TcpStream>,
-    pub welcome: Welcome,
     last_heard: Instant,
     /// Silence after which the hub counts as gone: two heartbeats and
     /// five seconds, so one lost Ping is not enough. `None` when the hub
@@ -92,8 +91,12 @@ pub(crate) struct Session {
 
 impl Session {
     /// Connect and upgrade, read `welcome`, and send the token if it goes
-    /// in an `auth` message; all before `deadline`.
-    pub(crate) fn open(options: &ClientBuilder, deadline: Instant) -> Result<Session, ClientError> {
+    /// in an `auth` message; all before `deadline`. Returns the session
+    /// and what `welcome` said, for the worker to keep.
+    pub(crate) fn open(
+        options: &ClientBuilder,
+        deadline: Instant,
+    ) -> Result<(Session, Welcome), ClientError> {
         let request = options.request()?;
         let host = request.uri().host().unwrap_or("").trim_matches(['[', ']']);
         let port = request.uri().port_u16().unwrap_or(80);
@@ -120,26 +123,19 @@ impl Session {
             .map_err(ClientError::Connect)?;
         let mut session = Session {
             socket,
-            welcome: Welcome {
-                connection_id: String::new(),
-                epoch: String::new(),
-                seq: 0,
-                heartbeat_ms: 0,
-            },
             last_heard: Instant::now(),
             silence_limit: None,
         };
-        match session.next_frame(deadline, "welcome")? {
-            Frame::Welcome(welcome) => session.welcome = welcome,
+        let welcome = match session.next_frame(deadline, "welcome")? {
+            Frame::Welcome(welcome) => welcome,
             other => {
                 return Err(ClientError::Protocol(format!(
                     "the first frame was not `welcome`: {other:?}"
                 )))
             }
-        }
-        session.silence_limit = (session.welcome.heartbeat_ms > 0).then(|| {
-            Duration::from_millis(session.welcome.heartbeat_ms) * 2 + Duration::from_secs(5)
-        });
+        };
+        session.silence_limit = (welcome.heartbeat_ms > 0)
+            .then(|| Duration::from_millis(welcome.heartbeat_ms) * 2 + Duration::from_secs(5));
         if let (Some(token), TokenVia::AuthMessage) = (&options.token, options.token_via) {
             session.send(&json!({"type": "auth", "id": "auth", "token": token}))?;
             loop {
@@ -150,7 +146,7 @@ impl Session {
                 }
             }
         }
-        Ok(session)
+        Ok((session, welcome))
     }
 
     /// Send one request.

@@ -147,10 +147,9 @@ impl Worker {
     /// application must see first: `Connected`, any gap, the replay.
     fn establish(&mut self) -> Result<(Session, Vec<ClientEvent>), ClientError> {
         let deadline = Instant::now() + self.options.connect_timeout;
-        let mut session = Session::open(&self.options, deadline)?;
-        let welcome = session.welcome.clone();
+        let (mut session, welcome) = Session::open(&self.options, deadline)?;
         let mut out = vec![ClientEvent::Connected {
-            connection_id: welcome.connection_id.clone(),
+            connection_id: welcome.connection_id,
             epoch: welcome.epoch.clone(),
             resumed: self.connections > 0,
         }];
