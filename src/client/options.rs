@@ -1,5 +1,10 @@
 //! `ClientBuilder`: every knob of the client, with its default, and the
 //! backoff schedule the reconnect loop follows.
+//!
+//! The application builds a `ClientBuilder` on its own thread; `connect`
+//! moves it into the worker, which only reads it from then on (the client
+//! thread rebuilds the upgrade request from it for every reconnect). A
+//! `Backoff` belongs to the client thread alone.
 
 use std::fmt;
 use std::time::Duration;

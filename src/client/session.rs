@@ -1,8 +1,11 @@
 //! One WebSocket connection to the hub: connect, upgrade, read `welcome`,
-//! authenticate, and then frames in and out. Knows nothing about
-//! reconnecting or seqs; `worker.rs` does that.
+//! authenticate, and then frames in and out. It reads each frame's seq but
+//! knows nothing about reconnecting or which seqs were delivered;
+//! `worker.rs` does that.
 //!
-//! Only the client thread touches a `Session`. Its socket has a short read
+//! A `Session` is used by one thread at a time: the first is opened on the
+//! application's thread inside `connect`, then every session lives on the
+//! client thread. Its socket has a short read
 //! timeout so that the thread can serve the application's commands between
 //! reads; every timeout also flushes, so the Pongs tungstenite queues for
 //! the hub's Pings never wait (tests/it/client.rs checks an idle client

@@ -3,6 +3,12 @@
 //! commands between reads, and reconnects and resumes when the connection
 //! is lost.
 //!
+//! `start` runs on the application's thread: it makes the first
+//! connection there, so that its errors are returned, then moves the
+//! `Worker` and its `Session` to the `pumphub-client` thread. From then on
+//! no other thread touches them; the application reaches them only through
+//! the items and commands channels.
+//!
 //! The one invariant: `cursor` is the newest seq the application has been
 //! given (or the point it asked to start from). Every resume asks for
 //! `since = cursor`, and every frame with a seq at or below it is a
