@@ -11,6 +11,7 @@
 //! the hub's Pings never wait (tests/it/client.rs checks an idle client
 //! outlives many heartbeats).
 
+use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
@@ -85,6 +86,9 @@ pub(crate) enum Read {
 
 pub(crate) struct Session {
     socket: WebSocket<TcpStream>,
+    /// Frames that arrived while `open` waited for `authenticated` and
+    /// that the worker must still see; `read` hands them out first.
+    held: VecDeque<Frame>,
     last_heard: Instant,
     /// Silence after which the hub counts as gone: two heartbeats and
     /// five seconds, so one lost Ping is not enough. `None` when the hub
@@ -126,6 +130,7 @@ impl Session {
             .map_err(ClientError::Connect)?;
         let mut session = Session {
             socket,
+            held: VecDeque::new(),
             last_heard: Instant::now(),
             silence_limit: None,
         };
@@ -141,13 +146,18 @@ impl Session {
             .then(|| Duration::from_millis(welcome.heartbeat_ms) * 2 + Duration::from_secs(5));
         if let (Some(token), TokenVia::AuthMessage) = (&options.token, options.token_via) {
             session.send(&json!({"type": "auth", "id": "auth", "token": token}))?;
+            let mut held = VecDeque::new();
             loop {
                 match session.next_frame(deadline, "authenticated")? {
                     Frame::Authenticated => break,
                     Frame::RequestError { .. } => return Err(ClientError::Unauthenticated),
-                    _ => continue, // a broadcast error may come first; nothing is lost
+                    // A broadcast error may come first. It takes a seq
+                    // like an event: the worker must still see it.
+                    frame @ Frame::Sequenced { .. } => held.push_back(frame),
+                    _ => {}
                 }
             }
+            session.held = held;
         }
         Ok((session, welcome))
     }
@@ -159,8 +169,12 @@ impl Session {
             .map_err(ClientError::from)
     }
 
-    /// Read the next frame, or time out after [`POLL`].
+    /// Read the next frame (any held back by `open` first), or time out
+    /// after [`POLL`].
     pub(crate) fn read(&mut self) -> Read {
+        if let Some(frame) = self.held.pop_front() {
+            return Read::Frame(frame);
+        }
         match self.socket.read() {
             Ok(message) => {
                 self.last_heard = Instant::now();
