@@ -159,30 +159,27 @@ impl Worker {
             epoch: welcome.epoch.clone(),
             resumed: self.connections > 0,
         }];
-        // Committed to `self` only once subscribed, so a failed attempt
-        // leaves the resume point as it was.
-        let mut cursor = self.cursor;
+        // Where this connection resumes from.
         let since = match &self.epoch {
-            None => {
-                cursor = self.options.since.unwrap_or(welcome.seq);
-                cursor
-            }
-            Some(epoch) if *epoch == welcome.epoch => cursor,
+            None => self.options.since.unwrap_or(welcome.seq),
+            Some(epoch) if *epoch == welcome.epoch => self.cursor,
             Some(epoch) => {
                 // A new hub instance: its seqs start again at 1, so our
                 // cursor means nothing there. Everything it still holds is
                 // new to us.
                 out.push(ClientEvent::Gap {
-                    after_seq: Seq(cursor),
+                    after_seq: Seq(self.cursor),
                     reason: GapReason::NewEpoch {
                         previous: epoch.clone(),
                         current: welcome.epoch.clone(),
                     },
                 });
-                cursor = 0;
                 0
             }
         };
+        // Committed to `self` only once subscribed, so a failed attempt
+        // leaves the resume point as it was.
+        let mut cursor = since;
         if !self.options.channels.is_empty() {
             session.send(&json!({
                 "type": "subscribe",
