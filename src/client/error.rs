@@ -4,6 +4,10 @@
 //! differently (see [`ClientError::is_permanent`]): a refused token or a
 //! refused subscribe will be refused again, so the client gives up at once;
 //! a refused TCP connection or a dropped socket may heal, so it retries.
+//!
+//! Plain data, made on whichever thread hit the problem: returned to the
+//! caller directly, or sent by the client thread as the last item or as a
+//! `publish` reply.
 
 use std::fmt;
 use std::io;

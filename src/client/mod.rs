@@ -53,10 +53,10 @@
 //! slow consumer, 1000 from `HubHandle::disconnect`), the hub sends
 //! `shutdown`, or the hub is silent for two heartbeats and 5 s. The
 //! application gets [`ClientEvent::Disconnected`]; the client waits
-//! (exponential backoff with jitter, at least the hub's `reconnect_ms`
-//! after a `shutdown`), connects again, and subscribes with `since` = the
-//! last seq it delivered. The hub replays what it kept; anything at or
-//! below that seq is dropped as a duplicate.
+//! (exponential backoff with jitter; after a `shutdown`, at least the hub's
+//! `reconnect_ms`, up to the backoff's maximum), connects again, and
+//! subscribes with `since` = the last seq it delivered. The hub replays
+//! what it kept; anything at or below that seq is dropped as a duplicate.
 //!
 //! What cannot be resumed is reported, never hidden:
 //! [`GapReason::HistoryTooShort`] when the hub's `subscribed` says

@@ -1,5 +1,10 @@
 //! `ClientBuilder`: every knob of the client, with its default, and the
 //! backoff schedule the reconnect loop follows.
+//!
+//! The application builds a `ClientBuilder` on its own thread; `connect`
+//! moves it into the worker, which only reads it from then on (the client
+//! thread rebuilds the upgrade request from it for every reconnect). A
+//! `Backoff` belongs to the client thread alone.
 
 use std::fmt;
 use std::time::Duration;
@@ -9,8 +14,7 @@ use tungstenite::handshake::client::Request;
 use tungstenite::http::header::{HeaderValue, AUTHORIZATION};
 
 use super::error::ClientError;
-use super::{worker, Client};
-use crate::protocol::is_valid_channel_name;
+use super::{check_channel, worker, Client};
 
 /// How the client presents its token (contract section 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -166,8 +170,8 @@ impl ClientBuilder {
     /// [`ClientError::InvalidUrl`], [`ClientError::InvalidChannel`] before
     /// any I/O; then whatever the first connection attempt ran into.
     pub fn connect(self) -> Result<Client, ClientError> {
-        if let Some(name) = self.channels.iter().find(|c| !is_valid_channel_name(c)) {
-            return Err(ClientError::InvalidChannel { name: name.clone() });
+        for channel in &self.channels {
+            check_channel(channel)?;
         }
         self.request()?;
         worker::start(self)
@@ -304,6 +308,19 @@ mod tests {
                 "attempt {attempt}: {delay:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_bad_channel_is_refused_before_any_io() {
+        // Nothing listens on port 1: a Connect error would mean the name
+        // was checked too late.
+        let refused = ClientBuilder::new("ws://127.0.0.1:1/ws")
+            .channels(&["ok", "bad name"])
+            .connect();
+        assert!(
+            matches!(&refused, Err(ClientError::InvalidChannel { name }) if name == "bad name"),
+            "{refused:?}"
+        );
     }
 
     #[test]

@@ -1,13 +1,17 @@
 //! One WebSocket connection to the hub: connect, upgrade, read `welcome`,
-//! authenticate, and then frames in and out. Knows nothing about
-//! reconnecting or seqs; `worker.rs` does that.
+//! authenticate, and then frames in and out. It reads each frame's seq but
+//! knows nothing about reconnecting or which seqs were delivered;
+//! `worker.rs` does that.
 //!
-//! Only the client thread touches a `Session`. Its socket has a short read
+//! A `Session` is used by one thread at a time: the first is opened on the
+//! application's thread inside `connect`, then every session lives on the
+//! client thread. Its socket has a short read
 //! timeout so that the thread can serve the application's commands between
 //! reads; every timeout also flushes, so the Pongs tungstenite queues for
 //! the hub's Pings never wait (tests/it/client.rs checks an idle client
 //! outlives many heartbeats).
 
+use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
@@ -18,16 +22,16 @@ use tungstenite::{HandshakeError, Message, WebSocket};
 
 use super::error::ClientError;
 use super::options::{ClientBuilder, TokenVia};
-use super::Disconnect;
+use super::{ClientEvent, Disconnect};
 use crate::event::{Event, Seq};
 
 /// How long one read waits before the thread looks at its commands again.
 /// Bounds the latency of `publish` and `close`, at the cost of 50 wakeups
 /// a second on an idle connection.
-pub(crate) const POLL: Duration = Duration::from_millis(20);
+const POLL: Duration = Duration::from_millis(20);
 
 /// What `welcome` told us.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Welcome {
     pub connection_id: String,
     pub epoch: String,
@@ -38,13 +42,12 @@ pub(crate) struct Welcome {
 /// A frame from the hub, reduced to what the client acts on.
 #[derive(Debug)]
 pub(crate) enum Frame {
-    Event(Event),
-    /// An `error` with a `seq`: broadcast to everyone by the hub's owner.
-    HubError {
+    /// An `event`, or an `error` with a `seq` (broadcast to everyone by the
+    /// hub's owner): both take a place in the sequence and go to the
+    /// application as they are, built here once for every caller.
+    Sequenced {
         seq: u64,
-        code: String,
-        message: String,
-        context: Option<Value>,
+        item: ClientEvent,
     },
     /// An `error` replying to one of our requests.
     RequestError {
@@ -83,7 +86,9 @@ pub(crate) enum Read {
 
 pub(crate) struct Session {
     socket: WebSocket<TcpStream>,
-    pub welcome: Welcome,
+    /// Frames that arrived while `open` waited for `authenticated` and
+    /// that the worker must still see; `read` hands them out first.
+    held: VecDeque<Frame>,
     last_heard: Instant,
     /// Silence after which the hub counts as gone: two heartbeats and
     /// five seconds, so one lost Ping is not enough. `None` when the hub
@@ -93,8 +98,12 @@ pub(crate) struct Session {
 
 impl Session {
     /// Connect and upgrade, read `welcome`, and send the token if it goes
-    /// in an `auth` message; all before `deadline`.
-    pub(crate) fn open(options: &ClientBuilder, deadline: Instant) -> Result<Session, ClientError> {
+    /// in an `auth` message; all before `deadline`. Returns the session
+    /// and what `welcome` said, for the worker to keep.
+    pub(crate) fn open(
+        options: &ClientBuilder,
+        deadline: Instant,
+    ) -> Result<(Session, Welcome), ClientError> {
         let request = options.request()?;
         let host = request.uri().host().unwrap_or("").trim_matches(['[', ']']);
         let port = request.uri().port_u16().unwrap_or(80);
@@ -121,37 +130,36 @@ impl Session {
             .map_err(ClientError::Connect)?;
         let mut session = Session {
             socket,
-            welcome: Welcome {
-                connection_id: String::new(),
-                epoch: String::new(),
-                seq: 0,
-                heartbeat_ms: 0,
-            },
+            held: VecDeque::new(),
             last_heard: Instant::now(),
             silence_limit: None,
         };
-        match session.next_frame(deadline, "welcome")? {
-            Frame::Welcome(welcome) => session.welcome = welcome,
+        let welcome = match session.next_frame(deadline, "welcome")? {
+            Frame::Welcome(welcome) => welcome,
             other => {
                 return Err(ClientError::Protocol(format!(
                     "the first frame was not `welcome`: {other:?}"
                 )))
             }
-        }
-        session.silence_limit = (session.welcome.heartbeat_ms > 0).then(|| {
-            Duration::from_millis(session.welcome.heartbeat_ms) * 2 + Duration::from_secs(5)
-        });
+        };
+        session.silence_limit = (welcome.heartbeat_ms > 0)
+            .then(|| Duration::from_millis(welcome.heartbeat_ms) * 2 + Duration::from_secs(5));
         if let (Some(token), TokenVia::AuthMessage) = (&options.token, options.token_via) {
             session.send(&json!({"type": "auth", "id": "auth", "token": token}))?;
+            let mut held = VecDeque::new();
             loop {
                 match session.next_frame(deadline, "authenticated")? {
                     Frame::Authenticated => break,
                     Frame::RequestError { .. } => return Err(ClientError::Unauthenticated),
-                    _ => continue, // a broadcast error may come first; nothing is lost
+                    // A broadcast error may come first. It takes a seq
+                    // like an event: the worker must still see it.
+                    frame @ Frame::Sequenced { .. } => held.push_back(frame),
+                    _ => {}
                 }
             }
+            session.held = held;
         }
-        Ok(session)
+        Ok((session, welcome))
     }
 
     /// Send one request.
@@ -161,8 +169,12 @@ impl Session {
             .map_err(ClientError::from)
     }
 
-    /// Read the next frame, or time out after [`POLL`].
+    /// Read the next frame (any held back by `open` first), or time out
+    /// after [`POLL`].
     pub(crate) fn read(&mut self) -> Read {
+        if let Some(frame) = self.held.pop_front() {
+            return Read::Frame(frame);
+        }
         match self.socket.read() {
             Ok(message) => {
                 self.last_heard = Instant::now();
@@ -265,7 +277,7 @@ fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Cl
 
 /// Parse one text frame. Never panics: every field is checked.
 pub(crate) fn parse_frame(text: &str) -> Frame {
-    let value: Value = match serde_json::from_str(text) {
+    let mut value: Value = match serde_json::from_str(text) {
         Ok(value) => value,
         Err(e) => return Frame::Malformed(format!("not JSON: {e}")),
     };
@@ -276,27 +288,35 @@ pub(crate) fn parse_frame(text: &str) -> Frame {
     let missing = |what: &str| Frame::Malformed(format!("`{what}` missing or ill-typed in {text}"));
     match value.get("type").and_then(Value::as_str).unwrap_or("") {
         "event" => {
-            let (Some(seq), Some(channel), Some(data)) =
-                (u64_field("seq"), str_field("channel"), value.get("data"))
+            // Straight into the `Arc`, not through a `String` first.
+            let channel = value.get("channel").and_then(Value::as_str).map(Arc::from);
+            let (seq, ts_ms) = (u64_field("seq"), u64_field("ts").unwrap_or(0));
+            let (Some(seq), Some(channel), Some(data)) = (seq, channel, take(&mut value, "data"))
             else {
                 return missing("seq, channel or data");
             };
-            Frame::Event(Event {
-                seq: Seq(seq),
-                channel: Arc::from(channel),
-                ts_ms: u64_field("ts").unwrap_or(0),
-                data: data.clone(),
-            })
+            Frame::Sequenced {
+                seq,
+                item: ClientEvent::Event(Event {
+                    seq: Seq(seq),
+                    channel,
+                    ts_ms,
+                    data,
+                }),
+            }
         }
         "error" => {
             let code = str_field("code").unwrap_or_default();
             let message = str_field("message").unwrap_or_default();
             match u64_field("seq") {
-                Some(seq) => Frame::HubError {
+                Some(seq) => Frame::Sequenced {
                     seq,
-                    code,
-                    message,
-                    context: value.get("context").cloned(),
+                    item: ClientEvent::HubError {
+                        seq: Seq(seq),
+                        code,
+                        message,
+                        context: take(&mut value, "context"),
+                    },
                 },
                 None => Frame::RequestError { id, code, message },
             }
@@ -334,6 +354,12 @@ pub(crate) fn parse_frame(text: &str) -> Frame {
     }
 }
 
+/// Move field `name` out of a parsed frame. The payload is moved, not
+/// copied: it can be large, and this runs for every event.
+fn take(frame: &mut Value, name: &str) -> Option<Value> {
+    frame.as_object_mut()?.remove(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,7 +367,10 @@ mod tests {
     #[test]
     fn frames_parse_without_trusting_the_hub() {
         let event = parse_frame(r#"{"type":"event","seq":3,"channel":"a","ts":9,"data":[1]}"#);
-        assert!(matches!(event, Frame::Event(e) if e.seq == Seq(3) && &*e.channel == "a"));
+        assert!(matches!(
+            event,
+            Frame::Sequenced { seq: 3, item: ClientEvent::Event(e) } if e.seq == Seq(3) && &*e.channel == "a" && e.data == json!([1])
+        ));
         assert!(matches!(
             parse_frame(r#"{"type":"event","seq":"3","channel":"a","data":1}"#),
             Frame::Malformed(_)
@@ -349,7 +378,10 @@ mod tests {
         assert!(matches!(parse_frame("[1"), Frame::Malformed(_)));
         assert!(matches!(
             parse_frame(r#"{"type":"error","code":"x","message":"m","seq":4,"ts":1}"#),
-            Frame::HubError { seq: 4, .. }
+            Frame::Sequenced {
+                seq: 4,
+                item: ClientEvent::HubError { seq: Seq(4), .. }
+            }
         ));
         assert!(matches!(
             parse_frame(r#"{"type":"error","code":"forbidden","message":"m","id":"p1"}"#),

@@ -3,6 +3,12 @@
 //! commands between reads, and reconnects and resumes when the connection
 //! is lost.
 //!
+//! `start` runs on the application's thread: it makes the first
+//! connection there, so that its errors are returned, then moves the
+//! `Worker` and its `Session` to the `pumphub-client` thread. From then on
+//! no other thread touches them; the application reaches them only through
+//! the items and commands channels.
+//!
 //! The one invariant: `cursor` is the newest seq the application has been
 //! given (or the point it asked to start from). Every resume asks for
 //! `since = cursor`, and every frame with a seq at or below it is a
@@ -147,37 +153,33 @@ impl Worker {
     /// application must see first: `Connected`, any gap, the replay.
     fn establish(&mut self) -> Result<(Session, Vec<ClientEvent>), ClientError> {
         let deadline = Instant::now() + self.options.connect_timeout;
-        let mut session = Session::open(&self.options, deadline)?;
-        let welcome = session.welcome.clone();
+        let (mut session, welcome) = Session::open(&self.options, deadline)?;
         let mut out = vec![ClientEvent::Connected {
-            connection_id: welcome.connection_id.clone(),
+            connection_id: welcome.connection_id,
             epoch: welcome.epoch.clone(),
             resumed: self.connections > 0,
         }];
-        // Committed to `self` only once subscribed, so a failed attempt
-        // leaves the resume point as it was.
-        let mut cursor = self.cursor;
+        // Where this connection resumes from.
         let since = match &self.epoch {
-            None => {
-                cursor = self.options.since.unwrap_or(welcome.seq);
-                cursor
-            }
-            Some(epoch) if *epoch == welcome.epoch => cursor,
+            None => self.options.since.unwrap_or(welcome.seq),
+            Some(epoch) if *epoch == welcome.epoch => self.cursor,
             Some(epoch) => {
                 // A new hub instance: its seqs start again at 1, so our
                 // cursor means nothing there. Everything it still holds is
                 // new to us.
                 out.push(ClientEvent::Gap {
-                    after_seq: Seq(cursor),
+                    after_seq: Seq(self.cursor),
                     reason: GapReason::NewEpoch {
                         previous: epoch.clone(),
                         current: welcome.epoch.clone(),
                     },
                 });
-                cursor = 0;
                 0
             }
         };
+        // Committed to `self` only once subscribed, so a failed attempt
+        // leaves the resume point as it was.
+        let mut cursor = since;
         if !self.options.channels.is_empty() {
             session.send(&json!({
                 "type": "subscribe",
@@ -197,21 +199,7 @@ impl Worker {
                         }
                         break;
                     }
-                    Frame::Event(event) => replay.push((event.seq.0, ClientEvent::Event(event))),
-                    Frame::HubError {
-                        seq,
-                        code,
-                        message,
-                        context,
-                    } => replay.push((
-                        seq,
-                        ClientEvent::HubError {
-                            seq: Seq(seq),
-                            code,
-                            message,
-                            context,
-                        },
-                    )),
+                    Frame::Sequenced { seq, item } => replay.push((seq, item)),
                     Frame::RequestError { code, message, .. } => {
                         return Err(ClientError::Refused { code, message })
                     }
@@ -320,21 +308,7 @@ impl Worker {
                 Read::Frame(frame) => frame,
             };
             let delivered = match frame {
-                Frame::Event(event) => self.deliver(event.seq.0, ClientEvent::Event(event)),
-                Frame::HubError {
-                    seq,
-                    code,
-                    message,
-                    context,
-                } => self.deliver(
-                    seq,
-                    ClientEvent::HubError {
-                        seq: Seq(seq),
-                        code,
-                        message,
-                        context,
-                    },
-                ),
+                Frame::Sequenced { seq, item } => self.deliver(seq, item),
                 Frame::Published {
                     id: Some(id),
                     seq,

@@ -1,6 +1,7 @@
 //! `pumphub::client` against real hubs (and one scripted fake hub): resume
 //! after a cut with no loss and no duplicate, gaps reported (history too
-//! short, new epoch), `shutdown` followed by a resume, giving up, publishing.
+//! short, new epoch), `shutdown` followed by a resume, giving up, publishing,
+//! a broadcast error that arrives while authenticating.
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -479,4 +480,62 @@ fn an_idle_client_answers_heartbeat_pings_and_stays_connected() {
         matches!(next(&client), ClientEvent::Event(e) if e.seq == Seq(1)),
         "no disconnect came first"
     );
+}
+
+/// A broadcast error can reach a connection between `welcome` and
+/// `authenticated`; it takes a seq like an event, so the client must hand
+/// it on rather than skip it while waiting for the auth answer.
+#[test]
+fn a_broadcast_error_before_authenticated_still_reaches_the_application() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
+    let fake = thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+        let mut ws = tungstenite::accept(tcp).unwrap();
+        let welcome = pumphub::protocol::encode_welcome("c1", "E", 0, 0);
+        ws.send(Message::text(welcome)).unwrap();
+        let read = |ws: &mut tungstenite::WebSocket<std::net::TcpStream>| -> Value {
+            loop {
+                if let Message::Text(text) = ws.read().unwrap() {
+                    return serde_json::from_str(&text).unwrap();
+                }
+            }
+        };
+        assert_eq!(read(&mut ws)["type"], "auth");
+        let notice = pumphub::protocol::encode_broadcast_error("notice", "early", None, 1, 0);
+        ws.send(Message::text(notice)).unwrap();
+        let authenticated = pumphub::protocol::encode_authenticated(Some(&json!("auth")));
+        ws.send(Message::text(authenticated)).unwrap();
+        assert_eq!(read(&mut ws)["type"], "subscribe");
+        let subscribed =
+            pumphub::protocol::encode_subscribed(Some(&json!("subscribe")), &["a".into()], 0, true);
+        ws.send(Message::text(subscribed)).unwrap();
+        let _ = done_rx.recv_timeout(PATIENCE);
+    });
+
+    let client = Client::builder(&format!("ws://{addr}/ws"))
+        .channels(&["a"])
+        .token("t")
+        .connect()
+        .unwrap();
+    assert!(matches!(
+        next(&client),
+        ClientEvent::Connected { resumed: false, .. }
+    ));
+    match next(&client) {
+        ClientEvent::HubError {
+            seq, code, message, ..
+        } => {
+            assert_eq!(
+                (seq, code.as_str(), message.as_str()),
+                (Seq(1), "notice", "early")
+            );
+        }
+        other => panic!("expected the early broadcast error, got {other:?}"),
+    }
+    drop(done_tx);
+    drop(client);
+    fake.join().unwrap();
 }
