@@ -70,8 +70,8 @@ struct Worker {
     /// The epoch of the hub instance we last subscribed to (or the one a
     /// `resume` point belongs to).
     epoch: Option<String>,
-    /// Connections made so far; all but the first are resumes.
-    connections: u64,
+    /// True once a connection was made: every later one is a resume.
+    connected_before: bool,
     /// The newest seq delivered (see the module docs).
     cursor: u64,
     next_id: u64,
@@ -95,7 +95,7 @@ pub(crate) fn start(options: ClientBuilder) -> Result<Client, ClientError> {
         backoff,
         epoch,
         cursor,
-        connections: 0,
+        connected_before: false,
         next_id: 1,
         pending: HashMap::new(),
     };
@@ -157,7 +157,7 @@ impl Worker {
         let mut out = vec![ClientEvent::Connected {
             connection_id: welcome.connection_id,
             epoch: welcome.epoch.clone(),
-            resumed: self.connections > 0,
+            resumed: self.connected_before,
         }];
         // Where this connection resumes from.
         let since = match &self.epoch {
@@ -220,7 +220,7 @@ impl Worker {
             }
         }
         self.epoch = Some(welcome.epoch);
-        self.connections += 1;
+        self.connected_before = true;
         self.cursor = cursor;
         Ok((session, out))
     }
