@@ -15,8 +15,9 @@
 //! - the head is complete within `--handshake-timeout-ms` (10 s) of
 //!   accept (for a later request on the connection, of the previous
 //!   request), the same deadline as a WebSocket handshake (else the
-//!   connection is dropped), and at most [`MAX_HEAD`] bytes with at most
-//!   [`MAX_HEADERS`] headers (else 431);
+//!   connection is dropped), and at most [`MAX_HEAD`](crate::http_head::MAX_HEAD) bytes
+//!   with at most [`MAX_HEADERS`](crate::http_head::MAX_HEADERS) headers (else
+//!   431, as for a WebSocket handshake: see [`http_head`](crate::http_head));
 //! - it parses as HTTP/1.x (else 400), has no `Transfer-Encoding` (411:
 //!   the hub's bodies are small JSON, a length is always known) and at most
 //!   one `Content-Length` value, no larger than the publish body limit
@@ -60,10 +61,6 @@ use crate::error::Error;
 use connection::serve;
 use head::error_answer;
 
-/// The largest request head the guard reads; bigger gets 431.
-pub const MAX_HEAD: usize = 16 * 1024;
-/// Headers parsed at most; more gets 431.
-pub const MAX_HEADERS: usize = 64;
 /// From accept (or the previous request) to the end of a request's body.
 /// (The head's deadline is `--handshake-timeout-ms`; bytes that trickle in
 /// extend neither.)

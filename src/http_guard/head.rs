@@ -2,13 +2,13 @@
 //!
 //! [`check_head`] takes a complete request head and returns the head to
 //! forward ([`Forward`]) or the refusal to answer with ([`error_answer`]
-//! writes it out). The small parsers beside it (`find_head_end`,
-//! `parse_length`, `contains_token`) serve the answer side too. It runs on
+//! writes it out). The small parsers beside it (`parse_length`,
+//! `contains_token`) serve the answer side too. It runs on
 //! the `http-conn-N` threads (the parsers also on `http-resp-N`), but
 //! nothing here does I/O: it is kept apart so the rules read as one list,
 //! and the tests at the end can hammer them without a socket.
 
-use super::MAX_HEADERS;
+use crate::http_head::MAX_HEADERS;
 
 /// Why the guard will not forward a request: the status and the JSON
 /// error code and message to answer with.
@@ -139,14 +139,6 @@ pub(super) fn contains_token(value: &[u8], token: &[u8]) -> bool {
     value
         .split(|&b| b == b',')
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-}
-
-/// The index just past the first `\r\n\r\n`.
-pub(super) fn find_head_end(bytes: &[u8]) -> Option<usize> {
-    bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4)
 }
 
 /// A complete response in the HTTP endpoints' error shape, closing.

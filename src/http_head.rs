@@ -1,0 +1,58 @@
+//! What the hub's two readers of HTTP requests share: the WebSocket
+//! handshake (`handshake`, on each `read-pump-N` thread before its pumps
+//! exist) and the HTTP guard (`http_guard`, on its `http-conn-N` threads,
+//! and `http-resp-N` for tiny_http's answers). Both read a request head from
+//! a client that may be slow or hostile, under the same bounds: at most
+//! [`MAX_HEAD`] bytes and [`MAX_HEADERS`] headers (else 431).
+//!
+//! Here are those bounds, where a head ends ([`find_head_end`]), and one
+//! read under a timeout ([`read_some`]), the step both deadline loops are
+//! made of. The loops themselves stay with their callers, because they stop
+//! differently: the handshake reads on while shutting down as long as the
+//! client is prompt (so it gets its 503), the guard gives up at once. No
+//! state; nothing here blocks longer than the wait it is given.
+
+use std::io::{self, Read};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// The largest request head read; bigger gets 431.
+pub(crate) const MAX_HEAD: usize = 16 * 1024;
+/// Headers parsed at most; more gets 431.
+pub(crate) const MAX_HEADERS: usize = 64;
+
+/// The index just past the first `\r\n\r\n`.
+pub(crate) fn find_head_end(bytes: &[u8]) -> Option<usize> {
+    bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+}
+
+/// One read into `buffer`, waiting at most `wait`: `Ok(true)` if bytes
+/// came, `Ok(false)` if the client was quiet (or the read was interrupted),
+/// `UnexpectedEof` if it closed, or the socket's error.
+pub(crate) fn read_some(
+    mut client: &TcpStream,
+    buffer: &mut Vec<u8>,
+    wait: Duration,
+) -> io::Result<bool> {
+    client.set_read_timeout(Some(wait))?;
+    let mut chunk = [0u8; 4096];
+    match client.read(&mut chunk) {
+        Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
+        Ok(n) => {
+            buffer.extend_from_slice(&chunk[..n]);
+            Ok(true)
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
