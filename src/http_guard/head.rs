@@ -29,8 +29,10 @@ pub(crate) struct Forward {
     pub(super) is_post: bool,
 }
 
-/// Headers the guard drops because it sets them itself (one request per
-/// connection, the body already read, its length checked).
+/// Headers the guard drops because it sets them itself: `Connection:
+/// keep-alive` towards tiny_http whatever the client asked (the guard
+/// decides when the client's connection ends), the body already read (so
+/// no `Expect`), its length checked and written once.
 const HOP_BY_HOP: [&str; 6] = [
     "connection",
     "keep-alive",
@@ -74,35 +76,29 @@ pub(crate) fn check_head(head: &[u8], max_body: usize) -> Result<Forward, Refusa
         if !header.value.is_ascii() {
             return Err(bad("header values must be ASCII"));
         }
-        let name = header.name.to_ascii_lowercase();
-        match name.as_str() {
-            "transfer-encoding" => {
-                return Err((
-                    411,
-                    "length_required",
-                    "send the body with Content-Length, not Transfer-Encoding".into(),
-                ))
+        let name = header.name;
+        if name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err((
+                411,
+                "length_required",
+                "send the body with Content-Length, not Transfer-Encoding".into(),
+            ));
+        } else if name.eq_ignore_ascii_case("content-length") {
+            let length =
+                parse_length(header.value).ok_or_else(|| bad("Content-Length is not a number"))?;
+            if body_length.is_some_and(|seen| seen != length) {
+                return Err(bad("conflicting Content-Length headers"));
             }
-            "content-length" => {
-                let length = parse_length(header.value)
-                    .ok_or_else(|| bad("Content-Length is not a number"))?;
-                if body_length.is_some_and(|seen| seen != length) {
-                    return Err(bad("conflicting Content-Length headers"));
-                }
-                if length > max_body {
-                    return Err((413, "too_large", format!("body over {max_body} bytes")));
-                }
-                body_length = Some(length);
+            if length > max_body {
+                return Err((413, "too_large", format!("body over {max_body} bytes")));
             }
-            "expect" => {
-                expects_continue = header.value.eq_ignore_ascii_case(b"100-continue");
-            }
-            "connection" => {
-                keep_alive &= !contains_token(header.value, b"close");
-            }
-            _ => {}
+            body_length = Some(length);
+        } else if name.eq_ignore_ascii_case("expect") {
+            expects_continue = header.value.eq_ignore_ascii_case(b"100-continue");
+        } else if name.eq_ignore_ascii_case("connection") {
+            keep_alive &= !contains_token(header.value, b"close");
         }
-        if HOP_BY_HOP.contains(&name.as_str()) {
+        if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
             continue;
         }
         kept.extend_from_slice(header.name.as_bytes());
