@@ -63,17 +63,15 @@ pub(super) fn serve(
             Ok(request) => request,
             Err(last_answer) => break last_answer,
         };
-        if pipeline.is_none() {
-            match Pipeline::start(&client, &rules.upstream, number) {
-                Ok(started) => pipeline = Some(started),
+        let relaying = match pipeline {
+            Some(ref mut relaying) => relaying,
+            None => match Pipeline::start(&client, &rules.upstream, number) {
+                Ok(started) => pipeline.insert(started),
                 Err(e) => {
                     warn!("http from {peer}: cannot reach tiny_http: {e}");
                     break Some(error_answer(503, "unavailable", "try again"));
                 }
-            }
-        }
-        let Some(relaying) = pipeline.as_mut() else {
-            break None;
+            },
         };
         if !relaying.forward(&forward, &body) || !forward.keep_alive {
             break None;
