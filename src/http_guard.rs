@@ -225,6 +225,8 @@ fn accept_loop(listener: TcpListener, rules: Arc<Rules>, stop: Arc<AtomicBool>) 
             Ok(handle) => threads.push(handle),
             Err(e) => warn!("cannot start a thread for HTTP client {peer}: {e}"),
         }
+        // Amortized pruning, as in the WebSocket acceptor: only at powers
+        // of two, so each accept costs O(1) on average.
         if threads.len() >= 64 && threads.len().is_power_of_two() {
             threads.retain(|t| !t.is_finished());
         }

@@ -166,7 +166,7 @@ mod tests {
     }
 
     #[test]
-    fn forwards_a_good_request_with_connection_close() {
+    fn forwards_a_good_request_as_http_1_0_keep_alive() {
         let forward = check_head(
             b"POST /publish HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\
               Content-Length: 12\r\nExpect: 100-continue\r\nAuthorization: Bearer k\r\n\r\n",
