@@ -38,7 +38,10 @@ pub(crate) fn read_some(
     wait: Duration,
 ) -> io::Result<bool> {
     client.set_read_timeout(Some(wait))?;
-    let mut chunk = [0u8; 4096];
+    // Small on purpose: the handshake runs on what becomes a read pump's
+    // thread, whose touched stack pages stay resident for the connection's
+    // life (see `run_handshake` in connection.rs).
+    let mut chunk = [0u8; 2048];
     match client.read(&mut chunk) {
         Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
         Ok(n) => {
