@@ -38,16 +38,17 @@ pub(crate) fn read_some(
     wait: Duration,
 ) -> io::Result<bool> {
     client.set_read_timeout(Some(wait))?;
-    // Small on purpose: the handshake runs on what becomes a read pump's
-    // thread, whose touched stack pages stay resident for the connection's
-    // life (see `run_handshake` in connection.rs).
-    let mut chunk = [0u8; 2048];
-    match client.read(&mut chunk) {
+    // Straight into `buffer`'s tail, with no chunk on the stack: the
+    // handshake runs on what becomes a read pump's thread, whose touched
+    // stack pages stay resident for the connection's life (see
+    // `run_handshake` in connection.rs).
+    let start = buffer.len();
+    buffer.resize(start + 2048, 0);
+    let read = client.read(&mut buffer[start..]);
+    buffer.truncate(start + read.as_ref().map_or(0, |&n| n));
+    match read {
         Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
-        Ok(n) => {
-            buffer.extend_from_slice(&chunk[..n]);
-            Ok(true)
-        }
+        Ok(_) => Ok(true),
         Err(e)
             if matches!(
                 e.kind(),
