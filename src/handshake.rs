@@ -36,7 +36,7 @@ use crate::admission::{ConnectionSlot, LimitExceeded};
 use crate::auth::AuthSession;
 use crate::connection::{ConnectionId, ConnectionInfo};
 use crate::event::unix_ms;
-use crate::http_head::{find_head_end, read_some, MAX_HEAD, MAX_HEADERS};
+use crate::http_head::{find_head_end, read_some, reason_phrase, MAX_HEAD, MAX_HEADERS};
 use crate::metrics::RejectReason;
 use crate::protocol::is_valid_channel_name;
 use crate::server::ServerContext;
@@ -466,16 +466,7 @@ fn refuse(
     reason: RejectReason,
 ) -> Refusal {
     context.metrics.count_rejection(reason);
-    let text = match status {
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        503 => "Service Unavailable",
-        _ => "Error",
-    };
+    let text = reason_phrase(status);
     let body = format!("{status} {text}: {}\n", reason.label());
     let extra = if status == 400 {
         "Sec-WebSocket-Version: 13\r\n"

@@ -5,12 +5,13 @@
 //! a client that may be slow or hostile, under the same bounds: at most
 //! [`MAX_HEAD`] bytes and [`MAX_HEADERS`] headers (else 431).
 //!
-//! Here are those bounds, where a head ends ([`find_head_end`]), and one
-//! read under a timeout ([`read_some`]), the step both deadline loops are
-//! made of. The loops themselves stay with their callers, because they stop
-//! differently: the handshake reads on while shutting down as long as the
-//! client is prompt (so it gets its 503), the guard gives up at once. No
-//! state; nothing here blocks longer than the wait it is given.
+//! Here are those bounds, where a head ends ([`find_head_end`]), one read
+//! under a timeout ([`read_some`]), the step both deadline loops are made
+//! of, and the reason phrases of their refusals ([`reason_phrase`]). The
+//! loops themselves stay with their callers, because they stop differently:
+//! the handshake reads on while shutting down as long as the client is
+//! prompt (so it gets its 503), the guard gives up at once. No state;
+//! nothing here blocks longer than the wait it is given.
 
 use std::io::{self, Read};
 use std::net::TcpStream;
@@ -27,6 +28,23 @@ pub(crate) fn find_head_end(bytes: &[u8]) -> Option<usize> {
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map(|i| i + 4)
+}
+
+/// The reason phrase for a status the hub answers a refused request with
+/// (the handshake's and the guard's), `Error` for any other.
+pub(crate) fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        411 => "Length Required",
+        413 => "Payload Too Large",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
 }
 
 /// One read into `buffer`, waiting at most `wait`: `Ok(true)` if bytes

@@ -8,7 +8,7 @@
 //! nothing here does I/O: it is kept apart so the rules read as one list,
 //! and the tests at the end can hammer them without a socket.
 
-use crate::http_head::MAX_HEADERS;
+use crate::http_head::{reason_phrase, MAX_HEADERS};
 
 /// Why the guard will not forward a request: the status and the JSON
 /// error code and message to answer with.
@@ -139,14 +139,7 @@ pub(super) fn contains_token(value: &[u8], token: &[u8]) -> bool {
 
 /// A complete response in the HTTP endpoints' error shape, closing.
 pub(super) fn error_answer(status: u16, code: &str, message: &str) -> Vec<u8> {
-    let reason = match status {
-        400 => "Bad Request",
-        411 => "Length Required",
-        413 => "Payload Too Large",
-        431 => "Request Header Fields Too Large",
-        503 => "Service Unavailable",
-        _ => "Error",
-    };
+    let reason = reason_phrase(status);
     let body = serde_json::json!({"error": {"code": code, "message": message}}).to_string();
     format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n\
