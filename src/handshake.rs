@@ -269,7 +269,7 @@ fn check_token(
     if let Some(header) = &request.authorization {
         presented = true;
         match bearer_token(header) {
-            Some(token) if !token.is_empty() && authorizer.authenticate(info, token) => {}
+            Some(token) if authorizer.authenticate(info, token) => {}
             _ => return Err(unauthorized),
         }
     }
@@ -451,7 +451,7 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// The token of an `Authorization: Bearer <token>` header.
+/// The token of an `Authorization: Bearer <token>` header; never empty.
 pub(crate) fn bearer_token(header: &str) -> Option<&str> {
     let (scheme, token) = header.split_once(' ')?;
     let token = token.trim();
