@@ -41,7 +41,9 @@
 //! Layout: this file holds the acceptor and what every thread shares;
 //! [`head`] decides on a request head, [`connection`] is the request side
 //! of a client connection (`http-conn-N`), and [`pipeline`] relays
-//! requests to tiny_http and its answers back (`http-resp-N`).
+//! requests to tiny_http and its answers back (`http-resp-N`). What it
+//! shares with the WebSocket handshake (the head bounds, where a head ends,
+//! the timed read, reason phrases) is in [`http_head`](crate::http_head).
 
 mod connection;
 mod head;
