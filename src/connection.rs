@@ -346,11 +346,12 @@ impl Drop for Registration {
 
 // Stack pages a thread touches stay resident for its whole life, and this
 // thread goes on to be the read pump, parked in `read()` for hours. So the
-// two steps with big temporaries (the handshake's 2 KiB read chunk and
-// parsed request; the write pump's state on its way into its thread) run
-// in frames of their own that are gone before the read pump starts: kept
-// out of line, they cannot be inlined into `serve`'s frame, which stays
-// below the read pump for as long as it runs. Measured (release, smaps):
+// two steps with big temporaries (the handshake's parsed request, whose
+// reads go straight to the heap: see `http_head::read_some`; the write
+// pump's state on its way into its thread) run in frames of their own
+// that are gone before the read pump starts: kept out of line, they cannot
+// be inlined into `serve`'s frame, which stays below the read pump for as
+// long as it runs. Measured (release, smaps):
 // a client that has sent one request held 4 resident read-pump stack
 // pages before, 3 now; a client that never sends holds 3 either way.
 

@@ -36,14 +36,10 @@ use crate::admission::{ConnectionSlot, LimitExceeded};
 use crate::auth::AuthSession;
 use crate::connection::{ConnectionId, ConnectionInfo};
 use crate::event::unix_ms;
+use crate::http_head::{find_head_end, read_some, reason_phrase, MAX_HEAD, MAX_HEADERS};
 use crate::metrics::RejectReason;
 use crate::protocol::is_valid_channel_name;
 use crate::server::ServerContext;
-
-/// The largest request head we read; bigger gets 431.
-const MAX_REQUEST_HEAD: usize = 16 * 1024;
-/// Headers we parse at most; more gets 431.
-const MAX_HEADERS: usize = 64;
 
 /// A request that passed every check.
 #[derive(Debug)]
@@ -140,7 +136,7 @@ pub(crate) fn accept(
     context: &ServerContext,
 ) -> Result<Admitted, Refusal> {
     let deadline = accepted_at + context.config.handshake_timeout;
-    let (head, leftover) = match read_request_head(&mut tcp, deadline, context) {
+    let (head, leftover) = match read_request_head(tcp, deadline, context) {
         Ok(Some(read)) => read,
         Ok(None) => return Err(refuse(tcp, context, 431, RejectReason::BadRequest)),
         Err(e)
@@ -273,7 +269,7 @@ fn check_token(
     if let Some(header) = &request.authorization {
         presented = true;
         match bearer_token(header) {
-            Some(token) if !token.is_empty() && authorizer.authenticate(info, token) => {}
+            Some(token) if authorizer.authenticate(info, token) => {}
             _ => return Err(unauthorized),
         }
     }
@@ -294,59 +290,34 @@ const SHUTDOWN_CHECK: Duration = Duration::from_millis(250);
 /// error (`TimedOut` once the deadline passes, or once the hub is shutting
 /// down). Bytes received do not extend the deadline.
 fn read_request_head(
-    tcp: &mut &TcpStream,
+    tcp: &TcpStream,
     deadline: Instant,
     context: &ServerContext,
 ) -> io::Result<Option<(Vec<u8>, Vec<u8>)>> {
     let mut buffer = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 2048];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
-        tcp.set_read_timeout(Some(left.min(SHUTDOWN_CHECK)))?;
-        let n = match tcp.read(&mut chunk) {
-            Ok(n) => n,
+        let searched_from = buffer.len().saturating_sub(3);
+        if !read_some(tcp, &mut buffer, left.min(SHUTDOWN_CHECK))? {
             // A quiet moment: give up early only if the hub is going away
             // (a prompt client still gets its 503 from the checks below).
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                if context.is_shutting_down() {
-                    return Err(io::ErrorKind::TimedOut.into());
-                }
-                continue;
+            if context.is_shutting_down() {
+                return Err(io::ErrorKind::TimedOut.into());
             }
-            Err(e) => return Err(e),
-        };
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
+            continue;
         }
-        let searched_from = buffer.len().saturating_sub(3);
-        buffer.extend_from_slice(&chunk[..n]);
         if let Some(end) = find_head_end(&buffer[searched_from..]) {
             let end = searched_from + end;
             let leftover = buffer.split_off(end);
             return Ok(Some((buffer, leftover)));
         }
-        if buffer.len() > MAX_REQUEST_HEAD {
+        if buffer.len() > MAX_HEAD {
             return Ok(None);
         }
     }
-}
-
-/// The index just past the first `\r\n\r\n`.
-fn find_head_end(bytes: &[u8]) -> Option<usize> {
-    bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4)
 }
 
 /// Checks 1-3 and 7 on a complete request head, the parts of `accept`
@@ -480,7 +451,7 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// The token of an `Authorization: Bearer <token>` header.
+/// The token of an `Authorization: Bearer <token>` header; never empty.
 pub(crate) fn bearer_token(header: &str) -> Option<&str> {
     let (scheme, token) = header.split_once(' ')?;
     let token = token.trim();
@@ -495,16 +466,7 @@ fn refuse(
     reason: RejectReason,
 ) -> Refusal {
     context.metrics.count_rejection(reason);
-    let text = match status {
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        503 => "Service Unavailable",
-        _ => "Error",
-    };
+    let text = reason_phrase(status);
     let body = format!("{status} {text}: {}\n", reason.label());
     let extra = if status == 400 {
         "Sec-WebSocket-Version: 13\r\n"

@@ -7,7 +7,7 @@
 //! tiny_http's `unblock()` once per worker.
 //!
 //! tiny_http itself listens only on a private Unix socket: the
-//! public listener belongs to [`HttpGuard`](crate::http_guard), which
+//! public listener belongs to [`HttpGuard`], which
 //! bounds what a request may be before forwarding it (see that module for
 //! why). So a request reaching a worker has a head under 16 KiB and a body
 //! no larger than the publish limit.

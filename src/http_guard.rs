@@ -15,8 +15,9 @@
 //! - the head is complete within `--handshake-timeout-ms` (10 s) of
 //!   accept (for a later request on the connection, of the previous
 //!   request), the same deadline as a WebSocket handshake (else the
-//!   connection is dropped), and at most [`MAX_HEAD`] bytes with at most
-//!   [`MAX_HEADERS`] headers (else 431);
+//!   connection is dropped), and at most [`MAX_HEAD`](crate::http_head::MAX_HEAD) bytes
+//!   with at most [`MAX_HEADERS`](crate::http_head::MAX_HEADERS) headers (else
+//!   431, as for a WebSocket handshake: see [`http_head`](crate::http_head));
 //! - it parses as HTTP/1.x (else 400), has no `Transfer-Encoding` (411:
 //!   the hub's bodies are small JSON, a length is always known) and at most
 //!   one `Content-Length` value, no larger than the publish body limit
@@ -40,7 +41,9 @@
 //! Layout: this file holds the acceptor and what every thread shares;
 //! [`head`] decides on a request head, [`connection`] is the request side
 //! of a client connection (`http-conn-N`), and [`pipeline`] relays
-//! requests to tiny_http and its answers back (`http-resp-N`).
+//! requests to tiny_http and its answers back (`http-resp-N`). What it
+//! shares with the WebSocket handshake (the head bounds, where a head ends,
+//! the timed read, reason phrases) is in [`http_head`](crate::http_head).
 
 mod connection;
 mod head;
@@ -60,10 +63,6 @@ use crate::error::Error;
 use connection::serve;
 use head::error_answer;
 
-/// The largest request head the guard reads; bigger gets 431.
-pub const MAX_HEAD: usize = 16 * 1024;
-/// Headers parsed at most; more gets 431.
-pub const MAX_HEADERS: usize = 64;
 /// From accept (or the previous request) to the end of a request's body.
 /// (The head's deadline is `--handshake-timeout-ms`; bytes that trickle in
 /// extend neither.)
@@ -228,6 +227,8 @@ fn accept_loop(listener: TcpListener, rules: Arc<Rules>, stop: Arc<AtomicBool>) 
             Ok(handle) => threads.push(handle),
             Err(e) => warn!("cannot start a thread for HTTP client {peer}: {e}"),
         }
+        // Amortized pruning, as in the WebSocket acceptor: only at powers
+        // of two, so each accept costs O(1) on average.
         if threads.len() >= 64 && threads.len().is_power_of_two() {
             threads.retain(|t| !t.is_finished());
         }

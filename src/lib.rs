@@ -108,6 +108,7 @@ mod handshake;
 mod history;
 mod http;
 mod http_guard;
+mod http_head;
 mod hub;
 mod metrics;
 mod outbound;

@@ -7,16 +7,17 @@
 //! because it only reads from the client: once a pipeline exists, its
 //! responder thread writes everything the client gets, in order.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use log::{debug, warn};
 
-use super::head::{check_head, error_answer, find_head_end, Forward};
+use super::head::{check_head, error_answer, Forward};
 use super::pipeline::{Ended, Pipeline};
-use super::{linger, Rules, BODY_DEADLINE, MAX_HEAD, STOP_CHECK, WRITE_TIMEOUT};
+use super::{linger, Rules, BODY_DEADLINE, STOP_CHECK, WRITE_TIMEOUT};
+use crate::http_head::{find_head_end, read_some, MAX_HEAD};
 
 pub(super) fn serve(
     client: TcpStream,
@@ -62,17 +63,15 @@ pub(super) fn serve(
             Ok(request) => request,
             Err(last_answer) => break last_answer,
         };
-        if pipeline.is_none() {
-            match Pipeline::start(&client, &rules.upstream, number) {
-                Ok(started) => pipeline = Some(started),
+        let relaying = match pipeline {
+            Some(ref mut relaying) => relaying,
+            None => match Pipeline::start(&client, &rules.upstream, number) {
+                Ok(started) => pipeline.insert(started),
                 Err(e) => {
                     warn!("http from {peer}: cannot reach tiny_http: {e}");
                     break Some(error_answer(503, "unavailable", "try again"));
                 }
-            }
-        }
-        let Some(relaying) = pipeline.as_mut() else {
-            break None;
+            },
         };
         if !relaying.forward(&forward, &body) || !forward.keep_alive {
             break None;
@@ -96,29 +95,6 @@ pub(super) fn serve(
 /// How long a client may be quiet before its internal connection is
 /// closed (see `serve`).
 const UPSTREAM_IDLE: Duration = Duration::from_millis(50);
-
-/// One read into `buffer`, waiting at most `wait`: `Ok(false)` if nothing
-/// came, an error if the client closed or failed.
-fn read_some(mut client: &TcpStream, buffer: &mut Vec<u8>, wait: Duration) -> io::Result<bool> {
-    client.set_read_timeout(Some(wait))?;
-    let mut chunk = [0u8; 4096];
-    match client.read(&mut chunk) {
-        Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
-        Ok(n) => {
-            buffer.extend_from_slice(&chunk[..n]);
-            Ok(true)
-        }
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-            ) =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(e),
-    }
-}
 
 /// Read and check the next request from `buffer` and the socket. `Err`
 /// ends the connection, after the given answer of our own if there is one
@@ -210,13 +186,12 @@ enum Progress {
 /// too large. Errors with `TimedOut` at `deadline` or once `stop` is set,
 /// `UnexpectedEof` if the client closes first.
 fn read_until(
-    mut client: &TcpStream,
+    client: &TcpStream,
     buffer: &mut Vec<u8>,
     deadline: Instant,
     stop: &AtomicBool,
     look: impl Fn(&[u8]) -> Progress,
 ) -> io::Result<Option<usize>> {
-    let mut chunk = [0u8; 4096];
     loop {
         match look(buffer) {
             Progress::Done(end) => return Ok(Some(end)),
@@ -227,18 +202,6 @@ fn read_until(
         if left.is_zero() || stop.load(Ordering::Acquire) {
             return Err(io::ErrorKind::TimedOut.into());
         }
-        client.set_read_timeout(Some(left.min(STOP_CHECK)))?;
-        match client.read(&mut chunk) {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
-            Err(e) => return Err(e),
-        }
+        read_some(client, buffer, left.min(STOP_CHECK))?;
     }
 }

@@ -2,13 +2,13 @@
 //!
 //! [`check_head`] takes a complete request head and returns the head to
 //! forward ([`Forward`]) or the refusal to answer with ([`error_answer`]
-//! writes it out). The small parsers beside it (`find_head_end`,
-//! `parse_length`, `contains_token`) serve the answer side too. It runs on
+//! writes it out). The small parsers beside it (`parse_length`,
+//! `contains_token`) serve the answer side too. It runs on
 //! the `http-conn-N` threads (the parsers also on `http-resp-N`), but
 //! nothing here does I/O: it is kept apart so the rules read as one list,
 //! and the tests at the end can hammer them without a socket.
 
-use super::MAX_HEADERS;
+use crate::http_head::{reason_phrase, MAX_HEADERS};
 
 /// Why the guard will not forward a request: the status and the JSON
 /// error code and message to answer with.
@@ -29,8 +29,10 @@ pub(crate) struct Forward {
     pub(super) is_post: bool,
 }
 
-/// Headers the guard drops because it sets them itself (one request per
-/// connection, the body already read, its length checked).
+/// Headers the guard drops because it sets them itself: `Connection:
+/// keep-alive` towards tiny_http whatever the client asked (the guard
+/// decides when the client's connection ends), the body already read (so
+/// no `Expect`), its length checked and written once.
 const HOP_BY_HOP: [&str; 6] = [
     "connection",
     "keep-alive",
@@ -74,35 +76,29 @@ pub(crate) fn check_head(head: &[u8], max_body: usize) -> Result<Forward, Refusa
         if !header.value.is_ascii() {
             return Err(bad("header values must be ASCII"));
         }
-        let name = header.name.to_ascii_lowercase();
-        match name.as_str() {
-            "transfer-encoding" => {
-                return Err((
-                    411,
-                    "length_required",
-                    "send the body with Content-Length, not Transfer-Encoding".into(),
-                ))
+        let name = header.name;
+        if name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err((
+                411,
+                "length_required",
+                "send the body with Content-Length, not Transfer-Encoding".into(),
+            ));
+        } else if name.eq_ignore_ascii_case("content-length") {
+            let length =
+                parse_length(header.value).ok_or_else(|| bad("Content-Length is not a number"))?;
+            if body_length.is_some_and(|seen| seen != length) {
+                return Err(bad("conflicting Content-Length headers"));
             }
-            "content-length" => {
-                let length = parse_length(header.value)
-                    .ok_or_else(|| bad("Content-Length is not a number"))?;
-                if body_length.is_some_and(|seen| seen != length) {
-                    return Err(bad("conflicting Content-Length headers"));
-                }
-                if length > max_body {
-                    return Err((413, "too_large", format!("body over {max_body} bytes")));
-                }
-                body_length = Some(length);
+            if length > max_body {
+                return Err((413, "too_large", format!("body over {max_body} bytes")));
             }
-            "expect" => {
-                expects_continue = header.value.eq_ignore_ascii_case(b"100-continue");
-            }
-            "connection" => {
-                keep_alive &= !contains_token(header.value, b"close");
-            }
-            _ => {}
+            body_length = Some(length);
+        } else if name.eq_ignore_ascii_case("expect") {
+            expects_continue = header.value.eq_ignore_ascii_case(b"100-continue");
+        } else if name.eq_ignore_ascii_case("connection") {
+            keep_alive &= !contains_token(header.value, b"close");
         }
-        if HOP_BY_HOP.contains(&name.as_str()) {
+        if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
             continue;
         }
         kept.extend_from_slice(header.name.as_bytes());
@@ -141,24 +137,9 @@ pub(super) fn contains_token(value: &[u8], token: &[u8]) -> bool {
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
-/// The index just past the first `\r\n\r\n`.
-pub(super) fn find_head_end(bytes: &[u8]) -> Option<usize> {
-    bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4)
-}
-
 /// A complete response in the HTTP endpoints' error shape, closing.
 pub(super) fn error_answer(status: u16, code: &str, message: &str) -> Vec<u8> {
-    let reason = match status {
-        400 => "Bad Request",
-        411 => "Length Required",
-        413 => "Payload Too Large",
-        431 => "Request Header Fields Too Large",
-        503 => "Service Unavailable",
-        _ => "Error",
-    };
+    let reason = reason_phrase(status);
     let body = serde_json::json!({"error": {"code": code, "message": message}}).to_string();
     format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n\
@@ -178,7 +159,7 @@ mod tests {
     }
 
     #[test]
-    fn forwards_a_good_request_with_connection_close() {
+    fn forwards_a_good_request_as_http_1_0_keep_alive() {
         let forward = check_head(
             b"POST /publish HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\
               Content-Length: 12\r\nExpect: 100-continue\r\nAuthorization: Bearer k\r\n\r\n",

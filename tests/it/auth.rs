@@ -4,7 +4,7 @@
 //! subscribe and publish per channel.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pumphub::connection::ConnectionInfo;
 use pumphub::Authorizer;
@@ -17,6 +17,17 @@ const TOKEN: &str = "s3cret";
 fn token_hub() -> RunningHub {
     TestHub::new()
         .config(|c| c.token = Some(TOKEN.into()))
+        .start()
+}
+
+/// A hub that wants `TOKEN` and gives a client `auth_timeout` to send it
+/// (the setting behind `--auth-timeout-ms`).
+fn token_hub_waiting(auth_timeout: Duration) -> RunningHub {
+    TestHub::new()
+        .config(|c| {
+            c.token = Some(TOKEN.into());
+            c.auth_timeout = auth_timeout;
+        })
         .start()
 }
 
@@ -127,12 +138,7 @@ fn without_a_token_requests_are_refused_until_auth() {
 /// the `auth_timeout` setting behind `--auth-timeout-ms`): Close 1008.
 #[test]
 fn no_auth_before_the_deadline_is_closed_with_1008() {
-    let hub = TestHub::new()
-        .config(|c| {
-            c.token = Some(TOKEN.into());
-            c.auth_timeout = ms(300);
-        })
-        .start();
+    let hub = token_hub_waiting(ms(300));
     let started = Instant::now();
     let mut idle = hub.client();
     // A wrong `auth` does not extend or end the wait.
@@ -162,12 +168,7 @@ fn no_auth_before_the_deadline_is_closed_with_1008() {
 /// Clients that authenticated in the upgrade have no deadline either.
 #[test]
 fn a_token_in_the_upgrade_has_no_auth_deadline() {
-    let hub = TestHub::new()
-        .config(|c| {
-            c.token = Some(TOKEN.into());
-            c.auth_timeout = ms(100);
-        })
-        .start();
+    let hub = token_hub_waiting(ms(100));
     let mut client = hub.client_at(&format!("/ws?token={TOKEN}"));
     let mut late = hub.client();
     assert_eq!(late.recv_close(), Some(1008)); // well past 100 ms

@@ -14,10 +14,17 @@ use serde_json::json;
 
 use crate::support::*;
 
+/// A plain TCP connection to `addr` that waits at most `PATIENCE` for an
+/// answer.
+fn connect(addr: SocketAddr) -> TcpStream {
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+    tcp
+}
+
 /// Send `head` and a few body bytes, read the answer.
 fn raw_request(addr: SocketAddr, head: &str, body: &[u8]) -> HttpReply {
-    let mut tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut tcp = connect(addr);
     tcp.write_all(head.as_bytes()).unwrap();
     let _ = tcp.write_all(body); // the guard may have answered already
     read_http_response(&mut tcp)
@@ -153,8 +160,7 @@ fn idle_and_slowloris_connections_do_not_block_others() {
 fn expect_continue_gets_100_then_the_answer() {
     let hub = TestHub::new().start();
     let body = json!({"channel": "a", "data": 1}).to_string();
-    let mut tcp = TcpStream::connect(hub.http).unwrap();
-    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut tcp = connect(hub.http);
     let head = format!(
         "POST /publish HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
          Expect: 100-continue\r\nContent-Length: {}\r\n\r\n",
@@ -205,8 +211,7 @@ fn split_responses(mut bytes: &[u8]) -> Vec<(u16, String)> {
 fn keep_alive_and_pipelined_requests_are_answered_in_order() {
     let hub = TestHub::new().start();
     let body = json!({"channel": "a", "data": 1}).to_string();
-    let mut tcp = TcpStream::connect(hub.http).unwrap();
-    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut tcp = connect(hub.http);
     let requests = format!(
         "POST /publish HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}\
          GET /nope HTTP/1.1\r\nHost: x\r\n\r\n\
@@ -230,8 +235,7 @@ fn an_idle_keep_alive_connection_is_closed() {
     let hub = TestHub::new()
         .config(|c| c.handshake_timeout = ms(300))
         .start();
-    let mut tcp = TcpStream::connect(hub.http).unwrap();
-    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut tcp = connect(hub.http);
     tcp.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     let started = Instant::now();
@@ -253,8 +257,7 @@ fn an_incomplete_http_head_is_dropped_at_the_deadline() {
         .config(|c| c.handshake_timeout = ms(300))
         .start();
     let started = Instant::now();
-    let mut tcp = TcpStream::connect(hub.http).unwrap();
-    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut tcp = connect(hub.http);
     tcp.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
         .unwrap();
     let mut answer = Vec::new();
