@@ -57,3 +57,16 @@ impl std::error::Error for Error {
         }
     }
 }
+
+/// True for a read error that only means "nothing arrived yet": the
+/// socket's read timeout passed (Linux reports it as `WouldBlock`), or a
+/// signal interrupted the read (on a socket with a timeout that fails with
+/// EINTR even under `SA_RESTART`, see signal(7)). Every reader of a peer's
+/// socket (the read pump, the handshake, the HTTP guard, the client) then
+/// checks its deadlines and reads again.
+pub(crate) fn is_quiet(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}

@@ -17,6 +17,8 @@ use std::io::{self, Read};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use crate::error::is_quiet;
+
 /// The largest request head read; bigger gets 431.
 pub(crate) const MAX_HEAD: usize = 16 * 1024;
 /// Headers parsed at most; more gets 431.
@@ -67,14 +69,7 @@ pub(crate) fn read_some(
     match read {
         Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
         Ok(_) => Ok(true),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-            ) =>
-        {
-            Ok(false)
-        }
+        Err(e) if is_quiet(&e) => Ok(false),
         Err(e) => Err(e),
     }
 }

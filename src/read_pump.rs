@@ -38,6 +38,7 @@ use tungstenite::{Message, WebSocket};
 use crate::auth::{self, Authorizer, ConfigAuthorizer};
 use crate::command::{HubCommand, PublishOrigin};
 use crate::connection::{CloseReason, Connection, Done};
+use crate::error::is_quiet;
 use crate::event::unix_ms;
 use crate::metrics::Metrics;
 use crate::outbound::{OutboundFrame, OutboundQueue};
@@ -196,17 +197,8 @@ impl ReadPump {
             self.update_read_timeout();
             let message = match self.socket.read() {
                 Ok(message) => message,
-                // A quiet moment. Interrupted belongs here too: a signal
-                // landing on this thread fails a read on a socket with a
-                // timeout with EINTR even under SA_RESTART (signal(7)).
-                Err(WsError::Io(e))
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) =>
-                {
+                // A quiet moment (a read timeout, or a signal).
+                Err(WsError::Io(e)) if is_quiet(&e) => {
                     self.check_deadlines();
                     continue;
                 }

@@ -256,8 +256,7 @@ impl Session {
 }
 
 fn is_timeout(e: &tungstenite::Error) -> bool {
-    matches!(e, tungstenite::Error::Io(io)
-        if matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted))
+    matches!(e, tungstenite::Error::Io(io) if crate::error::is_quiet(io))
 }
 
 /// Connect to the first address of `host` that answers.
