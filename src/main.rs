@@ -92,7 +92,13 @@ fn main() -> ExitCode {
 /// only that client (see `connection::serve`). The library installs no
 /// hook: that is the embedding application's choice.
 fn log_panics() {
-    std::panic::set_hook(Box::new(|info| {
+    // With logging off (`--log-level off`) std's own hook still reports the
+    // panic on stderr, with RUST_BACKTRACE honoured: a bug is never silent.
+    let std_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !log::log_enabled!(log::Level::Error) {
+            return std_hook(info);
+        }
         // `info` prints as std's own report: "panicked at FILE:LINE:COL:"
         // and the message on the next line.
         let thread = thread::current();
