@@ -12,7 +12,7 @@
 //! A published event goes: `publish` → next seq → serialized once into an
 //! [`EncodedEvent`](crate::event::EncodedEvent) → the channel's history →
 //! a push that never blocks into every subscriber's
-//! [`OutboundQueue`](crate::outbound::OutboundQueue) → the client's write
+//! [`OutboundQueue`] → the client's write
 //! pump (`write_pump.rs`) → its socket.
 //!
 //! This file holds the state, the command loop and connections; the
