@@ -29,8 +29,8 @@
 //! `POST /publish`); see [`Pipeline`](pipeline::Pipeline).
 //!
 //! Threads: one `http-guard` acceptor; per client connection, at most
-//! [`MAX_HTTP_CONNECTIONS`] at once (beyond that a connection gets 503 at
-//! once), an `http-conn-N` thread that reads and checks requests and sends
+//! [`MAX_HTTP_CONNECTIONS`] at once (beyond that the acceptor answers 503
+//! itself, lingering briefly so the answer is read), an `http-conn-N` thread that reads and checks requests and sends
 //! them to tiny_http, and from its first good request an `http-resp-N`
 //! thread that copies the answers back. They talk to nothing but their
 //! sockets and each other (a bounded channel of what to write next, and
