@@ -317,16 +317,31 @@ impl Drop for DoneSender {
     }
 }
 
-/// The message of a caught panic's payload (`panic!` gives a `&str` or a
-/// `String`).
-pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        text
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text
-    } else {
-        "(a non-string panic payload)"
-    }
+/// Run `body`, and if it panics, log that with `whose` work it was, the
+/// thread, the panic's message and `then` (what happens next), and return
+/// `None`. A bug in one client's thread (or in an application's
+/// `Authorizer`, which those threads call) must cost only that client.
+/// `AssertUnwindSafe` is sound for its two callers: what `body` borrows is
+/// dropped or finished with right after, and what it shares (queues,
+/// counters) stays consistent under a panic.
+fn catching_panic<T>(
+    whose: std::fmt::Arguments<'_>,
+    then: &str,
+    body: impl FnOnce() -> T,
+) -> Option<T> {
+    let payload = match panic::catch_unwind(AssertUnwindSafe(body)) {
+        Ok(value) => return Some(value),
+        Err(payload) => payload,
+    };
+    // `panic!` payloads are a `&str` or a `String`.
+    let message = (payload.downcast_ref::<&str>().copied())
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(a non-string panic payload)");
+    error!(
+        "{whose}: thread {:?} panicked: {message}; {then}",
+        thread::current().name().unwrap_or("?"),
+    );
+    None
 }
 
 /// Sends `Disconnect` and counts the close when dropped: exactly once per
@@ -404,20 +419,12 @@ pub(crate) fn serve(
     // The handshake runs the application's authorizer too: a panic there
     // drops this TCP connection and nothing else. `run_handshake` keeps its
     // frame off the read pump's stack (see above).
-    let admitted = panic::catch_unwind(AssertUnwindSafe(|| {
+    let admitted = catching_panic(format_args!("handshake from {peer}"), "dropping it", || {
         run_handshake(&tcp, peer, accepted_at, &context)
-    }));
+    });
     drop(pending);
-    let admitted = match admitted {
-        Ok(admitted) => admitted,
-        Err(payload) => {
-            error!(
-                "handshake from {peer}: thread {:?} panicked: {}; dropping it",
-                thread::current().name().unwrap_or("?"),
-                panic_text(payload.as_ref()),
-            );
-            return;
-        }
+    let Some(admitted) = admitted else {
+        return;
     };
     let Admitted {
         slot: _slot, // held until this function returns: our place under the limits
@@ -518,23 +525,14 @@ pub(crate) fn serve(
     if let Some(channel) = refused_channel {
         read_pump.refuse_url_channel(&channel);
     }
-    // A bug in the read pump (or in an application's `Authorizer`, which it
-    // calls) must cost only this client: catch the panic, log it with the
-    // connection and thread, and close with 1011 like any other ending, so
+    // A panic in the read pump closes with 1011 like any other ending, so
     // the write pump is joined and the cleanup below runs as usual.
-    // `AssertUnwindSafe` is sound: the pump is consumed by `run`, and what it
-    // shares (the queue, counters) stays consistent under a panic.
-    let done = match panic::catch_unwind(AssertUnwindSafe(|| read_pump.run())) {
-        Ok(done) => done,
-        Err(payload) => {
-            error!(
-                "connection {id} from {peer}: thread {:?} panicked: {}; closing it with 1011",
-                thread::current().name().unwrap_or("?"),
-                panic_text(payload.as_ref()),
-            );
-            Done::Violation(CloseCode::Error, "internal error")
-        }
-    };
+    let done = catching_panic(
+        format_args!("connection {id} from {peer}"),
+        "closing it with 1011",
+        || read_pump.run(),
+    )
+    .unwrap_or(Done::Violation(CloseCode::Error, "internal error"));
     let read_side = done.to_string();
     done_sender.send(done);
     // The write pump's account is the one to log: it says who closed
