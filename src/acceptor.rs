@@ -13,13 +13,15 @@
 //! accepting even while the hub shuts down, so that late clients get a
 //! proper 503 from the handshake instead of a reset.
 //!
-//! [`LiveConnections`] counts connection threads from spawn to exit, so the
-//! shutdown can wait (with a deadline) for the clients to finish closing.
+//! Two [`ThreadGauge`]s count connection threads: all of them from spawn to
+//! exit, so the shutdown can wait (with a deadline) for the clients to
+//! finish closing; and those still in their handshake, so the acceptor can
+//! wait for one to end before accepting past `MAX_PENDING_HANDSHAKES`.
 
 use std::io;
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -29,58 +31,59 @@ use crate::admission::MAX_PENDING_HANDSHAKES;
 use crate::connection::{self, READ_PUMP_STACK};
 use crate::server::ServerContext;
 
-/// How often a full acceptor looks whether a handshake slot came free.
-const SLOT_WAIT: Duration = Duration::from_millis(1);
+/// How often an acceptor waiting for a free handshake slot looks at `stop`.
+const STOP_CHECK: Duration = Duration::from_millis(100);
 
-/// Counts connection threads still in their handshake; decremented by a
-/// guard when the handshake ends either way.
-pub(crate) struct PendingHandshake(Arc<AtomicUsize>);
-
-impl Drop for PendingHandshake {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// How many connection threads are running; a gauge that can be waited on.
+/// A count of threads doing something (running at all, or still in their
+/// handshake) that another thread can wait on: to fall to zero at
+/// shutdown, or below a bound before accepting more.
 #[derive(Debug, Default)]
-pub(crate) struct LiveConnections {
+pub(crate) struct ThreadGauge {
     count: Mutex<usize>,
     changed: Condvar,
 }
 
-/// One running connection thread; decrements the gauge when dropped, even
-/// if the thread panics.
-pub(crate) struct LiveConnection(Arc<LiveConnections>);
+/// One thread counted by a [`ThreadGauge`]; leaves it when dropped, even if
+/// the thread panics.
+pub(crate) struct GaugeEntry(Arc<ThreadGauge>);
 
-impl LiveConnections {
-    fn enter(self: &Arc<Self>) -> LiveConnection {
-        *self.count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        LiveConnection(self.clone())
+impl ThreadGauge {
+    fn enter(self: &Arc<Self>) -> GaugeEntry {
+        *self.lock() += 1;
+        GaugeEntry(self.clone())
     }
 
-    /// Wait until no connection thread runs, or `deadline` passes. Returns
-    /// how many are still running.
+    fn lock(&self) -> MutexGuard<'_, usize> {
+        self.count.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wait until fewer than `limit` are counted, at most `timeout`. True if
+    /// they are.
+    fn wait_below(&self, limit: usize, timeout: Duration) -> bool {
+        let count = self.lock();
+        let (count, _) = self
+            .changed
+            .wait_timeout_while(count, timeout, |count| *count >= limit)
+            .unwrap_or_else(|e| e.into_inner());
+        *count < limit
+    }
+
+    /// Wait until none is counted, or `deadline` passes. Returns how many
+    /// are still counted.
     pub(crate) fn wait_for_none(&self, deadline: Instant) -> usize {
-        let mut count = self.count.lock().unwrap_or_else(|e| e.into_inner());
-        while *count > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            count = match self.changed.wait_timeout(count, left) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let count = self.lock();
+        let (count, _) = self
+            .changed
+            .wait_timeout_while(count, left, |count| *count > 0)
+            .unwrap_or_else(|e| e.into_inner());
         *count
     }
 }
 
-impl Drop for LiveConnection {
+impl Drop for GaugeEntry {
     fn drop(&mut self) {
-        let mut count = self.0.count.lock().unwrap_or_else(|e| e.into_inner());
-        *count -= 1;
+        *self.0.lock() -= 1;
         self.0.changed.notify_all();
     }
 }
@@ -90,10 +93,11 @@ pub(crate) fn run(
     listener: TcpListener,
     context: Arc<ServerContext>,
     stop: Arc<AtomicBool>,
-    live: Arc<LiveConnections>,
+    live: Arc<ThreadGauge>,
 ) {
     let mut connections: Vec<JoinHandle<()>> = Vec::new();
-    let pending = Arc::new(AtomicUsize::new(0));
+    // Connection threads still in their handshake.
+    let pending = Arc::new(ThreadGauge::default());
     let mut accepted: u64 = 0;
     loop {
         // Bound threads sitting in handshakes: without this, a flood of
@@ -104,11 +108,10 @@ pub(crate) fn run(
         // 5,000 clients refused 3,976 that would have been served within a
         // second; waiting costs them milliseconds, and a flood of silent
         // sockets still gets no more than this many threads.
-        while pending.load(Ordering::Acquire) >= MAX_PENDING_HANDSHAKES {
+        while !pending.wait_below(MAX_PENDING_HANDSHAKES, STOP_CHECK) {
             if stop.load(Ordering::Acquire) {
                 break;
             }
-            thread::sleep(SLOT_WAIT);
         }
         let (tcp, peer) = match listener.accept() {
             Ok(pair) => pair,
@@ -130,8 +133,7 @@ pub(crate) fn run(
             break;
         }
         let accepted_at = Instant::now();
-        pending.fetch_add(1, Ordering::AcqRel);
-        let guard = PendingHandshake(pending.clone());
+        let in_handshake = pending.enter();
         accepted += 1;
         let number = accepted;
         let thread_context = context.clone();
@@ -140,7 +142,7 @@ pub(crate) fn run(
             .name(format!("read-pump-{number}"))
             .stack_size(READ_PUMP_STACK)
             .spawn(move || {
-                connection::serve(tcp, peer, accepted_at, number, thread_context, guard);
+                connection::serve(tcp, peer, accepted_at, number, thread_context, in_handshake);
                 drop(alive);
             });
         match spawned {

@@ -30,7 +30,7 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocket, WebSocketConfig};
 use uuid::Uuid;
 
-use crate::acceptor::PendingHandshake;
+use crate::acceptor::GaugeEntry;
 use crate::auth;
 use crate::command::HubCommand;
 use crate::handshake::{self, Admitted};
@@ -414,7 +414,7 @@ pub(crate) fn serve(
     accepted_at: Instant,
     number: u64,
     context: Arc<ServerContext>,
-    pending: PendingHandshake,
+    in_handshake: GaugeEntry,
 ) {
     // The handshake runs the application's authorizer too: a panic there
     // drops this TCP connection and nothing else. `run_handshake` keeps its
@@ -422,7 +422,7 @@ pub(crate) fn serve(
     let admitted = catching_panic(format_args!("handshake from {peer}"), "dropping it", || {
         run_handshake(&tcp, peer, accepted_at, &context)
     });
-    drop(pending);
+    drop(in_handshake); // a handshake slot is free: the acceptor may go on
     let Some(admitted) = admitted else {
         return;
     };

@@ -30,7 +30,7 @@ use crossbeam_channel::Sender;
 use log::{error, info, warn};
 use uuid::Uuid;
 
-use crate::acceptor::{self, LiveConnections};
+use crate::acceptor::{self, ThreadGauge};
 use crate::admission::{os_connection_ceiling, ConnectionLimiter};
 use crate::auth::{Authorizer, ConfigAuthorizer};
 use crate::command::HubCommand;
@@ -75,7 +75,7 @@ pub struct Hub {
     ws_addr: SocketAddr,
     http_addr: SocketAddr,
     stop_accepting: Arc<AtomicBool>,
-    live_connections: Arc<LiveConnections>,
+    live_connections: Arc<ThreadGauge>,
     acceptor: Option<JoinHandle<()>>,
     broadcaster: Option<JoinHandle<()>>,
     http: Option<HttpServer>,
@@ -160,7 +160,7 @@ impl Hub {
         let http = HttpServer::start(http_listener, handle.clone(), &context.config, ws_addr)?;
 
         let stop_accepting = Arc::new(AtomicBool::new(false));
-        let live_connections = Arc::new(LiveConnections::default());
+        let live_connections = Arc::new(ThreadGauge::default());
         let acceptor = {
             let context = context.clone();
             let stop = stop_accepting.clone();
