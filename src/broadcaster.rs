@@ -1,0 +1,572 @@
+//! The broadcaster: one thread that owns the hub's state and is the only one
+//! to change it.
+//!
+//! It owns the connected clients, their subscriptions, every channel's
+//! history and the sequence counter. Everyone else sends it a
+//! [`HubCommand`] and, where needed, waits for the answer; the broadcaster
+//! never waits on anyone. That single owner is why no lock guards hub state,
+//! why seqs are handed out in one order, and why a replay and the live stream
+//! that follows it can neither overlap nor leave a gap: both happen inside
+//! one command.
+//!
+//! A published event goes: `publish` → next seq → serialized once into an
+//! [`EncodedEvent`](crate::event::EncodedEvent) → the channel's history →
+//! a push that never blocks into every subscriber's
+//! [`OutboundQueue`] → the client's write
+//! pump (`write_pump.rs`) → its socket.
+//!
+//! This file holds the state, the command loop and connections; the
+//! `impl Broadcaster` continues in `hub/subscriptions.rs` (subscribe,
+//! unsubscribe, replay) and `hub/publishing.rs` (publish, broadcast errors).
+
+mod publishing;
+mod subscriptions;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::thread;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+use log::{debug, warn};
+
+use crate::command::{HubCommand, PublishOrigin};
+use crate::connection::{CloseReason, Connection, ConnectionId};
+use crate::event::{Event, Seq};
+use crate::history::ChannelHistory;
+use crate::metrics::Metrics;
+use crate::outbound::{OutboundFrame, OutboundQueue, QueueFull};
+use crate::protocol;
+use crate::stats::{ConnectionStatus, HubStats};
+
+/// Broadcaster settings, copied from the config at start.
+#[derive(Debug, Clone)]
+pub struct HubSettings {
+    /// Events kept per channel (`--history-size`).
+    pub history_size: usize,
+    /// Channels one connection may follow (`--max-subscriptions`).
+    pub max_subscriptions: usize,
+    /// Ping period announced in `welcome`, in ms (0 = off).
+    pub heartbeat_ms: u64,
+    /// This hub instance's id, sent as `epoch` in `welcome`.
+    pub epoch: String,
+}
+
+/// A subscriber: a WebSocket client, or an in-process subscription made
+/// through the embedding API.
+enum Member {
+    Client(Client),
+    Local(LocalSubscriber),
+}
+
+struct Client {
+    connection: Arc<Connection>,
+    queue: OutboundQueue,
+    channels: Vec<Arc<str>>,
+    /// The newest seq queued for this client. Replay never goes below it,
+    /// so each client sees strictly increasing seqs.
+    last_sent: Seq,
+    /// Set once the client was kicked; it gets nothing more.
+    closing: bool,
+    /// Already in `Broadcaster::to_wake` for this round.
+    wake_pending: bool,
+}
+
+impl Client {
+    /// Queue a counted frame and note that this client's write pump must
+    /// be woken at the end of the round. Every push from the broadcaster
+    /// goes through here or `push_uncounted`, so none can forget the wake.
+    fn push(
+        &mut self,
+        slot: usize,
+        frame: OutboundFrame,
+        to_wake: &mut Vec<usize>,
+    ) -> Result<(), QueueFull> {
+        self.queue.push(frame)?;
+        self.note_wake(slot, to_wake);
+        Ok(())
+    }
+
+    /// As `push`, without counting against the queue limit.
+    fn push_uncounted(&mut self, slot: usize, frame: OutboundFrame, to_wake: &mut Vec<usize>) {
+        self.queue.push_uncounted(frame);
+        self.note_wake(slot, to_wake);
+    }
+
+    fn note_wake(&mut self, slot: usize, to_wake: &mut Vec<usize>) {
+        if !self.wake_pending {
+            self.wake_pending = true;
+            to_wake.push(slot);
+        }
+    }
+}
+
+struct LocalSubscriber {
+    key: u64,
+    events: Sender<Event>,
+    channels: Vec<Arc<str>>,
+}
+
+impl Member {
+    fn channels(&self) -> &[Arc<str>] {
+        match self {
+            Member::Client(c) => &c.channels,
+            Member::Local(l) => &l.channels,
+        }
+    }
+}
+
+struct Channel {
+    /// Slots in `Broadcaster::members`.
+    subscribers: Vec<usize>,
+    history: ChannelHistory,
+}
+
+/// The broadcaster thread's state. Built by `Hub::start`, then moved into
+/// its thread, which runs [`Broadcaster::run`] until `HubCommand::Stop`.
+pub struct Broadcaster {
+    settings: HubSettings,
+    metrics: Arc<Metrics>,
+    commands_rx: Receiver<HubCommand>,
+    seq: Seq,
+    /// A slab: `Channel::subscribers` holds indexes into it, so fan-out does
+    /// no hashing per delivery.
+    members: Vec<Option<Member>>,
+    free_slots: Vec<usize>,
+    clients_by_id: HashMap<ConnectionId, usize>,
+    locals_by_key: HashMap<u64, usize>,
+    next_local_key: u64,
+    channels: HashMap<Arc<str>, Channel>,
+    /// Set by `BeginShutdown`: late connections get the shutdown sequence at once.
+    shutdown: Option<(Instant, u64)>,
+    /// The largest queue depth of clients already gone, for metrics.
+    departed_high_water: usize,
+    /// Clients pushed to during this round; each is woken once at its end.
+    to_wake: Vec<usize>,
+}
+
+/// Commands served in one round before the write pumps are woken. Bounds
+/// how long the first event of a busy round waits for its wake-up.
+const MAX_ROUND: usize = 32;
+
+/// A round with more wake-ups than this shares them with the wake helpers.
+/// Below it, handing work over (itself a wake-up) is not worth it.
+const SHARE_WAKES_ABOVE: usize = 64;
+
+impl Broadcaster {
+    /// A broadcaster that will serve `commands_rx`.
+    pub fn new(
+        settings: HubSettings,
+        metrics: Arc<Metrics>,
+        commands_rx: Receiver<HubCommand>,
+    ) -> Self {
+        Broadcaster {
+            settings,
+            metrics,
+            commands_rx,
+            seq: Seq(0),
+            members: Vec::new(),
+            free_slots: Vec::new(),
+            clients_by_id: HashMap::new(),
+            locals_by_key: HashMap::new(),
+            next_local_key: 1,
+            channels: HashMap::new(),
+            shutdown: None,
+            departed_high_water: 0,
+            to_wake: Vec::new(),
+        }
+    }
+
+    /// Serve commands until `Stop`, or until every sender is gone.
+    ///
+    /// Commands are served in rounds: the first one waited for, then up to
+    /// `MAX_ROUND` more that are already waiting. Pushes during a round do
+    /// not wake anyone; at its end each write pump that got frames is woken
+    /// once (see `outbound.rs` for why wake-ups are worth saving). At a low
+    /// rate a round is one command, so nothing waits; under load one wake-up
+    /// carries many events.
+    pub fn run(mut self) {
+        // Wake helpers: waking a parked thread is a system call that costs
+        // ~11 us when the thread sleeps on another CPU, and a fan-out to
+        // 1,000 clients needs 1,000 of them. One helper per extra CPU takes
+        // a share, so wake-ups happen on every CPU at once. They live in a
+        // scope: when the broadcaster stops, its senders drop, the helpers'
+        // loops end, and the scope joins them.
+        let helpers = thread::available_parallelism().map_or(1, |n| n.get()) - 1;
+        thread::scope(|scope| {
+            let mut helper_txs = Vec::new();
+            for n in 0..helpers.min(3) {
+                let (tx, rx) = crossbeam_channel::unbounded::<Vec<OutboundQueue>>();
+                let spawned = thread::Builder::new()
+                    .name(format!("wake-helper-{n}"))
+                    .stack_size(64 * 1024)
+                    .spawn_scoped(scope, move || {
+                        for share in rx {
+                            share.iter().for_each(OutboundQueue::wake);
+                        }
+                    });
+                // Without a helper the broadcaster simply wakes everyone.
+                if spawned.is_ok() {
+                    helper_txs.push(tx);
+                }
+            }
+            self.serve(&helper_txs);
+        });
+        debug!("broadcaster stopped at seq {}", self.seq);
+    }
+
+    fn serve(&mut self, helpers: &[Sender<Vec<OutboundQueue>>]) {
+        let mut stopping = false;
+        while !stopping {
+            let Ok(first) = self.commands_rx.recv() else {
+                break;
+            };
+            let mut next = Some(first);
+            let mut served = 0;
+            while let Some(command) = next.take() {
+                if let HubCommand::Stop = command {
+                    stopping = true;
+                    break;
+                }
+                self.apply(command);
+                served += 1;
+                if served < MAX_ROUND {
+                    next = self.commands_rx.try_recv().ok();
+                }
+            }
+            self.wake_writers(helpers);
+        }
+    }
+
+    /// Wake every write pump that got frames this round, once each, sharing
+    /// a big round with the wake helpers.
+    fn wake_writers(&mut self, helpers: &[Sender<Vec<OutboundQueue>>]) {
+        let total = self.to_wake.len();
+        let share = if total > SHARE_WAKES_ABOVE {
+            total / (helpers.len() + 1)
+        } else {
+            0
+        };
+        let mut slots = self.to_wake.drain(..);
+        for helper in helpers.iter().filter(|_| share > 0) {
+            let mut queues = Vec::with_capacity(share);
+            for slot in slots.by_ref().take(share) {
+                if let Some(Member::Client(client)) = &mut self.members[slot] {
+                    client.wake_pending = false;
+                    queues.push(client.queue.clone());
+                }
+            }
+            if let Err(unsent) = helper.send(queues) {
+                unsent.0.iter().for_each(OutboundQueue::wake);
+            }
+        }
+        for slot in slots {
+            if let Some(Member::Client(client)) = &mut self.members[slot] {
+                client.wake_pending = false;
+                client.queue.wake();
+            }
+        }
+    }
+
+    fn apply(&mut self, command: HubCommand) {
+        match command {
+            HubCommand::Connect {
+                connection,
+                queue,
+                initial,
+                done,
+            } => {
+                self.connect(connection, queue, initial);
+                let _ = done.try_send(());
+            }
+            HubCommand::Disconnect { id } => self.disconnect(id),
+            HubCommand::Subscribe {
+                id,
+                request_id,
+                channels,
+                since,
+                done,
+            } => {
+                if let Some(&slot) = self.clients_by_id.get(&id) {
+                    self.subscribe_client(slot, request_id.as_ref(), &channels, since);
+                }
+                let _ = done.try_send(());
+            }
+            HubCommand::Unsubscribe {
+                id,
+                request_id,
+                channels,
+                done,
+            } => {
+                if let Some(&slot) = self.clients_by_id.get(&id) {
+                    self.unsubscribe(slot, &channels);
+                    let reply = protocol::encode_unsubscribed(request_id.as_ref(), &channels);
+                    self.reply_to(slot, reply);
+                }
+                let _ = done.try_send(());
+            }
+            HubCommand::Publish {
+                channel,
+                data,
+                origin,
+            } => {
+                let published = self.publish(&channel, data);
+                match origin {
+                    PublishOrigin::Api { reply } => {
+                        let _ = reply.try_send(published);
+                    }
+                    PublishOrigin::Client {
+                        id,
+                        request_id,
+                        done,
+                    } => {
+                        if let Some(&slot) = self.clients_by_id.get(&id) {
+                            let reply = protocol::encode_published(
+                                request_id.as_ref(),
+                                published.seq.0,
+                                published.delivered,
+                            );
+                            self.reply_to(slot, reply);
+                        }
+                        let _ = done.try_send(());
+                    }
+                }
+            }
+            HubCommand::PublishBatch { events, reply } => {
+                let results = events
+                    .into_iter()
+                    .map(|(channel, data)| self.publish(&channel, data))
+                    .collect();
+                let _ = reply.try_send(results);
+            }
+            HubCommand::BroadcastError {
+                code,
+                message,
+                context,
+                reply,
+            } => {
+                let seq = self.broadcast_error(&code, &message, context.as_ref());
+                let _ = reply.try_send(seq);
+            }
+            HubCommand::SubscribeLocal {
+                channels,
+                events,
+                reply,
+            } => {
+                let key = self.subscribe_local(&channels, events);
+                let _ = reply.try_send(key);
+            }
+            HubCommand::UnsubscribeLocal { key } => {
+                if let Some(slot) = self.locals_by_key.remove(&key) {
+                    self.remove_member(slot);
+                }
+            }
+            HubCommand::Kick { id, reason, reply } => {
+                let found = match self.clients_by_id.get(&id) {
+                    Some(&slot) => {
+                        self.kick(slot, reason);
+                        true
+                    }
+                    None => false,
+                };
+                let _ = reply.try_send(found);
+            }
+            HubCommand::Stats { reply } => {
+                let _ = reply.try_send(self.stats());
+            }
+            HubCommand::Status { reply } => {
+                let _ = reply.try_send(self.status());
+            }
+            HubCommand::BeginShutdown {
+                deadline,
+                reconnect_ms,
+            } => self.begin_shutdown(deadline, reconnect_ms),
+            HubCommand::Stop => {}
+        }
+    }
+
+    // ----- connections -----------------------------------------------------
+
+    fn connect(
+        &mut self,
+        connection: Arc<Connection>,
+        queue: OutboundQueue,
+        initial: Option<(Vec<String>, Option<u64>)>,
+    ) {
+        let id = connection.info.id;
+        let welcome = protocol::encode_welcome(
+            &id.to_string(),
+            &self.settings.epoch,
+            self.seq.0,
+            self.settings.heartbeat_ms,
+        );
+        let slot = self.insert_member(Member::Client(Client {
+            connection,
+            queue,
+            channels: Vec::new(),
+            last_sent: Seq(0),
+            closing: false,
+            wake_pending: false,
+        }));
+        self.clients_by_id.insert(id, slot);
+        if let Some(Member::Client(client)) = &mut self.members[slot] {
+            // The queue is new and empty, so this push cannot fail.
+            let _ = client.push(slot, OutboundFrame::Text(welcome.into()), &mut self.to_wake);
+        }
+        if let Some((deadline, reconnect_ms)) = self.shutdown {
+            self.send_shutdown(slot, deadline, reconnect_ms);
+            return;
+        }
+        if let Some((channels, since)) = initial {
+            self.subscribe_client(slot, None, &channels, since);
+        }
+    }
+
+    fn disconnect(&mut self, id: ConnectionId) {
+        if let Some(slot) = self.clients_by_id.remove(&id) {
+            if let Some(Member::Client(client)) = &self.members[slot] {
+                self.departed_high_water = self.departed_high_water.max(client.queue.high_water());
+            }
+            self.remove_member(slot);
+        }
+    }
+
+    fn insert_member(&mut self, member: Member) -> usize {
+        match self.free_slots.pop() {
+            Some(slot) => {
+                self.members[slot] = Some(member);
+                slot
+            }
+            None => {
+                self.members.push(Some(member));
+                self.members.len() - 1
+            }
+        }
+    }
+
+    /// Take a member out of every channel it follows and free its slot.
+    fn remove_member(&mut self, slot: usize) {
+        let Some(member) = self.members[slot].take() else {
+            return;
+        };
+        for name in member.channels() {
+            self.leave_channel(slot, name);
+        }
+        self.free_slots.push(slot);
+    }
+
+    fn leave_channel(&mut self, slot: usize, name: &str) {
+        if let Some(channel) = self.channels.get_mut(name) {
+            if let Some(pos) = channel.subscribers.iter().position(|&s| s == slot) {
+                channel.subscribers.swap_remove(pos);
+            }
+            // A channel nobody follows and nobody ever published to carries
+            // no information; forget it so subscribe churn cannot grow the map.
+            if channel.subscribers.is_empty()
+                && channel.history.is_empty()
+                && channel.history.is_complete_after(Seq(0))
+            {
+                self.channels.remove(name);
+            }
+        }
+    }
+
+    /// Close a client with `reason`. Returns true if this kick is the one
+    /// that closes it (not already closing, and its read pump did not kick
+    /// it first).
+    fn kick(&mut self, slot: usize, reason: CloseReason) -> bool {
+        if let Some(Member::Client(client)) = &mut self.members[slot] {
+            if !client.closing {
+                client.closing = true;
+                return client.queue.kick(reason);
+            }
+        }
+        false
+    }
+
+    /// Queue a reply for a client. A reply counts against the queue like an
+    /// event: a client that asks and never reads is a slow consumer too.
+    fn reply_to(&mut self, slot: usize, text: String) {
+        let Some(Member::Client(client)) = &mut self.members[slot] else {
+            return;
+        };
+        if client.closing {
+            return;
+        }
+        let frame = OutboundFrame::Text(text.into());
+        if client.push(slot, frame, &mut self.to_wake).is_err() {
+            self.close_slow_consumer(slot);
+        }
+    }
+
+    fn close_slow_consumer(&mut self, slot: usize) {
+        // Counted and logged only by the kick that wins: the client's read
+        // pump may have found the queue full first (and said so itself).
+        if self.kick(slot, CloseReason::SlowConsumer) {
+            if let Some(Member::Client(client)) = &self.members[slot] {
+                warn!(
+                    "connection {} from {}: outbound queue full, closing with 4008",
+                    client.connection.info.id, client.connection.info.remote_addr
+                );
+            }
+            self.metrics.slow_consumer_disconnects.inc();
+        }
+    }
+
+    // ----- shutdown and reporting -----------------------------------------
+
+    fn begin_shutdown(&mut self, deadline: Instant, reconnect_ms: u64) {
+        self.shutdown = Some((deadline, reconnect_ms));
+        let slots: Vec<usize> = self.clients_by_id.values().copied().collect();
+        for slot in slots {
+            self.send_shutdown(slot, deadline, reconnect_ms);
+        }
+        // In-process subscribers end when their sender is dropped.
+        let locals: Vec<usize> = self.locals_by_key.drain().map(|(_, slot)| slot).collect();
+        for slot in locals {
+            self.remove_member(slot);
+        }
+    }
+
+    fn send_shutdown(&mut self, slot: usize, deadline: Instant, reconnect_ms: u64) {
+        if let Some(Member::Client(client)) = &mut self.members[slot] {
+            client.queue.set_deadline(deadline);
+            let frame = protocol::encode_shutdown("server shutting down", reconnect_ms);
+            // Behind what is already queued, so queued events are flushed first.
+            let to_wake = &mut self.to_wake;
+            client.push_uncounted(slot, OutboundFrame::Text(frame.into()), to_wake);
+            client.push_uncounted(slot, OutboundFrame::Close(CloseReason::Shutdown), to_wake);
+        }
+    }
+
+    fn stats(&self) -> HubStats {
+        let mut queue_high_water = self.departed_high_water;
+        for member in self.members.iter().flatten() {
+            if let Member::Client(client) = member {
+                queue_high_water = queue_high_water.max(client.queue.high_water());
+            }
+        }
+        HubStats {
+            seq: self.seq,
+            connections: self.clients_by_id.len(),
+            local_subscribers: self.locals_by_key.len(),
+            channels: self.channels.len(),
+            history_events: self.channels.values().map(|c| c.history.len()).sum(),
+            queue_high_water,
+        }
+    }
+
+    fn status(&self) -> Vec<ConnectionStatus> {
+        self.clients_by_id
+            .values()
+            .filter_map(|&slot| match &self.members[slot] {
+                Some(Member::Client(client)) => Some(ConnectionStatus::new(
+                    &client.connection,
+                    client.channels.iter().map(|c| c.to_string()).collect(),
+                    client.queue.queued(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+}
