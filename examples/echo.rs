@@ -4,12 +4,13 @@
 //! Every text and binary message comes back unchanged, through the same
 //! queue as the Pongs. The framing, fragmentation, UTF-8 checks, Ping/Pong
 //! and close handling that Autobahn grades are the hub's code
-//! (`src/read_pump.rs`, `src/write_pump.rs`); only what happens to a data
-//! message differs (`src/echo.rs`). It prints the address it bound.
+//! (`src/ws/read_pump.rs`, `src/ws/write_pump.rs`); only what happens to a
+//! data message differs (`src/testing/echo.rs`). It prints the address it
+//! bound.
 //!
 //! ```text
 //! cargo run --release --example echo -- 127.0.0.1:9011
-//! ../shared/tools/autobahn/run.sh ws://127.0.0.1:9011 pumphub-echo
+//! scripts/autobahn.sh      # runs this example and the suite against it
 //! ```
 //!
 //! The address defaults to `127.0.0.1:9011`; use port 0 for any free port.
@@ -19,7 +20,7 @@
 use std::net::TcpListener;
 use std::process::ExitCode;
 
-use pumphub::echo::EchoServer;
+use pumphub::testing::echo::EchoServer;
 
 fn main() -> ExitCode {
     let level = std::env::var("PUMPHUB_ECHO_LOG")

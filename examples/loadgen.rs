@@ -78,7 +78,7 @@
 //! | `latency_us_p50/p90/p99/p999/max` | publish→receive, µs: subscriber's clock at receipt − `t`; within 1.6 % (log buckets), max exact |
 //! | `disconnects` | made connections that closed during the run, by reason (`close 4008` = slow consumer) |
 //! | `error_frames` | `error` frames received, by `code` |
-//! | `protocol_violations`, `unparsed_frames` | things PROTOCOL.md rules out (first frame not `welcome`, event before `subscribed`), frames that were not JSON |
+//! | `protocol_violations`, `unparsed_frames` | things docs/protocol.md rules out (first frame not `welcome`, event before `subscribed`), frames that were not JSON |
 //! | `hub_rss_before_kib` | hub VmRSS before connecting |
 //! | `hub_rss_idle_kib` | after connecting and settling |
 //! | `hub_rss_kib`, `hub_rss_peak_kib` | VmRSS and VmHWM at the end |

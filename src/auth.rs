@@ -10,7 +10,7 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use pumphub::connection::ConnectionInfo;
+//! use pumphub::ConnectionInfo;
 //! use pumphub::{Authorizer, Config, Hub};
 //!
 //! /// Readers may follow anything but `admin.*`; only `chat.*` takes
@@ -44,7 +44,7 @@
 
 use std::sync::Arc;
 
-use crate::connection::ConnectionInfo;
+use crate::peer::ConnectionInfo;
 
 /// Decides authentication and per-channel permissions.
 pub trait Authorizer: Send + Sync + 'static {
@@ -183,6 +183,13 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+/// The token of an `Authorization: Bearer <token>` header; never empty.
+pub fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 #[cfg(test)]

@@ -10,17 +10,36 @@
 //! one command.
 //!
 //! A published event goes: `publish` → next seq → serialized once into an
-//! [`EncodedEvent`](crate::event::EncodedEvent) → the channel's history →
-//! a push that never blocks into every subscriber's
-//! [`OutboundQueue`] → the client's write
-//! pump (`write_pump.rs`) → its socket.
+//! [`EncodedEvent`] → the channel's history → a push that never blocks into
+//! every subscriber's [`OutboundQueue`] → the client's write pump
+//! (`ws/write_pump.rs`) → its socket.
 //!
 //! This file holds the state, the command loop and connections; the
-//! `impl Broadcaster` continues in `hub/subscriptions.rs` (subscribe,
-//! unsubscribe, replay) and `hub/publishing.rs` (publish, broadcast errors).
+//! `impl Broadcaster` continues in `broadcaster/subscriptions.rs`
+//! (subscribe, unsubscribe, replay) and `broadcaster/publishing.rs`
+//! (publish, broadcast errors). The folder also holds what the broadcaster
+//! hands out to the layers above: its commands (`command.rs`), the
+//! per-client outbound queue (`outbound.rs`), what it keeps per client
+//! (`registry.rs`), its snapshots (`stats.rs`), the hub's lifecycle flags
+//! (`lifecycle.rs`). It imports only the layers below: `protocol`,
+//! `config`, `peer`, `metrics`.
 
+mod command;
+mod encoded_event;
+mod history;
+mod lifecycle;
+mod outbound;
 mod publishing;
+mod registry;
+mod stats;
 mod subscriptions;
+
+pub(crate) use command::{HubCommand, PublishOrigin};
+pub(crate) use encoded_event::EncodedEvent;
+pub(crate) use lifecycle::Lifecycle;
+pub(crate) use outbound::{outbound_queue, OutboundFrame, OutboundQueue, OutboundReceiver, QueueFull};
+pub use registry::{CloseReason, Connection, ConnectionStats};
+pub use stats::ConnectionStatus;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,14 +49,10 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender};
 use log::{debug, warn};
 
-use crate::command::{HubCommand, PublishOrigin};
-use crate::connection::{CloseReason, Connection, ConnectionId};
-use crate::event::{Event, Seq};
-use crate::history::ChannelHistory;
-use crate::metrics::Metrics;
-use crate::outbound::{OutboundFrame, OutboundQueue, QueueFull};
-use crate::protocol;
-use crate::stats::{ConnectionStatus, HubStats};
+use history::ChannelHistory;
+use crate::metrics::{HubStats, Metrics};
+use crate::peer::ConnectionId;
+use crate::protocol::{self, Event, Seq};
 
 /// Broadcaster settings, copied from the config at start.
 #[derive(Debug, Clone)]

@@ -92,9 +92,7 @@ use serde_json::Value;
 pub use self::error::ClientError;
 pub use self::options::{ClientBuilder, TokenVia};
 use self::worker::{Command, Item};
-use crate::command::Published;
-use crate::event::{Event, Seq};
-use crate::protocol::is_valid_channel_name;
+use crate::protocol::{is_valid_channel_name, Event, Published, Seq};
 
 /// What the application receives from a [`Client`], in order.
 #[derive(Debug, Clone, PartialEq)]

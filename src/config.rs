@@ -153,7 +153,9 @@ pub struct Config {
     /// means a slow consumer: Close 4008.
     ///
     /// Defaults to 1024 (`--queue-size`); at least 1. Bigger tolerates longer
-    /// stalls but costs memory per client.
+    /// stalls. The queue allocates only for what is waiting, so an idle
+    /// client costs nothing for it; a stalled one holds up to this many
+    /// frames (events are shared with every other queue, so mostly pointers).
     pub queue_size: usize,
     /// Events kept per channel for replay with `since`; zero turns replay off.
     ///

@@ -9,29 +9,18 @@
 //! without ever waiting on anyone, so a call takes microseconds. Once the hub
 //! is shutting down, calls return [`Error::ShuttingDown`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvError, RecvTimeoutError, Sender, TryRecvError};
 use serde_json::Value;
 
-pub use crate::command::Published;
-use crate::command::{HubCommand, PublishOrigin};
-use crate::connection::{CloseReason, ConnectionId};
+use crate::broadcaster::{CloseReason, ConnectionStatus, HubCommand, Lifecycle, PublishOrigin};
 use crate::error::Error;
-use crate::event::{Event, Seq};
-use crate::metrics::Metrics;
-use crate::protocol::is_valid_channel_name;
-use crate::stats::{ConnectionStatus, HubStats};
-
-/// Facts about a running hub instance shared by all its threads.
-#[derive(Debug)]
-pub(crate) struct Lifecycle {
-    pub shutting_down: AtomicBool,
-    pub started_at: Instant,
-    pub epoch: String,
-}
+use crate::metrics::{HubStats, Metrics};
+use crate::peer::ConnectionId;
+use crate::protocol::{is_valid_channel_name, Event, Published, Seq};
 
 /// A hub's figures at one moment, from [`HubHandle::stats`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,14 +4,14 @@
 //! Threads a hub starts, and who ends them:
 //!
 //! ```text
-//!   broadcaster  (1)        hub.rs         ends on HubCommand::Stop
-//!   acceptor     (1)        acceptor.rs    ends when `stop_accepting` is set and it is woken
-//!   read pumps   (1/client) read_pump.rs   end when the peer closes or the write pump shuts the socket
-//!   write pumps  (1/client) write_pump.rs  end after the close handshake or the shutdown deadline
-//!   http guard   (1)        http_guard.rs  ends when `HttpServer::stop` sets its flag and wakes it
-//!   http conns   (≤128)     http_guard/    per HTTP connection (`http-conn-N`, and `http-resp-N`
-//!                                          while relaying); end with it; joined by the guard
-//!   http workers (N)        http.rs        end on tiny_http's `unblock()`
+//!   broadcaster  (1)        broadcaster.rs     ends on HubCommand::Stop
+//!   acceptor     (1)        ws/acceptor.rs     ends when `stop_accepting` is set and it is woken
+//!   read pumps   (1/client) ws/read_pump.rs    end when the peer closes or the write pump shuts the socket
+//!   write pumps  (1/client) ws/write_pump.rs   end after the close handshake or the shutdown deadline
+//!   http guard   (1)        http/guard.rs      ends when `HttpServer::stop` sets its flag and wakes it
+//!   http conns   (≤128)     http/guard/        per HTTP connection (`http-conn-N`, and `http-resp-N`
+//!                                              while relaying); end with it; joined by the guard
+//!   http workers (N)        http/routes.rs     end on tiny_http's `unblock()`
 //! ```
 //!
 //! (tiny_http also runs its own accept thread and a small pool for its
@@ -26,38 +26,17 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
 use log::{error, info, warn};
 use uuid::Uuid;
 
-use crate::acceptor::{self, ThreadGauge};
-use crate::admission::{os_connection_ceiling, ConnectionLimiter};
 use crate::auth::{Authorizer, ConfigAuthorizer};
-use crate::command::HubCommand;
+use crate::broadcaster::{Broadcaster, HubCommand, HubSettings, Lifecycle};
 use crate::config::Config;
 use crate::error::Error;
-use crate::handle::{HubHandle, Lifecycle};
+use crate::handle::HubHandle;
 use crate::http::HttpServer;
-use crate::hub::{Broadcaster, HubSettings};
 use crate::metrics::Metrics;
-
-/// What connection threads share: settings, the broadcaster's command
-/// channel, counters, limits and the authorizer. One per hub, behind an
-/// `Arc`; nothing in it changes after start except atomics and the limiter.
-pub(crate) struct ServerContext {
-    pub config: Config,
-    pub commands: Sender<HubCommand>,
-    pub metrics: Arc<Metrics>,
-    pub lifecycle: Arc<Lifecycle>,
-    pub limiter: Arc<crate::admission::ConnectionLimiter>,
-    pub authorizer: Arc<dyn Authorizer>,
-}
-
-impl ServerContext {
-    pub fn is_shutting_down(&self) -> bool {
-        self.lifecycle.shutting_down.load(Ordering::Acquire)
-    }
-}
+use crate::ws::{os_connection_ceiling, ConnectionLimiter, ServerContext, ThreadGauge};
 
 /// A running hub. Dropping it shuts it down gracefully.
 ///
@@ -166,7 +145,7 @@ impl Hub {
             let stop = stop_accepting.clone();
             let live = live_connections.clone();
             spawn("acceptor", move || {
-                acceptor::run(ws_listener, context, stop, live)
+                crate::ws::run_acceptor(ws_listener, context, stop, live)
             })?
         };
         Ok(Hub {

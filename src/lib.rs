@@ -7,17 +7,17 @@
 //! crossbeam channel, so the code reads top to bottom.
 //!
 //! ```text
-//!             HTTP POST /publish        HubHandle::publish        client `publish`
-//!                  (http.rs)              (handle.rs)             (read_pump.rs)
+//!          HTTP POST /publish          HubHandle::publish        client `publish`
+//!          (http/routes.rs)             (handle.rs)            (ws/read_pump.rs)
 //!                      \                      |                      /
-//!                       '------------ HubCommand (command.rs) ------'
+//!                       '---- HubCommand (broadcaster/command.rs) --'
 //!                                            |
-//!                               broadcaster thread (hub.rs)
-//!                       seq, history (history.rs), fan-out with try-push
+//!                           broadcaster thread (broadcaster.rs)
+//!           seq, history (broadcaster/history.rs), fan-out with try-push
 //!                                            |
-//!                    one OutboundQueue per client (outbound.rs)
+//!            one OutboundQueue per client (broadcaster/outbound.rs)
 //!                                            |
-//!                            write pump thread (write_pump.rs)
+//!                          write pump thread (ws/write_pump.rs)
 //!                                            |
 //!                                         socket
 //! ```
@@ -88,43 +88,41 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod acceptor;
-mod admission;
-pub mod auth;
-pub mod client;
-mod command;
+// The modules, bottom layer first. A module imports only from its own
+// layer or from layers earlier in this list (docs/architecture.md draws it;
+// tests/it/layers.rs checks it).
+//
+// 1. wire types, settings, errors: no threads, no sockets
 pub mod config;
-pub mod connection;
-// A conformance fixture (Autobahn, tests/it/echo.rs), not embedding API.
-#[doc(hidden)]
-pub mod echo;
 mod error;
-pub mod event;
-// Entry points for fuzz/ and tests/it/fuzz_inputs.rs, not embedding API.
-#[doc(hidden)]
-pub mod fuzzing;
-mod handle;
-mod handshake;
-mod history;
-mod http;
-mod http_guard;
-mod http_head;
-mod hub;
-mod metrics;
-mod outbound;
+mod peer;
 pub mod protocol;
-mod rate_limit;
-mod read_pump;
-mod server;
-mod stats;
+mod request_head;
+// 2. counters and access checks
+pub mod auth;
+mod metrics;
+// 3. the broadcaster thread and what it hands out
+mod broadcaster;
+// 4. the one door into the broadcaster for the layers above
+mod handle;
+// 5. the front ends: WebSocket clients, the operator HTTP port, stdin
+mod http;
 pub mod stdin_feed;
-mod write_pump;
+mod ws;
+// 6. the assembly
+mod hub;
+// A peer of the hub, not part of it: imports only `protocol`.
+pub mod client;
+// Fixtures for tests, examples and fuzz/, not embedding API.
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod testing;
 
 pub use auth::{Authorizer, ConfigAuthorizer};
+pub use broadcaster::ConnectionStatus;
 pub use config::Config;
-pub use connection::ConnectionId;
 pub use error::Error;
-pub use event::{Event, Seq};
-pub use handle::{HubHandle, Published, Stats, Subscription};
-pub use server::Hub;
-pub use stats::ConnectionStatus;
+pub use handle::{HubHandle, Stats, Subscription};
+pub use hub::Hub;
+pub use peer::{ConnectionId, ConnectionInfo};
+pub use protocol::{Event, Published, Seq};

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::protocol::ErrorCode;
-use crate::stats::HubStats;
+use crate::protocol::Seq;
 
 /// A monotonically increasing count.
 #[derive(Debug, Default)]
@@ -179,7 +179,7 @@ impl Metrics {
     /// others stay quiet.
     pub fn rejection_warning_due(&self, reason: RejectReason) -> Option<u64> {
         let throttle = &self.rejection_warnings[reason as usize];
-        let now_s = crate::event::unix_ms() / 1000;
+        let now_s = crate::protocol::unix_ms() / 1000;
         let last_s = throttle.warned_at_s.load(Ordering::Relaxed);
         if last_s != 0 && now_s < last_s + REJECTION_WARNING_INTERVAL.as_secs() {
             return None;
@@ -372,10 +372,27 @@ impl Metrics {
     }
 }
 
+/// Numbers only the broadcaster knows, which it reports in answer to a
+/// stats command: read through `HubHandle::stats` and rendered in `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubStats {
+    /// The last seq assigned (0 if none).
+    pub seq: Seq,
+    /// WebSocket clients registered with the broadcaster.
+    pub connections: usize,
+    /// In-process subscriptions.
+    pub local_subscribers: usize,
+    /// Channels the hub knows (followed, or with history).
+    pub channels: usize,
+    /// Events kept across all channel histories.
+    pub history_events: usize,
+    /// The most frames any client ever had waiting in its queue.
+    pub queue_high_water: usize,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Seq;
 
     fn hub_stats() -> HubStats {
         HubStats {

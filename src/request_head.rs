@@ -1,6 +1,6 @@
 //! What the hub's two readers of HTTP requests share: the WebSocket
 //! handshake (`handshake`, on each `read-pump-N` thread before its pumps
-//! exist) and the HTTP guard (`http_guard`, on its `http-conn-N` threads,
+//! exist) and the HTTP guard (`http/guard`, on its `http-conn-N` threads,
 //! and `http-resp-N` for tiny_http's answers). Both read a request head from
 //! a client that may be slow or hostile, under the same bounds: at most
 //! [`MAX_HEAD`] bytes and [`MAX_HEADERS`] headers (else 431).
@@ -61,7 +61,7 @@ pub(crate) fn read_some(
     // Straight into `buffer`'s tail, with no chunk on the stack: the
     // handshake runs on what becomes a read pump's thread, whose touched
     // stack pages stay resident for the connection's life (see
-    // `run_handshake` in connection.rs).
+    // `run_handshake` in ws/serve.rs).
     let start = buffer.len();
     buffer.resize(start + 2048, 0);
     let read = client.read(&mut buffer[start..]);

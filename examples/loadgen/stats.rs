@@ -22,7 +22,7 @@ pub struct RunStats {
     pub disconnects: BTreeMap<String, u64>,
     /// `error` frames received, by `code`.
     pub error_frames: BTreeMap<String, u64>,
-    /// Things the hub did that PROTOCOL.md says it must not, by description.
+    /// Things the hub did that docs/protocol.md says it must not, by description.
     pub protocol_violations: BTreeMap<String, u64>,
     /// Distinct events received, summed over subscribers.
     pub delivered: u64,

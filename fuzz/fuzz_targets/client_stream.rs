@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pumphub::fuzzing::{read_client_stream, StreamEnd};
+use pumphub::testing::fuzzing::{read_client_stream, StreamEnd};
 
 fuzz_target!(|data: &[u8]| {
     let summary = read_client_stream(data, 64 * 1024);

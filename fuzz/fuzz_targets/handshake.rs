@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Err(status) = pumphub::fuzzing::check_request_head(data) {
+    if let Err(status) = pumphub::testing::fuzzing::check_request_head(data) {
         assert!(matches!(status, 400 | 404 | 431), "status {status}");
     }
 });

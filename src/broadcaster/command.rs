@@ -16,11 +16,12 @@ use std::time::Instant;
 use crossbeam_channel::Sender;
 use serde_json::Value;
 
-use crate::connection::{CloseReason, Connection, ConnectionId};
-use crate::event::{Event, Seq};
-use crate::outbound::OutboundQueue;
-use crate::protocol::RequestId;
-use crate::stats::{ConnectionStatus, HubStats};
+use super::outbound::OutboundQueue;
+use super::registry::{CloseReason, Connection};
+use super::stats::ConnectionStatus;
+use crate::metrics::HubStats;
+use crate::peer::ConnectionId;
+use crate::protocol::{Event, Published, RequestId, Seq};
 
 /// Where a publish came from, which decides who gets the `published` reply.
 #[derive(Debug)]
@@ -40,15 +41,6 @@ pub enum PublishOrigin {
         /// Dropped or signalled once the reply is queued.
         done: Sender<()>,
     },
-}
-
-/// The outcome of one publish.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Published {
-    /// The seq the event was given.
-    pub seq: Seq,
-    /// How many client queues and in-process subscribers it was queued for.
-    pub delivered: usize,
 }
 
 /// One request to the broadcaster.

@@ -11,7 +11,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::event::{EncodedEvent, Seq};
+use super::encoded_event::EncodedEvent;
+use crate::protocol::Seq;
 
 /// The kept events of one channel, oldest first.
 #[derive(Debug)]
@@ -74,7 +75,7 @@ impl ChannelHistory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Event;
+    use crate::protocol::Event;
 
     fn event(seq: u64) -> Arc<EncodedEvent> {
         EncodedEvent::new(Event {

@@ -33,8 +33,8 @@ use std::time::Instant;
 use tungstenite::protocol::frame::Utf8Bytes;
 use tungstenite::Bytes;
 
-use crate::connection::CloseReason;
-use crate::event::EncodedEvent;
+use super::encoded_event::EncodedEvent;
+use super::registry::CloseReason;
 
 /// One thing for the write pump to do, in order.
 #[derive(Debug)]
@@ -43,7 +43,7 @@ pub enum OutboundFrame {
     Event(Arc<EncodedEvent>),
     /// Any other text frame: a reply, `welcome`, `shutdown`, a broadcast error.
     Text(Utf8Bytes),
-    /// A binary frame. The hub never sends one; the echo server (`echo.rs`)
+    /// A binary frame. The hub never sends one; the echo server (`testing/echo.rs`)
     /// sends back the client's.
     Binary(Bytes),
     /// A protocol Pong answering the client's Ping.

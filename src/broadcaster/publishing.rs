@@ -1,6 +1,6 @@
 //! Publishing: where a published event goes.
 //!
-//! Part of the broadcaster (see `hub.rs`): more `impl Broadcaster` methods,
+//! Part of the broadcaster (see `broadcaster.rs`): more `impl Broadcaster` methods,
 //! run only on the broadcaster thread. An event gets the next seq, is
 //! serialized once into an [`EncodedEvent`], is kept in its channel's
 //! history, and is pushed into the queue of every subscriber. The push
@@ -14,12 +14,9 @@ use crossbeam_channel::TrySendError;
 use serde_json::Value;
 use tungstenite::protocol::frame::Utf8Bytes;
 
-use super::{Broadcaster, Channel, Member};
-use crate::command::Published;
-use crate::event::{unix_ms, EncodedEvent, Event, Seq};
-use crate::history::ChannelHistory;
-use crate::outbound::OutboundFrame;
-use crate::protocol;
+use super::history::ChannelHistory;
+use super::{Broadcaster, Channel, EncodedEvent, Member, OutboundFrame};
+use crate::protocol::{self, unix_ms, Event, Published, Seq};
 
 impl Broadcaster {
     pub(super) fn next_seq(&mut self) -> Seq {

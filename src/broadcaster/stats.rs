@@ -1,30 +1,13 @@
-//! Snapshots the broadcaster hands out: [`HubStats`] for the embedding API
-//! and `/metrics`, [`ConnectionStatus`] for `GET /status`.
+//! [`ConnectionStatus`]: one client as `GET /status` shows it, a snapshot
+//! the broadcaster hands out (its figures for `/metrics`, `HubStats`, live
+//! with the counters in `metrics.rs`).
 //!
 //! Built on the broadcaster thread in answer to a command, then sent to the
 //! asker; plain data with no shared state.
 
 use serde::Serialize;
 
-use crate::connection::Connection;
-use crate::event::Seq;
-
-/// Numbers the broadcaster owns, read through `HubHandle::stats`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HubStats {
-    /// The last seq assigned (0 if none).
-    pub seq: Seq,
-    /// WebSocket clients registered with the broadcaster.
-    pub connections: usize,
-    /// In-process subscriptions.
-    pub local_subscribers: usize,
-    /// Channels the hub knows (followed, or with history).
-    pub channels: usize,
-    /// Events kept across all channel histories.
-    pub history_events: usize,
-    /// The most frames any client ever had waiting in its queue.
-    pub queue_high_water: usize,
-}
+use super::registry::Connection;
 
 /// One connection as `GET /status` shows it.
 #[derive(Debug, Clone, Serialize)]

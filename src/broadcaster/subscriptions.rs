@@ -1,6 +1,6 @@
 //! Subscriptions: joining and leaving channels, and replay with `since`.
 //!
-//! Part of the broadcaster (see `hub.rs`): these are more `impl Broadcaster`
+//! Part of the broadcaster (see `broadcaster.rs`): these are more `impl Broadcaster`
 //! methods, run only on the broadcaster thread. Replay happens inside the
 //! same command that adds the subscription, so no live event can slip in
 //! between: the client gets the kept events after `since`, then `subscribed`,
@@ -10,11 +10,9 @@ use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 
-use super::{Broadcaster, Channel, LocalSubscriber, Member};
-use crate::event::{EncodedEvent, Event, Seq};
-use crate::history::ChannelHistory;
-use crate::outbound::OutboundFrame;
-use crate::protocol::{self, ErrorCode, RequestError, RequestId};
+use super::history::ChannelHistory;
+use super::{Broadcaster, Channel, EncodedEvent, LocalSubscriber, Member, OutboundFrame};
+use crate::protocol::{self, ErrorCode, Event, RequestError, RequestId, Seq};
 
 impl Broadcaster {
     pub(super) fn subscribe_client(
@@ -113,8 +111,9 @@ impl Broadcaster {
         // Each channel's events are sorted; merging several needs one sort.
         events.sort_unstable_by_key(|e| e.seq());
         for event in &events {
-            // Replayed events do not count against --queue-size (PROTOCOL.md
-            // section 9): a client resuming after a 4008 gets its whole replay.
+            // Replayed events do not count against --queue-size
+            // (docs/protocol.md, clarifications): a client resuming after a
+            // 4008 gets its whole replay.
             let frame = OutboundFrame::Event((*event).clone());
             client.push_uncounted(slot, frame, &mut self.to_wake);
         }

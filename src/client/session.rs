@@ -23,7 +23,7 @@ use tungstenite::{HandshakeError, Message, WebSocket};
 use super::error::ClientError;
 use super::options::{ClientBuilder, TokenVia};
 use super::{ClientEvent, Disconnect};
-use crate::event::{Event, Seq};
+use crate::protocol::{Event, Seq};
 
 /// How long one read waits before the thread looks at its commands again.
 /// Bounds the latency of `publish` and `close`, at the cost of 50 wakeups

@@ -25,8 +25,7 @@ use super::error::ClientError;
 use super::options::{Backoff, ClientBuilder};
 use super::session::{Frame, Read, Session};
 use super::{Client, ClientEvent, Disconnect, GapReason};
-use crate::command::Published;
-use crate::event::Seq;
+use crate::protocol::{Published, Seq};
 
 /// What the application receives: an item, or the error that ended the
 /// client (always the last item).

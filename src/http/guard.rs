@@ -15,9 +15,9 @@
 //! - the head is complete within `--handshake-timeout-ms` (10 s) of
 //!   accept (for a later request on the connection, of the previous
 //!   request), the same deadline as a WebSocket handshake (else the
-//!   connection is dropped), and at most [`MAX_HEAD`](crate::http_head::MAX_HEAD) bytes
-//!   with at most [`MAX_HEADERS`](crate::http_head::MAX_HEADERS) headers (else
-//!   431, as for a WebSocket handshake: see [`http_head`](crate::http_head));
+//!   connection is dropped), and at most [`MAX_HEAD`](crate::request_head::MAX_HEAD) bytes
+//!   with at most [`MAX_HEADERS`](crate::request_head::MAX_HEADERS) headers (else
+//!   431, as for a WebSocket handshake: see [`request_head`](crate::request_head));
 //! - it parses as HTTP/1.x (else 400), has no `Transfer-Encoding` (411:
 //!   the hub's bodies are small JSON, a length is always known) and at most
 //!   one `Content-Length` value, no larger than the publish body limit
@@ -43,10 +43,10 @@
 //! of a client connection (`http-conn-N`), and [`pipeline`] relays
 //! requests to tiny_http and its answers back (`http-resp-N`). What it
 //! shares with the WebSocket handshake (the head bounds, where a head ends,
-//! the timed read, reason phrases) is in [`http_head`](crate::http_head).
+//! the timed read, reason phrases) is in [`request_head`](crate::request_head).
 
-mod connection;
-mod head;
+mod client;
+mod check;
 mod pipeline;
 
 use std::io::{self, Read, Write};
@@ -60,8 +60,8 @@ use std::time::{Duration, Instant};
 use log::{debug, warn};
 
 use crate::error::Error;
-use connection::serve;
-use head::error_answer;
+use client::serve;
+use check::error_answer;
 
 /// From accept (or the previous request) to the end of a request's body.
 /// (The head's deadline is `--handshake-timeout-ms`; bytes that trickle in

@@ -24,14 +24,12 @@ use log::{debug, error};
 use serde_json::{json, Value};
 use tiny_http::{Header, Method, Request, Response, Server};
 
-use crate::auth::constant_time_eq;
+use super::guard::{HttpGuard, InternalSocket};
+use crate::auth::{bearer_token, constant_time_eq};
 use crate::config::Config;
 use crate::error::Error;
-use crate::event::unix_ms;
 use crate::handle::HubHandle;
-use crate::handshake::bearer_token;
-use crate::http_guard::{HttpGuard, InternalSocket};
-use crate::protocol::{is_valid_channel_name, ErrorCode};
+use crate::protocol::{is_valid_channel_name, unix_ms, ErrorCode};
 
 /// The live page served at `GET /`.
 const PAGE: &str = include_str!("page.html");

@@ -1,18 +1,12 @@
-//! Events as the hub keeps them: the decoded [`Event`] handed to in-process
-//! subscribers, and the [`EncodedEvent`] whose frame bytes are shared by
-//! every client queue and by the channel history.
-//!
-//! Built only by the broadcaster thread (`hub.rs`), once per event. After
-//! that an `EncodedEvent` is immutable and travels behind an `Arc`; cloning
-//! it, or its frame, never copies the payload.
+//! Events as both ends see them: the [`Seq`] that orders them, the decoded
+//! [`Event`] (what an in-process subscriber and the Rust client receive),
+//! and [`Published`], the answer to a publish. Plain data; the broadcaster
+//! builds events, everyone else reads them.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use tungstenite::protocol::frame::Utf8Bytes;
-
-use crate::protocol;
 
 /// The position of an event in its hub's single sequence. Starts at 1 for
 /// each hub instance; 0 means "nothing yet".
@@ -38,33 +32,15 @@ pub struct Event {
     pub data: Value,
 }
 
-/// An event together with its `event` frame, serialized once.
-#[derive(Debug)]
-pub struct EncodedEvent {
-    /// The event itself.
-    pub event: Event,
-    /// The text of its `event` frame. `Utf8Bytes` is reference counted, so
-    /// every client queue shares these bytes.
-    pub frame: Utf8Bytes,
-    /// When the broadcaster accepted it, for the fan-out latency metric.
-    pub accepted_at: Instant,
-}
-
-impl EncodedEvent {
-    /// Serialize `event` into its frame.
-    pub fn new(event: Event) -> Arc<EncodedEvent> {
-        let frame = protocol::encode_event(event.seq.0, &event.channel, event.ts_ms, &event.data);
-        Arc::new(EncodedEvent {
-            event,
-            frame: Utf8Bytes::from(frame),
-            accepted_at: Instant::now(),
-        })
-    }
-
-    /// Its sequence number.
-    pub fn seq(&self) -> Seq {
-        self.event.seq
-    }
+/// The outcome of one publish: the seq the event got and how many
+/// subscribers it was queued for. The hub's answer to a publish, and the
+/// fields of a `published` frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// The seq the event was given.
+    pub seq: Seq,
+    /// How many client queues and in-process subscribers it was queued for.
+    pub delivered: usize,
 }
 
 /// The current time in Unix milliseconds, as used for `ts` fields.

@@ -4,7 +4,7 @@
 //! Nothing here frames, validates or answers WebSocket traffic itself: each
 //! connection runs the hub's `ReadPump` (in its `DataFrames::Echo` mode) and
 //! the hub's `WritePump`, joined by the same `OutboundQueue` and done
-//! channel as in `connection.rs`. So when the Autobahn testsuite is pointed
+//! channel as in `ws/serve.rs`. So when the Autobahn testsuite is pointed
 //! at this server (`examples/echo.rs`, `docs/conformance.md`), what it grades
 //! is the hub's framing, fragmentation, UTF-8 checks, Ping/Pong and close
 //! handling, and the order of Pongs among echoes.
@@ -31,16 +31,12 @@ use std::time::Duration;
 use log::{debug, warn};
 use tungstenite::protocol::{Role, WebSocket};
 
+use crate::broadcaster::{outbound_queue, Connection, ConnectionStats};
 use crate::config::Config;
-use crate::connection::{
-    read_config, write_side, Connection, ConnectionId, ConnectionInfo, ConnectionStats, Done,
-    DoneSender,
-};
-use crate::event::unix_ms;
 use crate::metrics::Metrics;
-use crate::outbound::outbound_queue;
-use crate::read_pump::{ReadPump, ReadSide};
-use crate::write_pump::WritePump;
+use crate::peer::{ConnectionId, ConnectionInfo};
+use crate::protocol::unix_ms;
+use crate::ws::{read_config, write_side, Done, DoneSender, ReadPump, ReadSide, WritePump};
 
 /// The largest message (and frame) the echo server accepts: tungstenite's
 /// default message limit, well above the 16 MiB of Autobahn's 9.* cases.

@@ -2,7 +2,7 @@
 //! tests (`tests/it/fuzz_inputs.rs`): the code that reads bytes a peer
 //! controls, callable without sockets or threads.
 //!
-//! - [`check_request_head`]: the upgrade request checks of `handshake.rs`.
+//! - [`check_request_head`]: the upgrade request checks of `ws/handshake.rs`.
 //! - [`read_client_stream`]: a client's byte stream through tungstenite with
 //!   the read pump's own settings, each text message through
 //!   [`parse_request`](crate::protocol::parse_request), and the read error
@@ -18,15 +18,14 @@ use std::io::{self, Read, Write};
 use tungstenite::protocol::{Role, WebSocket};
 use tungstenite::Message;
 
-use crate::connection::{read_config, Done};
 use crate::protocol;
-use crate::read_pump::done_for;
+use crate::ws::{done_for, read_config, Done};
 
 /// The upgrade checks the hub runs on a request head (method, path,
 /// upgrade headers, `?channels=&since=&token=` syntax): `Ok(())` if they
 /// pass, else the HTTP status it would answer. Never panics.
 pub fn check_request_head(head: &[u8]) -> Result<(), u16> {
-    crate::handshake::check_request_head(head)
+    crate::ws::check_request_head(head)
 }
 
 /// What [`read_client_stream`] saw.

@@ -27,9 +27,10 @@ use std::time::{Duration, Instant};
 
 use log::{debug, error, warn};
 
-use crate::admission::MAX_PENDING_HANDSHAKES;
-use crate::connection::{self, READ_PUMP_STACK};
-use crate::server::ServerContext;
+use super::admission::MAX_PENDING_HANDSHAKES;
+use super::serve;
+use super::socket::READ_PUMP_STACK;
+use super::ServerContext;
 
 /// How often an acceptor waiting for a free handshake slot looks at `stop`.
 const STOP_CHECK: Duration = Duration::from_millis(100);
@@ -142,7 +143,7 @@ pub(crate) fn run(
             .name(format!("read-pump-{number}"))
             .stack_size(READ_PUMP_STACK)
             .spawn(move || {
-                connection::serve(tcp, peer, accepted_at, number, thread_context, in_handshake);
+                serve::serve(tcp, peer, accepted_at, number, thread_context, in_handshake);
                 drop(alive);
             });
         match spawned {

@@ -6,7 +6,7 @@
 //! (with httparse) instead of calling tungstenite's `accept`: tungstenite
 //! writes nothing for a request that is not an upgrade, and the contract
 //! wants a precise status for each failure, checked in this order
-//! (PROTOCOL.md section 9):
+//! (docs/protocol.md, clarifications):
 //!
 //! 1. not HTTP, or not GET → 400
 //! 2. path other than `/ws` → 404
@@ -32,14 +32,13 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 use tungstenite::handshake::derive_accept_key;
 
-use crate::admission::{ConnectionSlot, LimitExceeded};
-use crate::auth::AuthSession;
-use crate::connection::{ConnectionId, ConnectionInfo};
-use crate::event::unix_ms;
-use crate::http_head::{find_head_end, read_some, reason_phrase, MAX_HEAD, MAX_HEADERS};
+use super::admission::{ConnectionSlot, LimitExceeded};
+use super::ServerContext;
+use crate::auth::{bearer_token, AuthSession};
 use crate::metrics::RejectReason;
-use crate::protocol::is_valid_channel_name;
-use crate::server::ServerContext;
+use crate::peer::{ConnectionId, ConnectionInfo};
+use crate::protocol::{is_valid_channel_name, unix_ms};
+use crate::request_head::{find_head_end, read_some, reason_phrase, MAX_HEAD, MAX_HEADERS};
 
 /// A request that passed every check.
 #[derive(Debug)]
@@ -322,7 +321,8 @@ fn read_request_head(
 
 /// Checks 1-3 and 7 on a complete request head, the parts of `accept`
 /// that read peer bytes and need no hub state: `Ok` if they would upgrade,
-/// else the HTTP status. For the fuzz targets (`fuzzing.rs`).
+/// else the HTTP status. For the fuzz targets (`testing/fuzzing.rs`).
+#[cfg(feature = "testing")]
 pub(crate) fn check_request_head(head: &[u8]) -> Result<(), u16> {
     let request = parse_request(head)?;
     parse_query(&request.query).map_err(|()| 400u16)?;
@@ -449,13 +449,6 @@ fn percent_decode(text: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
-}
-
-/// The token of an `Authorization: Bearer <token>` header; never empty.
-pub(crate) fn bearer_token(header: &str) -> Option<&str> {
-    let (scheme, token) = header.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Answer with `status`, count the rejection, and close.

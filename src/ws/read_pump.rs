@@ -6,7 +6,7 @@
 //! [`ReadSide`], a stream whose writes are discarded. tungstenite's `read()`
 //! wants to write auto-pongs and close replies itself; if it could, two
 //! threads would write one socket and interleave frames (see
-//! `../shared/spec/SPLIT-PUMPS.md`, pitfall 1). Instead this pump forwards
+//! docs/pumps.md, pitfall 1). Instead this pump forwards
 //! what must be written to the client's [`OutboundQueue`]: Pongs, and the
 //! replies it answers itself (`pong`, `authenticated`, error replies).
 //! Requests that touch hub state go to the broadcaster as [`HubCommand`]s;
@@ -19,13 +19,11 @@
 //! missing `auth` are detected here, through the socket's read timeout, and
 //! answered by kicking the connection: the write pump sends the Close.
 //!
-//! The same pump also runs the echo server (`echo.rs`) that the Autobahn
+//! The same pump also runs the echo server (`testing/echo.rs`) that the Autobahn
 //! testsuite is pointed at: in [`DataFrames::Echo`] mode each text and
 //! binary frame goes back through the queue as it came, and everything else
 //! (framing, UTF-8, Ping, Close, error mapping) is the code the hub runs.
 
-use std::io::{self, Read, Write};
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,57 +33,19 @@ use tungstenite::error::{Error as WsError, ProtocolError};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
 
-use crate::auth::{self, Authorizer, ConfigAuthorizer};
-use crate::command::{HubCommand, PublishOrigin};
-use crate::connection::{CloseReason, Connection, Done};
+use super::done::Done;
+use super::rate_limit::{RateLimiter, Verdict};
+use super::socket::ReadSide;
+use super::ServerContext;
+use crate::auth::{self, Authorizer};
+use crate::broadcaster::{
+    CloseReason, Connection, HubCommand, OutboundFrame, OutboundQueue, PublishOrigin,
+};
 use crate::error::is_quiet;
-use crate::event::unix_ms;
 use crate::metrics::Metrics;
-use crate::outbound::{OutboundFrame, OutboundQueue};
-use crate::protocol::{self, ClientMessage, ErrorCode, Request, RequestError, RequestId};
-use crate::rate_limit::{RateLimiter, Verdict};
-use crate::server::ServerContext;
-
-/// The read pump's stream: reads from the socket, discards every write.
-///
-/// Only the write pump writes to the socket. tungstenite's own attempts to
-/// answer Pings and Closes from inside `read()` end here and are dropped;
-/// the read pump forwards the equivalent to the write pump instead.
-///
-/// The socket is shared with the write pump (an `Arc`, not a `dup`ed file
-/// descriptor), so a connection costs one descriptor: see
-/// [`SharedSocket`](crate::write_pump::SharedSocket).
-#[derive(Debug)]
-pub struct ReadSide {
-    tcp: Arc<TcpStream>,
-}
-
-impl ReadSide {
-    /// Wrap the connection's socket.
-    pub fn new(tcp: Arc<TcpStream>) -> Self {
-        ReadSide { tcp }
-    }
-
-    /// The socket, for setting read timeouts.
-    pub fn tcp(&self) -> &TcpStream {
-        &self.tcp
-    }
-}
-
-impl Read for ReadSide {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self.tcp).read(buf)
-    }
-}
-
-impl Write for ReadSide {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+use crate::protocol::{
+    self, unix_ms, ClientMessage, ErrorCode, Request, RequestError, RequestId,
+};
 
 /// Where an authentication deadline stands.
 #[derive(Debug, Clone, Copy)]
@@ -165,6 +125,7 @@ impl ReadPump {
 
     /// A read pump for the echo server: no broadcaster, no token, no rate
     /// limit, no heartbeat. Only [`DataFrames::Echo`] differs from the hub.
+    #[cfg(feature = "testing")]
     pub(crate) fn echo(
         socket: WebSocket<ReadSide>,
         connection: Arc<Connection>,
@@ -180,7 +141,7 @@ impl ReadPump {
             connection,
             queue,
             commands,
-            authorizer: Arc::new(ConfigAuthorizer::new(None, false)),
+            authorizer: Arc::new(crate::auth::ConfigAuthorizer::new(None, false)),
             metrics,
             auth: AuthState::Authenticated,
             rate_limiter: None,

@@ -19,303 +19,25 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
 use crossbeam_channel::Sender;
 use log::{error, info};
 use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::{CloseFrame, Role, WebSocket, WebSocketConfig};
-use uuid::Uuid;
+use tungstenite::protocol::{Role, WebSocket};
 
-use crate::acceptor::GaugeEntry;
+use super::acceptor::GaugeEntry;
+use super::done::{Done, DoneSender};
+use super::handshake::{self, Admitted};
+use super::read_pump::ReadPump;
+use super::socket::{read_config, write_side, ReadSide, WRITE_PUMP_STACK};
+use super::write_pump::WritePump;
+use super::ServerContext;
 use crate::auth;
-use crate::command::HubCommand;
-use crate::handshake::{self, Admitted};
+use crate::broadcaster::{outbound_queue, Connection, HubCommand};
 use crate::metrics::Metrics;
-use crate::outbound::{outbound_queue, OutboundQueue};
-use crate::read_pump::{ReadPump, ReadSide};
-use crate::server::ServerContext;
-use crate::write_pump::{SharedSocket, WritePump};
-
-/// Stack size of a write pump thread. It only moves bytes, but with history
-/// off it may drop the last reference to an event, and dropping a deeply
-/// nested JSON value recurses. Measured with the test
-/// `deeply_nested_json_does_not_overflow_the_pump_stacks` (126 levels):
-/// 16 KiB suffice in release, 64 KiB in debug; this is twice that.
-/// Only the pages a thread touches count towards RSS.
-pub const WRITE_PUMP_STACK: usize = 128 * 1024;
-
-/// Stack size of a connection thread (handshake, then read pump). It parses
-/// client JSON, which serde_json bounds at 128 levels of nesting. Measured
-/// with `deeply_nested_json_does_not_overflow_the_pump_stacks`: 48 KiB
-/// suffice in release, but debug builds need more than 192 KiB; this
-/// leaves room for both. A reservation costs address space, not memory:
-/// an idle read pump touches only a few pages of it.
-pub const READ_PUMP_STACK: usize = 512 * 1024;
-
-/// A connection's id: a random UUID v4, shown lower-case as in `welcome`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ConnectionId(pub Uuid);
-
-impl ConnectionId {
-    /// A fresh random id.
-    pub fn new() -> Self {
-        ConnectionId(Uuid::new_v4())
-    }
-}
-
-impl Default for ConnectionId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl std::fmt::Display for ConnectionId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.hyphenated().fmt(f)
-    }
-}
-
-impl std::str::FromStr for ConnectionId {
-    type Err = uuid::Error;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uuid::parse_str(s).map(ConnectionId)
-    }
-}
-
-/// What the hub knows about a connection from its handshake.
-#[derive(Debug, Clone)]
-pub struct ConnectionInfo {
-    /// Its id.
-    pub id: ConnectionId,
-    /// The peer's address.
-    pub remote_addr: SocketAddr,
-    /// The upgrade request's `User-Agent`.
-    pub user_agent: Option<String>,
-    /// The upgrade request's `Origin`.
-    pub origin: Option<String>,
-    /// When the handshake completed, Unix ms.
-    pub connected_at_ms: u64,
-}
-
-/// Per-connection counters, written by its pumps and read for `/status`.
-#[derive(Debug, Default)]
-pub struct ConnectionStats {
-    sent: AtomicU64,
-    received: AtomicU64,
-    errors: AtomicU64,
-    last_error: Mutex<Option<String>>,
-}
-
-impl ConnectionStats {
-    /// Count frames written to the socket.
-    pub fn add_sent(&self, n: u64) {
-        self.sent.fetch_add(n, Ordering::Relaxed);
-    }
-    /// Count one frame received.
-    pub fn add_received(&self) {
-        self.received.fetch_add(1, Ordering::Relaxed);
-    }
-    /// Count an error reply and remember its text.
-    pub fn record_error(&self, message: &str) {
-        self.errors.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut last) = self.last_error.lock() {
-            *last = Some(message.to_owned());
-        }
-    }
-    /// Frames written to the socket.
-    pub fn sent(&self) -> u64 {
-        self.sent.load(Ordering::Relaxed)
-    }
-    /// Frames received.
-    pub fn received(&self) -> u64 {
-        self.received.load(Ordering::Relaxed)
-    }
-    /// Error replies sent.
-    pub fn errors(&self) -> u64 {
-        self.errors.load(Ordering::Relaxed)
-    }
-    /// The last error reply's text.
-    pub fn last_error(&self) -> Option<String> {
-        self.last_error.lock().ok().and_then(|last| last.clone())
-    }
-}
-
-/// A connection's identity and counters, shared by its two pumps and the
-/// broadcaster.
-#[derive(Debug)]
-pub struct Connection {
-    /// From the handshake.
-    pub info: ConnectionInfo,
-    /// Updated by the pumps.
-    pub stats: ConnectionStats,
-}
-
-/// Why the hub closes a connection itself. Each maps to a close code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum CloseReason {
-    /// The outbound queue overflowed (4008).
-    SlowConsumer = 1,
-    /// Nothing arrived for ping interval + pong timeout (1001).
-    PingTimeout = 2,
-    /// No `auth` within the authentication deadline (1008).
-    AuthTimeout = 3,
-    /// Over the rate limit for 5 seconds in a row (1008).
-    RateLimited = 4,
-    /// The embedding application asked to disconnect it (1000).
-    Disconnected = 5,
-    /// The hub is shutting down (1001, after a `shutdown` frame).
-    Shutdown = 6,
-}
-
-impl CloseReason {
-    /// The WebSocket close code.
-    pub fn code(self) -> u16 {
-        match self {
-            CloseReason::SlowConsumer => crate::protocol::CLOSE_SLOW_CONSUMER,
-            CloseReason::PingTimeout | CloseReason::Shutdown => 1001,
-            CloseReason::AuthTimeout | CloseReason::RateLimited => 1008,
-            CloseReason::Disconnected => 1000,
-        }
-    }
-
-    /// The close frame's reason text.
-    pub fn text(self) -> &'static str {
-        match self {
-            CloseReason::SlowConsumer => "slow consumer",
-            CloseReason::PingTimeout => "ping timeout",
-            CloseReason::AuthTimeout => "authentication timeout",
-            CloseReason::RateLimited => "rate limit exceeded",
-            CloseReason::Disconnected => "disconnected by the hub",
-            CloseReason::Shutdown => "server shutting down",
-        }
-    }
-
-    /// The close frame to send.
-    pub fn frame(self) -> CloseFrame {
-        CloseFrame {
-            code: CloseCode::from(self.code()),
-            reason: self.text().into(),
-        }
-    }
-
-    pub(crate) fn as_u8(self) -> u8 {
-        self as u8
-    }
-
-    pub(crate) fn from_u8(value: u8) -> Option<CloseReason> {
-        Some(match value {
-            1 => CloseReason::SlowConsumer,
-            2 => CloseReason::PingTimeout,
-            3 => CloseReason::AuthTimeout,
-            4 => CloseReason::RateLimited,
-            5 => CloseReason::Disconnected,
-            6 => CloseReason::Shutdown,
-            _ => return None,
-        })
-    }
-}
-
-/// Why the read pump stopped; sent once over the done channel.
-#[derive(Debug)]
-pub enum Done {
-    /// The peer sent a Close frame (`None` if it had no payload). The write
-    /// pump answers with the same frame, unless it started the close itself.
-    PeerClosed(Option<CloseFrame>),
-    /// The peer broke the protocol; the write pump sends this close code
-    /// (1002 protocol error, 1007 invalid UTF-8, 1009 too big) and drops TCP.
-    Violation(CloseCode, &'static str),
-    /// The socket failed or reached EOF without a close handshake.
-    Failed(String),
-}
-
-impl std::fmt::Display for Done {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Done::PeerClosed(Some(frame)) => {
-                write!(
-                    f,
-                    "closed by peer ({} {})",
-                    u16::from(frame.code),
-                    frame.reason
-                )
-            }
-            Done::PeerClosed(None) => write!(f, "closed by peer"),
-            Done::Violation(code, why) => write!(f, "{why} (closed with {})", u16::from(*code)),
-            Done::Failed(why) => write!(f, "{why}"),
-        }
-    }
-}
-
-/// tungstenite settings for the read side: a small read buffer (it is
-/// zero-filled on first use, so its size is resident memory per client),
-/// and both frame and message size capped by `--max-message-size`, so an
-/// oversized frame is refused from its header, before its payload is buffered.
-pub(crate) fn read_config(max_message_size: usize) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(1024)
-        .max_message_size(Some(max_message_size))
-        .max_frame_size(Some(max_message_size))
-}
-
-/// tungstenite settings for the write side: it never reads, so its read
-/// buffer is tiny; writes are buffered up to 32 KiB before going out, and
-/// every batch ends with a flush.
-fn write_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(64)
-        .write_buffer_size(32 * 1024)
-}
-
-/// The write pump's tungstenite socket: the connection's one descriptor,
-/// shared with the read pump, with [`write_config`].
-pub(crate) fn write_side(tcp: &Arc<TcpStream>) -> WebSocket<SharedSocket> {
-    WebSocket::from_raw_socket(
-        SharedSocket(tcp.clone()),
-        Role::Server,
-        Some(write_config()),
-    )
-}
-
-/// The read pump's end of the done channel. Sending (or dropping it, if
-/// the read pump panics) also wakes the write pump, which parks on its
-/// queue and would not otherwise notice the done channel.
-pub(crate) struct DoneSender {
-    done_tx: Option<Sender<Done>>,
-    writer: OutboundQueue,
-}
-
-impl DoneSender {
-    /// `done_tx` and the write pump's queue, to wake it. (Also used by
-    /// `echo.rs`, which wires the same pumps.)
-    pub(crate) fn new(done_tx: Sender<Done>, writer: OutboundQueue) -> Self {
-        DoneSender {
-            done_tx: Some(done_tx),
-            writer,
-        }
-    }
-
-    pub(crate) fn send(mut self, done: Done) {
-        if let Some(done_tx) = self.done_tx.take() {
-            // The write pump may already be gone (it ended first); then
-            // nobody needs to hear why the read side stopped.
-            let _ = done_tx.send(done);
-        }
-    }
-}
-
-impl Drop for DoneSender {
-    fn drop(&mut self) {
-        // Disconnect first, then wake: the write pump must find either the
-        // message or the disconnected channel when it looks.
-        drop(self.done_tx.take());
-        self.writer.wake();
-    }
-}
 
 /// Run `body`, and if it panics, log that with `whose` work it was, the
 /// thread, the panic's message and `then` (what happens next), and return
@@ -347,7 +69,7 @@ fn catching_panic<T>(
 /// Sends `Disconnect` and counts the close when dropped: exactly once per
 /// registered connection, even if the read pump panics.
 struct Registration {
-    id: crate::connection::ConnectionId,
+    id: crate::peer::ConnectionId,
     commands: Sender<HubCommand>,
     metrics: Arc<Metrics>,
 }
@@ -362,7 +84,7 @@ impl Drop for Registration {
 // Stack pages a thread touches stay resident for its whole life, and this
 // thread goes on to be the read pump, parked in `read()` for hours. So the
 // two steps with big temporaries (the handshake's parsed request, whose
-// reads go straight to the heap: see `http_head::read_some`; the write
+// reads go straight to the heap: see `request_head::read_some`; the write
 // pump's state on its way into its thread) run in frames of their own
 // that are gone before the read pump starts: kept out of line, they cannot
 // be inlined into `serve`'s frame, which stays below the read pump for as
@@ -386,7 +108,7 @@ fn run_handshake(
 #[inline(never)]
 fn spawn_write_pump(
     tcp: &Arc<TcpStream>,
-    outbound_rx: crate::outbound::OutboundReceiver,
+    outbound_rx: crate::broadcaster::OutboundReceiver,
     done_rx: crossbeam_channel::Receiver<Done>,
     connection: &Arc<Connection>,
     context: &ServerContext,
@@ -445,7 +167,7 @@ pub(crate) fn serve(
     let user_agent = info.user_agent.clone();
     let connection = Arc::new(Connection {
         info,
-        stats: ConnectionStats::default(),
+        stats: crate::broadcaster::ConnectionStats::default(),
     });
     // One socket, one descriptor, shared by both pumps (see `SharedSocket`).
     let tcp = Arc::new(tcp);
@@ -511,10 +233,7 @@ pub(crate) fn serve(
         Role::Server,
         Some(read_config(config.max_message_size)),
     );
-    let done_sender = DoneSender {
-        done_tx: Some(done_tx),
-        writer: queue.clone(),
-    };
+    let done_sender = DoneSender::new(done_tx, queue.clone());
     let mut read_pump = ReadPump::new(
         socket,
         connection.clone(),

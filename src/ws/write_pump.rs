@@ -16,7 +16,7 @@
 //! syscall per wake-up, not one per frame.
 //! It ends by calling `shutdown(Both)` on the socket: that sends FIN and
 //! wakes a read pump still blocked in `read()`, which dropping our handle
-//! would not do (SPLIT-PUMPS.md, pitfall 6).
+//! would not do (docs/pumps.md, pitfall 6).
 //!
 //! The two pumps share one `TcpStream` through an `Arc` ([`SharedSocket`])
 //! instead of each holding a `try_clone` of it: the same socket either way
@@ -25,9 +25,8 @@
 //! clients fit under a 20,000 open-files limit. It sends nothing back to the
 //! hub; `connection::serve` joins it and does the cleanup.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{Shutdown, TcpStream};
-use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,10 +38,11 @@ use tungstenite::protocol::frame::Frame;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Message, WebSocket};
 
+use super::done::Done;
+use super::socket::SharedSocket;
+use crate::broadcaster::{CloseReason, Connection, OutboundFrame, OutboundReceiver};
 use crate::config::Config;
-use crate::connection::{CloseReason, Connection, Done};
 use crate::metrics::Metrics;
-use crate::outbound::{OutboundFrame, OutboundReceiver};
 
 /// How long we wait for the peer to answer our Close before dropping TCP.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
@@ -60,39 +60,6 @@ enum Phase {
         why: &'static str,
         code: u16,
     },
-}
-
-/// A connection's socket, shared by its two pumps. `&TcpStream` reads and
-/// writes, so neither pump needs a descriptor of its own; the write pump's
-/// tungstenite `WebSocket` writes through this, the read pump's `ReadSide`
-/// reads through the same `Arc`. Derefs to the `TcpStream` for timeouts
-/// and `shutdown`.
-#[derive(Debug, Clone)]
-pub struct SharedSocket(pub Arc<TcpStream>);
-
-impl Deref for SharedSocket {
-    type Target = TcpStream;
-    fn deref(&self) -> &TcpStream {
-        &self.0
-    }
-}
-
-impl Read for SharedSocket {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self.0).read(buf)
-    }
-}
-
-impl Write for SharedSocket {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self.0).write(buf)
-    }
-    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        (&*self.0).write_vectored(bufs)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Why the write pump stopped writing; a normal end is not an error.
@@ -153,7 +120,10 @@ impl WritePump {
             // handled by `finish`, in order, before the close.
             match self.done_rx.try_recv() {
                 Ok(done) => return self.finish(done),
-                // The read pump ended without a word: it panicked.
+                // The read pump's end was dropped without a word. A panic
+                // in the read pump does not land here: `catching_panic` in
+                // ws/serve.rs turns it into Done::Violation(1011). This is
+                // the defensive case of that thread ending some other way.
                 Err(TryRecvError::Disconnected) => {
                     return self.finish(Done::Failed("read pump ended".into()))
                 }

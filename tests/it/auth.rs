@@ -1,4 +1,4 @@
-//! Authentication and permissions (PROTOCOL.md sections 4 and 9): one test
+//! Authentication and permissions (docs/protocol.md: replies, clarifications): one test
 //! per way of presenting `--token` and per way of getting it wrong, the
 //! authentication deadline, and an application's own `Authorizer` deciding
 //! subscribe and publish per channel.
@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pumphub::connection::ConnectionInfo;
+use pumphub::ConnectionInfo;
 use pumphub::Authorizer;
 use serde_json::{json, Value};
 

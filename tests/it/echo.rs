@@ -1,7 +1,7 @@
-//! The echo server (`src/echo.rs`, `examples/echo.rs`) that the Autobahn
+//! The echo server (`src/testing/echo.rs`, `examples/echo.rs`) that the Autobahn
 //! testsuite grades, checked in CI without Autobahn (which takes minutes
 //! and needs Python 2.7): echoes, fragmentation, Pong/echo order, the close
-//! handshake, and the two stress checks of SPLIT-PUMPS.md that Autobahn
+//! handshake, and the two stress checks of docs/pumps.md that Autobahn
 //! does not catch (queued echoes before the close reply; a big echo and many
 //! Pongs written by one thread without corrupting each other).
 //!
@@ -11,7 +11,7 @@
 
 use std::net::{TcpListener, TcpStream};
 
-use pumphub::echo::EchoServer;
+use pumphub::testing::echo::EchoServer;
 use tungstenite::protocol::frame::coding::{CloseCode, Data as OpData, OpCode};
 use tungstenite::protocol::frame::Frame;
 use tungstenite::protocol::CloseFrame;
@@ -149,7 +149,7 @@ fn close_reply_echoes_the_code() {
     }
 }
 
-/// SPLIT-PUMPS.md "order": 300 echoes queued before the client's Close all
+/// docs/pumps.md "order": 300 echoes queued before the client's Close all
 /// go out before the close reply. Deterministic because the client sends
 /// everything before reading; a write pump that answered the Close before
 /// draining its queue would lose the echoes still queued.
@@ -171,7 +171,7 @@ fn three_hundred_echoes_go_out_before_the_close_reply() {
     assert_eq!(expect_close(&mut socket), 1000);
 }
 
-/// SPLIT-PUMPS.md "interleave": a 16 MiB echo the client does not read
+/// docs/pumps.md "interleave": a 16 MiB echo the client does not read
 /// yet fills the socket buffers and blocks the write pump inside the frame;
 /// 400 Pings sent meanwhile must not land inside it. Only the write pump
 /// writes, so the echo arrives whole and the Pongs follow it in order.

@@ -11,8 +11,8 @@
 //! streams to the hidden `pumphub::fuzzing` entry points. Seeds are fixed,
 //! so a failure reproduces; the failing input is in the panic message.
 
-use pumphub::connection::READ_PUMP_STACK;
-use pumphub::fuzzing::{check_request_head, read_client_stream, StreamEnd};
+use pumphub::testing::READ_PUMP_STACK;
+use pumphub::testing::fuzzing::{check_request_head, read_client_stream, StreamEnd};
 use pumphub::protocol::{
     encode_event, encode_request_error, is_valid_channel_name, parse_request, ErrorCode, Request,
 };

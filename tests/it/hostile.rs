@@ -101,7 +101,7 @@ impl pumphub::Authorizer for PanickingAuthorizer {
         assert_ne!(token, "boom", "a bug in the application's token check");
         token == "ok"
     }
-    fn may_subscribe(&self, _: &pumphub::connection::ConnectionInfo, channel: &str) -> bool {
+    fn may_subscribe(&self, _: &pumphub::ConnectionInfo, channel: &str) -> bool {
         assert_ne!(channel, "boom", "a bug in the application's authorizer");
         true
     }

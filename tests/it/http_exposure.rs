@@ -1,5 +1,5 @@
 //! The HTTP listener's own exposure: what reaches tiny_http is bounded by
-//! the guard in front of it (`src/http_guard.rs`). A declared body of a
+//! the guard in front of it (`src/http/guard.rs`). A declared body of a
 //! terabyte gets 413 and the process lives on; a huge head gets 431;
 //! chunked bodies 411; idle and trickling connections delay nobody;
 //! keep-alive and pipelining still work. The

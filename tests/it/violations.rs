@@ -1,10 +1,10 @@
-//! Protocol violations on a hub connection (PROTOCOL.md section 6): the hub
+//! Protocol violations on a hub connection (docs/protocol.md, limits and bad input): the hub
 //! answers with Close 1002 or 1007 (1009 is in `heartbeat.rs`), and the
 //! replies it had already queued for the requests before the violation go
 //! out first, after `welcome`.
 //!
 //! The same write pump serves the echo server that Autobahn grades; see
-//! `echo.rs` for the echo side of these checks.
+//! `echo.rs` (in this folder) for the echo side of these checks.
 
 use serde_json::json;
 use tungstenite::protocol::frame::coding::{Data as OpData, OpCode};

@@ -8,7 +8,7 @@
 //! nothing here does I/O: it is kept apart so the rules read as one list,
 //! and the tests at the end can hammer them without a socket.
 
-use crate::http_head::{reason_phrase, MAX_HEADERS};
+use crate::request_head::{reason_phrase, MAX_HEADERS};
 
 /// Why the guard will not forward a request: the status and the JSON
 /// error code and message to answer with.
@@ -152,7 +152,7 @@ pub(super) fn error_answer(status: u16, code: &str, message: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http_guard::pipeline::{client_response_head, response_framing};
+    use super::super::pipeline::{client_response_head, response_framing};
 
     fn head_of(forward: &Forward) -> String {
         String::from_utf8_lossy(&forward.head).into_owned()

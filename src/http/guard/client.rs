@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use log::{debug, warn};
 
-use super::head::{check_head, error_answer, Forward};
+use super::check::{check_head, error_answer, Forward};
 use super::pipeline::{Ended, Pipeline};
 use super::{linger, Rules, BODY_DEADLINE, STOP_CHECK, WRITE_TIMEOUT};
-use crate::http_head::{find_head_end, read_some, MAX_HEAD};
+use crate::request_head::{find_head_end, read_some, MAX_HEAD};
 
 pub(super) fn serve(
     client: TcpStream,

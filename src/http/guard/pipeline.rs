@@ -17,9 +17,9 @@ use std::time::Instant;
 
 use log::debug;
 
-use super::head::{contains_token, parse_length, Forward};
+use super::check::{contains_token, parse_length, Forward};
 use super::{linger, CONNECTION_STACK, UPSTREAM_TIMEOUT, WRITE_TIMEOUT};
-use crate::http_head::{find_head_end, MAX_HEADERS};
+use crate::request_head::{find_head_end, MAX_HEADERS};
 
 /// Answers a pipeline's responder may have in flight; beyond this the
 /// request side waits, so a client that sends without reading is held

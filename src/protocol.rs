@@ -1,0 +1,31 @@
+//! The wire contract as Rust types: what a client may send, what the hub
+//! sends back, and how both look as JSON (docs/protocol.md is the contract
+//! in prose).
+//!
+//! The bottom layer of the crate: pure code with no threads, no sockets and
+//! no hub state, so the hub and the Rust client (`client/`) share it. The
+//! read pump calls [`parse_request`] on every text frame; the broadcaster
+//! and the read pump call the `encode_*` functions to build frames.
+//!
+//! Peer-facing errors are data, not Rust errors: a [`RequestError`] becomes
+//! an `error` reply and the connection stays open.
+
+mod channel;
+mod error_code;
+mod event;
+mod reply;
+mod request;
+#[cfg(test)]
+mod tests;
+
+pub use channel::{is_valid_channel_name, MAX_CHANNEL_NAME_LEN};
+pub use error_code::ErrorCode;
+pub use event::{unix_ms, Event, Published, Seq};
+pub use reply::{
+    encode_authenticated, encode_broadcast_error, encode_event, encode_pong, encode_published,
+    encode_request_error, encode_shutdown, encode_subscribed, encode_unsubscribed, encode_welcome,
+};
+pub use request::{parse_request, request_id, ClientMessage, Request, RequestError, RequestId};
+
+/// Close code for a slow consumer whose outbound queue overflowed.
+pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
