@@ -37,7 +37,9 @@ mod subscriptions;
 pub(crate) use command::{HubCommand, PublishOrigin};
 pub(crate) use encoded_event::EncodedEvent;
 pub(crate) use lifecycle::Lifecycle;
-pub(crate) use outbound::{outbound_queue, OutboundFrame, OutboundQueue, OutboundReceiver, QueueFull};
+pub(crate) use outbound::{
+    outbound_queue, OutboundFrame, OutboundQueue, OutboundReceiver, QueueFull,
+};
 pub use registry::{CloseReason, Connection, ConnectionStats};
 pub use stats::ConnectionStatus;
 
@@ -49,10 +51,10 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender};
 use log::{debug, warn};
 
-use history::ChannelHistory;
 use crate::metrics::{HubStats, Metrics};
 use crate::peer::ConnectionId;
 use crate::protocol::{self, Event, Seq};
+use history::ChannelHistory;
 
 /// Broadcaster settings, copied from the config at start.
 #[derive(Debug, Clone)]

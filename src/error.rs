@@ -62,7 +62,7 @@ impl std::error::Error for Error {
 /// socket's read timeout passed (Linux reports it as `WouldBlock`), or a
 /// signal interrupted the read (on a socket with a timeout that fails with
 /// EINTR even under `SA_RESTART`, see signal(7)). Every reader of a peer's
-/// socket (the read pump, the handshake, the HTTP guard, the client) then
+/// socket (the read pump, the handshake, the HTTP guard) then
 /// checks its deadlines and reads again.
 pub(crate) fn is_quiet(error: &io::Error) -> bool {
     matches!(

@@ -10,9 +10,9 @@
 //!   page.html         the live page served at `GET /`
 //! ```
 //!
-//! This layer reaches the hub only through the public [`HubHandle`]
-//! (crate::HubHandle), like any embedding application would; it never
-//! sends broadcaster commands itself.
+//! This layer reaches the hub only through the public
+//! [`HubHandle`](crate::HubHandle), like any embedding application would;
+//! it never sends broadcaster commands itself.
 
 mod guard;
 mod routes;

@@ -51,4 +51,3 @@ pub struct ConnectionInfo {
     /// When the handshake completed, Unix ms.
     pub connected_at_ms: u64,
 }
-

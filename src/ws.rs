@@ -41,6 +41,8 @@ use crate::metrics::Metrics;
 pub(crate) use acceptor::{run as run_acceptor, ThreadGauge};
 pub(crate) use admission::{os_connection_ceiling, ConnectionLimiter};
 #[cfg(feature = "testing")]
+pub use socket::READ_PUMP_STACK;
+#[cfg(feature = "testing")]
 pub(crate) use {
     done::{Done, DoneSender},
     handshake::check_request_head,
@@ -48,8 +50,6 @@ pub(crate) use {
     socket::{read_config, write_side, ReadSide},
     write_pump::WritePump,
 };
-#[cfg(feature = "testing")]
-pub use socket::READ_PUMP_STACK;
 
 /// What connection threads share: settings, the broadcaster's command
 /// channel, counters, limits and the authorizer. One per hub, behind an
@@ -68,4 +68,3 @@ impl ServerContext {
         self.lifecycle.shutting_down.load(Ordering::Acquire)
     }
 }
-

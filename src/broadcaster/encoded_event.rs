@@ -38,4 +38,3 @@ impl EncodedEvent {
         self.event.seq
     }
 }
-

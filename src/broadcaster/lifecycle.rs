@@ -13,4 +13,3 @@ pub(crate) struct Lifecycle {
     pub started_at: Instant,
     pub epoch: String,
 }
-

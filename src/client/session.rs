@@ -255,8 +255,14 @@ impl Session {
     }
 }
 
+/// True for a read that only means "nothing arrived yet": the read timeout
+/// passed (`WouldBlock` on Linux, `TimedOut` elsewhere) or a signal
+/// interrupted it. The hub has the same rule (`error::is_quiet`); the client
+/// keeps its own because it is a peer of the hub that shares only the wire
+/// types, as a client in another crate would.
 fn is_timeout(e: &tungstenite::Error) -> bool {
-    matches!(e, tungstenite::Error::Io(io) if crate::error::is_quiet(io))
+    use std::io::ErrorKind::{Interrupted, TimedOut, WouldBlock};
+    matches!(e, tungstenite::Error::Io(io) if matches!(io.kind(), WouldBlock | TimedOut | Interrupted))
 }
 
 /// Connect to the first address of `host` that answers.

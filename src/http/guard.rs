@@ -39,14 +39,14 @@
 //! within [`STOP_CHECK`].
 //!
 //! Layout: this file holds the acceptor and what every thread shares;
-//! [`head`] decides on a request head, [`connection`] is the request side
+//! [`check`] decides on a request head, [`client`] is the request side
 //! of a client connection (`http-conn-N`), and [`pipeline`] relays
 //! requests to tiny_http and its answers back (`http-resp-N`). What it
 //! shares with the WebSocket handshake (the head bounds, where a head ends,
 //! the timed read, reason phrases) is in [`request_head`](crate::request_head).
 
-mod client;
 mod check;
+mod client;
 mod pipeline;
 
 use std::io::{self, Read, Write};
@@ -60,8 +60,8 @@ use std::time::{Duration, Instant};
 use log::{debug, warn};
 
 use crate::error::Error;
-use client::serve;
 use check::error_answer;
+use client::serve;
 
 /// From accept (or the previous request) to the end of a request's body.
 /// (The head's deadline is `--handshake-timeout-ms`; bytes that trickle in

@@ -58,4 +58,3 @@ impl ErrorCode {
         self as usize
     }
 }
-

@@ -76,4 +76,3 @@ impl Drop for DoneSender {
         self.writer.wake();
     }
 }
-

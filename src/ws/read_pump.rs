@@ -43,9 +43,7 @@ use crate::broadcaster::{
 };
 use crate::error::is_quiet;
 use crate::metrics::Metrics;
-use crate::protocol::{
-    self, unix_ms, ClientMessage, ErrorCode, Request, RequestError, RequestId,
-};
+use crate::protocol::{self, unix_ms, ClientMessage, ErrorCode, Request, RequestError, RequestId};
 
 /// Where an authentication deadline stands.
 #[derive(Debug, Clone, Copy)]

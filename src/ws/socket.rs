@@ -99,7 +99,7 @@ impl Write for SharedSocket {
 ///
 /// The socket is shared with the write pump (an `Arc`, not a `dup`ed file
 /// descriptor), so a connection costs one descriptor: see
-/// [`SharedSocket`](crate::ws::write_pump::SharedSocket).
+/// [`SharedSocket`].
 #[derive(Debug)]
 pub struct ReadSide {
     tcp: Arc<TcpStream>,
@@ -131,4 +131,3 @@ impl Write for ReadSide {
         Ok(())
     }
 }
-

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pumphub::ConnectionInfo;
 use pumphub::Authorizer;
+use pumphub::ConnectionInfo;
 use serde_json::{json, Value};
 
 use crate::support::*;

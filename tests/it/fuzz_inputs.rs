@@ -11,11 +11,11 @@
 //! streams to the hidden `pumphub::fuzzing` entry points. Seeds are fixed,
 //! so a failure reproduces; the failing input is in the panic message.
 
-use pumphub::testing::READ_PUMP_STACK;
-use pumphub::testing::fuzzing::{check_request_head, read_client_stream, StreamEnd};
 use pumphub::protocol::{
     encode_event, encode_request_error, is_valid_channel_name, parse_request, ErrorCode, Request,
 };
+use pumphub::testing::fuzzing::{check_request_head, read_client_stream, StreamEnd};
+use pumphub::testing::READ_PUMP_STACK;
 use serde_json::{json, Value};
 
 /// Requests run through `parse_request`.

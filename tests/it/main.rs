@@ -42,3 +42,5 @@ mod cli;
 mod client;
 // the examples' binaries, run briefly against a hub
 mod examples;
+// The import layers of src/ (docs/architecture.md) hold.
+mod layers;

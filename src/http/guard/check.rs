@@ -151,8 +151,8 @@ pub(super) fn error_answer(status: u16, code: &str, message: &str) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::pipeline::{client_response_head, response_framing};
+    use super::*;
 
     fn head_of(forward: &Forward) -> String {
         String::from_utf8_lossy(&forward.head).into_owned()
