@@ -46,6 +46,14 @@ use std::sync::Arc;
 
 use crate::peer::ConnectionInfo;
 
+pub mod claims;
+pub mod jwt;
+pub mod refusal;
+
+pub use claims::ChannelGrants;
+pub use jwt::{Claims, JwtVerifier, SecretError};
+pub use refusal::{Refusal, RefusalReason};
+
 /// Decides authentication and per-channel permissions.
 pub trait Authorizer: Send + Sync + 'static {
     /// True if clients must present a token (`?token=`, an
