@@ -11,8 +11,8 @@
 //!
 //! 1. the defaults of [`Config::default`],
 //! 2. the TOML file named by `--config FILE` (or `--check-config FILE`),
-//! 3. the environment, which is read for two secrets,
-//!    [`ENV_TOKEN`] and [`ENV_PUBLISH_KEY`], so they can stay off the command
+//! 3. the environment, which is read for three secrets,
+//!    [`ENV_TOKEN`], [`ENV_TOKEN_SECRET`] and [`ENV_PUBLISH_KEY`], so they can stay off the command
 //!    line and out of `ps`, and for the log level, [`ENV_LOG`] (`RUST_LOG`,
 //!    the usual variable of Rust programs; see [`level_from_rust_log`]),
 //! 4. command-line flags.
@@ -70,9 +70,15 @@ use validate::Rules;
 pub use command_line::{parse_args, parse_args_with_env};
 pub use error::ConfigError;
 pub use help::{help_text, version_text};
+#[cfg(test)] // for the test in auth/jwt that checks the two agree
+pub(crate) use validate::{MAX_TOKEN_SECRETS, MIN_TOKEN_SECRET_LEN};
 
 /// The environment variable read for [`Config::token`].
 pub const ENV_TOKEN: &str = "PUMPHUB_TOKEN";
+
+/// The environment variable read for [`Config::token_secrets`]: one secret,
+/// or several separated by commas.
+pub const ENV_TOKEN_SECRET: &str = "PUMPHUB_TOKEN_SECRET";
 
 /// The environment variable read for [`Config::publish_key`].
 pub const ENV_PUBLISH_KEY: &str = "PUMPHUB_PUBLISH_KEY";
@@ -106,8 +112,8 @@ pub const MAX_MILLIS: u64 = 24 * 60 * 60 * 1000;
 /// from [`Config::default()`], sets fields, and calls [`Config::validate`].
 /// Every field below is also a flag (`--name`) and a config-file key (`name`).
 ///
-/// `Debug` prints `token` and `publish_key` as `"<redacted>"`, so logging a
-/// config never leaks a secret.
+/// `Debug` prints `token`, `token_secrets` and `publish_key` as
+/// `"<redacted>"`, so logging a config never leaks a secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
     /// Address of the WebSocket listener, `host:port`; port 0 picks a free one.
@@ -174,6 +180,23 @@ pub struct Config {
     /// keeps it out of `ps`). Must be non-empty printable ASCII without
     /// spaces, since it travels in an `Authorization` header.
     pub token: Option<String>,
+    /// Secrets for signed tokens (JWT, HS256). When non-empty, clients may
+    /// present a token signed with any one of them wherever they could
+    /// present `token`; its claims decide who they are (`sub`), until when
+    /// (`exp`), and which channels they may subscribe and publish to
+    /// (`channels`, `publish`). See docs/security.md.
+    ///
+    /// Defaults to none (`--token-secret`, repeatable, or a comma-separated
+    /// list, also in the [`ENV_TOKEN_SECRET`] variable; a string or an array
+    /// in the file). Several secrets let one be rotated without downtime.
+    /// Each must be at least 32 bytes of printable ASCII without spaces or
+    /// commas; at most 8.
+    pub token_secrets: Vec<String>,
+    /// Whether signed tokens without an `exp` claim are accepted (they then
+    /// never expire).
+    ///
+    /// Defaults to false (`--token-allow-no-exp`, a bare flag).
+    pub token_allow_no_exp: bool,
     /// If set, `POST /publish` and `GET /status` need `Authorization: Bearer
     /// <key>`.
     ///
@@ -254,6 +277,8 @@ impl Default for Config {
             history_size: 1024,
             rate_limit: 100,
             token: None,
+            token_secrets: Vec::new(),
+            token_allow_no_exp: false,
             publish_key: None,
             allow_client_publish: false,
             allowed_origins: Vec::new(),
@@ -286,6 +311,11 @@ impl fmt::Debug for Config {
             .field("history_size", &self.history_size)
             .field("rate_limit", &self.rate_limit)
             .field("token", &redact(&self.token))
+            .field(
+                "token_secrets",
+                &format_args!("[{} <redacted>]", self.token_secrets.len()),
+            )
+            .field("token_allow_no_exp", &self.token_allow_no_exp)
             .field("publish_key", &redact(&self.publish_key))
             .field("allow_client_publish", &self.allow_client_publish)
             .field("allowed_origins", &self.allowed_origins)
@@ -336,6 +366,8 @@ impl Config {
             Setting::HistorySize => self.history_size = input.count()?,
             Setting::RateLimit => self.rate_limit = input.count()?,
             Setting::Token => self.token = Some(input.text()?),
+            Setting::TokenSecret => self.token_secrets = input.comma_list()?,
+            Setting::TokenAllowNoExp => self.token_allow_no_exp = input.switch()?,
             Setting::PublishKey => self.publish_key = Some(input.text()?),
             Setting::AllowClientPublish => self.allow_client_publish = input.switch()?,
             Setting::AllowedOrigin => {
@@ -369,6 +401,7 @@ impl Config {
         // history_size: any value, 0 turns replay off.
         // rate_limit: any value, 0 turns the limit off.
         rules.secret(Setting::Token, self.token.as_deref())?;
+        rules.token_secrets(&self.token_secrets)?;
         rules.secret(Setting::PublishKey, self.publish_key.as_deref())?;
         for origin in &self.allowed_origins {
             rules.origin(origin)?;

@@ -45,10 +45,12 @@ pub fn help_text() -> String {
         ]),
         ("Security", vec![
             ("--token TOKEN", "clients must present it; env PUMPHUB_TOKEN", "none".to_owned()),
+            ("--token-secret SECRET", "JWT HS256 key; repeat or a,b; env PUMPHUB_TOKEN_SECRET", "none".to_owned()),
+            ("--token-allow-no-exp", "accept signed tokens without exp", "off".to_owned()),
             ("--publish-key KEY", "Bearer key for /publish and /status; env PUMPHUB_PUBLISH_KEY", "none".to_owned()),
             ("--allow-client-publish", "let WebSocket clients send publish", "off".to_owned()),
             ("--allowed-origin ORIGIN", "repeatable, scheme://host[:port]; others get 403", "any".to_owned()),
-            ("--auth-timeout-ms N", "time to send auth when --token is set", ms(defaults.auth_timeout)),
+            ("--auth-timeout-ms N", "time to send auth when a token is required", ms(defaults.auth_timeout)),
         ]),
         ("Input", vec![
             ("--stdin CHANNEL", "publish each stdin line to CHANNEL", "off".to_owned()),
@@ -69,9 +71,10 @@ pub fn help_text() -> String {
     let mut text = format!(
         "{}: a synchronous WebSocket event hub\n\n\
          Usage:\n  pumphub [OPTIONS]\n  pumphub --check-config FILE [OPTIONS]\n\n\
-         Settings come from flags, then PUMPHUB_TOKEN / PUMPHUB_PUBLISH_KEY, then\n\
-         the --config file, then defaults. File keys are flag names without `--`\n\
-         (max-connections = 10, allowed-origin = [\"https://a.example\"]).\n\
+         Settings come from flags, then the environment (PUMPHUB_TOKEN,\n\
+         PUMPHUB_TOKEN_SECRET, PUMPHUB_PUBLISH_KEY), then the --config file, then\n\
+         defaults. File keys are flag names without `--` (max-connections = 10,\n\
+         allowed-origin = [\"https://a.example\"]).\n\
          Durations are in milliseconds. Exit status: 0 ok, 1 runtime failure\n\
          (e.g. a port in use), 2 bad flags or config.\n",
         version_text()
@@ -109,6 +112,7 @@ mod tests {
             "pumphub --check-config FILE",
             "PUMPHUB_TOKEN",
             "PUMPHUB_PUBLISH_KEY",
+            "PUMPHUB_TOKEN_SECRET",
             "--config FILE",
             "[10000]",
         ] {

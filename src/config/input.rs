@@ -66,6 +66,21 @@ impl Input<'_> {
         }
     }
 
+    /// Comma-separated text, or several of them: a repeated flag, a TOML
+    /// string or an array of strings. Used for secrets, which therefore
+    /// cannot contain a comma; empty items are kept for validation to name.
+    pub(super) fn comma_list(self) -> Result<Vec<String>, ConfigError> {
+        let items = match self.raw {
+            Raw::Text(text) | Raw::Toml(toml::Value::String(text)) => vec![text],
+            _ => self.list()?,
+        };
+        Ok(items
+            .iter()
+            .flat_map(|item| item.split(','))
+            .map(str::to_owned)
+            .collect())
+    }
+
     fn whole_number(&self) -> Result<u64, ConfigError> {
         match &self.raw {
             Raw::Text(text) => {

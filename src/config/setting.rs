@@ -19,6 +19,8 @@ pub(super) enum Setting {
     HistorySize,
     RateLimit,
     Token,
+    TokenSecret,
+    TokenAllowNoExp,
     PublishKey,
     AllowClientPublish,
     AllowedOrigin,
@@ -34,7 +36,7 @@ pub(super) enum Setting {
 
 impl Setting {
     /// Every setting, in the order of the `Config` fields.
-    pub(super) const ALL: [Setting; 22] = [
+    pub(super) const ALL: [Setting; 24] = [
         Setting::Ws,
         Setting::Http,
         Setting::MaxConnections,
@@ -46,6 +48,8 @@ impl Setting {
         Setting::HistorySize,
         Setting::RateLimit,
         Setting::Token,
+        Setting::TokenSecret,
+        Setting::TokenAllowNoExp,
         Setting::PublishKey,
         Setting::AllowClientPublish,
         Setting::AllowedOrigin,
@@ -73,6 +77,8 @@ impl Setting {
             Setting::HistorySize => "history-size",
             Setting::RateLimit => "rate-limit",
             Setting::Token => "token",
+            Setting::TokenSecret => "token-secret",
+            Setting::TokenAllowNoExp => "token-allow-no-exp",
             Setting::PublishKey => "publish-key",
             Setting::AllowClientPublish => "allow-client-publish",
             Setting::AllowedOrigin => "allowed-origin",
@@ -93,14 +99,15 @@ impl Setting {
             .find(|setting| setting.name() == name)
     }
 
-    /// False only for the bare flag `--allow-client-publish`.
+    /// False only for the bare flags `--allow-client-publish` and
+    /// `--token-allow-no-exp`.
     pub(super) fn takes_value(self) -> bool {
-        self != Setting::AllowClientPublish
+        !matches!(self, Setting::AllowClientPublish | Setting::TokenAllowNoExp)
     }
 
-    /// True only for `--allowed-origin`.
+    /// True for `--allowed-origin` and `--token-secret`.
     pub(super) fn repeatable(self) -> bool {
-        self == Setting::AllowedOrigin
+        matches!(self, Setting::AllowedOrigin | Setting::TokenSecret)
     }
 }
 

@@ -119,6 +119,8 @@ fn every_flag_is_parsed() {
         "--history-size", "0",
         "--rate-limit", "0",
         "--token", "s3cret",
+        "--token-secret", SECRET_A,
+        "--token-allow-no-exp",
         "--publish-key", "k3y",
         "--allow-client-publish",
         "--allowed-origin", "https://a.example",
@@ -143,6 +145,8 @@ fn every_flag_is_parsed() {
         history_size: 0,
         rate_limit: 0,
         token: Some("s3cret".into()),
+        token_secrets: vec![SECRET_A.into()],
+        token_allow_no_exp: true,
         publish_key: Some("k3y".into()),
         allow_client_publish: true,
         allowed_origins: vec!["https://a.example".into()],
@@ -362,6 +366,107 @@ fn empty_secrets_are_rejected_and_name_their_source() {
         !message.contains("has space"),
         "secrets are never echoed: {message}"
     );
+}
+
+const SECRET_A: &str = "0123456789abcdef0123456789abcdef-a";
+const SECRET_B: &str = "0123456789abcdef0123456789abcdef-b";
+const SECRET_C: &str = "0123456789abcdef0123456789abcdef-c";
+
+#[test]
+fn token_secrets_come_from_every_source_as_lists() {
+    // Repeated flags, each possibly a comma list, in order.
+    let both = format!("{SECRET_B},{SECRET_C}");
+    let config = run(&["--token-secret", SECRET_A, "--token-secret", &both]);
+    assert_eq!(config.token_secrets, [SECRET_A, SECRET_B, SECRET_C]);
+    assert!(!config.token_allow_no_exp);
+
+    // The environment takes a comma list and sits below the flags.
+    let env = format!("{SECRET_A},{SECRET_B}");
+    let from_env = |args: &[&str]| match parse_with_env(args, &[(ENV_TOKEN_SECRET, &env)]) {
+        Ok(Invocation::Run(config)) => config.token_secrets,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(from_env(&[]), [SECRET_A, SECRET_B]);
+    assert_eq!(from_env(&["--token-secret", SECRET_C]), [SECRET_C]);
+
+    // The file takes a string (also a comma list) or an array.
+    let file = TempToml::new(&format!(
+        "token-secret = [\"{SECRET_A}\", \"{SECRET_B}\"]\ntoken-allow-no-exp = true\n"
+    ));
+    let config = run(&["--config", file.path()]);
+    assert_eq!(config.token_secrets, [SECRET_A, SECRET_B]);
+    assert!(config.token_allow_no_exp);
+    let file = TempToml::new(&format!("token-secret = \"{SECRET_C},{SECRET_A}\"\n"));
+    assert_eq!(
+        run(&["--config", file.path()]).token_secrets,
+        [SECRET_C, SECRET_A]
+    );
+    let file = TempToml::new("token-secret = 5\n");
+    assert!(matches!(
+        error(&["--config", file.path()]),
+        ConfigError::WrongType {
+            key: "token-secret",
+            ..
+        }
+    ));
+    assert!(matches!(
+        error(&["--token-allow-no-exp=yes"]),
+        ConfigError::UnexpectedValue { .. }
+    ));
+}
+
+#[test]
+fn token_secrets_are_validated_without_being_echoed() {
+    let short = "0123456789abcdef0123456789abcde"; // 31 bytes
+    let spaced = "0123456789abcdef 0123456789abcdef";
+    let stray_comma = format!("{SECRET_A},");
+    let nine = [SECRET_A; 9].join(",");
+    for (args, expected) in [
+        (
+            vec!["--token-secret", short],
+            "the secret is shorter than 32 bytes",
+        ),
+        (
+            vec!["--token-secret", spaced],
+            "the secret must be printable ASCII",
+        ),
+        (
+            vec!["--token-secret", stray_comma.as_str()],
+            "secret #2 of 2 is empty",
+        ),
+        (
+            vec!["--token-secret", nine.as_str()],
+            "9 secrets given; at most 8",
+        ),
+        (
+            vec!["--token-secret", SECRET_A, "--token-secret", short],
+            "secret #2 of 2 is shorter",
+        ),
+    ] {
+        let message = error(&args).to_string();
+        assert!(message.contains("--token-secret"), "{message}");
+        assert!(message.contains(expected), "{args:?}: {message}");
+        assert!(
+            !message.contains("0123456789abcdef"),
+            "secrets are never echoed: {message}"
+        );
+    }
+    match parse_with_env(&[], &[(ENV_TOKEN_SECRET, short)]) {
+        Err(ConfigError::InvalidValue {
+            setting: "token-secret",
+            origin: Some(Origin::Environment {
+                var: ENV_TOKEN_SECRET,
+            }),
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    // Set in code, checked by validate.
+    let config = Config {
+        token_secrets: vec![short.into()],
+        ..Config::default()
+    };
+    assert!(config.validate().is_err());
 }
 
 #[test]
@@ -691,14 +796,16 @@ fn help_and_version_win_over_bad_flags() {
 fn debug_output_hides_secrets() {
     let config = Config {
         token: Some("s3cret".into()),
+        token_secrets: vec![SECRET_A.into(), SECRET_B.into()],
         publish_key: Some("k3y".into()),
         ..Config::default()
     };
     let debug = format!("{config:?}");
     assert!(
-        !debug.contains("s3cret") && !debug.contains("k3y"),
+        !debug.contains("s3cret") && !debug.contains("k3y") && !debug.contains("0123456789"),
         "{debug}"
     );
+    assert!(debug.contains("token_secrets: [2 <redacted>]"), "{debug}");
     assert!(debug.contains("<redacted>"));
 }
 

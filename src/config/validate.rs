@@ -16,6 +16,14 @@ use super::{ConfigError, Origin, MAX_MILLIS};
 /// Longest `--stdin` channel name, as in the protocol's channel-name rule.
 const MAX_CHANNEL_LEN: usize = 128;
 
+/// Shortest `--token-secret`, in bytes; the same rule as
+/// `auth::jwt::MIN_SECRET_LEN` (config sits below auth, so it cannot
+/// import it; a test in auth checks they agree).
+pub(crate) const MIN_TOKEN_SECRET_LEN: usize = 32;
+
+/// Most `--token-secret`s at once; the same as `auth::jwt::MAX_SECRETS`.
+pub(crate) const MAX_TOKEN_SECRETS: usize = 8;
+
 /// The checks [`Config::check`](crate::config::Config::check) runs on the
 /// merged config.
 pub(super) struct Rules<'a> {
@@ -106,6 +114,41 @@ impl Rules<'_> {
                 "must be printable ASCII without spaces, as it is sent in an Authorization header",
             )),
         }
+    }
+
+    /// Signed-token secrets: HS256 wants a key of at least 256 bits
+    /// (RFC 7518 section 3.2), so at least [`MIN_TOKEN_SECRET_LEN`] bytes,
+    /// and printable ASCII so they survive every source. Never echoed.
+    pub(super) fn token_secrets(&self, secrets: &[String]) -> Result<(), ConfigError> {
+        let setting = Setting::TokenSecret;
+        if secrets.len() > MAX_TOKEN_SECRETS {
+            return Err(self.invalid(
+                setting,
+                "",
+                &format!(
+                    "{} secrets given; at most {MAX_TOKEN_SECRETS} (two cover a rotation)",
+                    secrets.len()
+                ),
+            ));
+        }
+        for (i, secret) in secrets.iter().enumerate() {
+            let which = if secrets.len() == 1 {
+                "the secret".to_owned()
+            } else {
+                format!("secret #{} of {}", i + 1, secrets.len())
+            };
+            let problem = if secret.is_empty() {
+                "is empty (a stray comma?)"
+            } else if !secret.bytes().all(|byte| byte.is_ascii_graphic()) {
+                "must be printable ASCII without spaces"
+            } else if secret.len() < MIN_TOKEN_SECRET_LEN {
+                "is shorter than 32 bytes; HS256 needs 256 bits (`openssl rand -hex 32` makes one)"
+            } else {
+                continue;
+            };
+            return Err(self.invalid(setting, "", &format!("{which} {problem}")));
+        }
+        Ok(())
     }
 
     pub(super) fn origin(&self, origin: &str) -> Result<(), ConfigError> {

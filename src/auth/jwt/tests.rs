@@ -564,3 +564,11 @@ fn run_python(script: &str) -> Option<String> {
     }
     panic!("the PyJWT script failed: {problem}");
 }
+
+#[test]
+fn the_config_rules_for_secrets_are_these() {
+    // config/validate.rs cannot import this module (it sits a layer
+    // below), so it repeats the two numbers; they must agree.
+    assert_eq!(crate::config::MIN_TOKEN_SECRET_LEN, MIN_SECRET_LEN);
+    assert_eq!(crate::config::MAX_TOKEN_SECRETS, MAX_SECRETS);
+}
