@@ -29,6 +29,15 @@ pub enum Error {
     },
     /// The hub is shutting down or has stopped; it accepts no more work.
     ShuttingDown,
+    /// A setting cannot be used as given. [`Hub::start`](crate::Hub::start)
+    /// checks only what it needs to build its authorizer (the token
+    /// secrets); `Config::validate` checks everything, with better words.
+    InvalidConfig {
+        /// The setting, as its flag is named (`token-secret`).
+        setting: &'static str,
+        /// What is wrong; never the value of a secret.
+        reason: String,
+    },
     /// A thread could not be started (the OS is out of threads or memory).
     Spawn(io::Error),
 }
@@ -44,6 +53,7 @@ impl fmt::Display for Error {
                 "invalid channel name {name:?}: use 1-128 of A-Z a-z 0-9 _ . : -"
             ),
             Error::ShuttingDown => write!(f, "the hub is shutting down"),
+            Error::InvalidConfig { setting, reason } => write!(f, "invalid {setting}: {reason}"),
             Error::Spawn(_) => write!(f, "cannot start a hub thread"),
         }
     }

@@ -62,13 +62,19 @@ pub struct Hub {
 
 impl Hub {
     /// Bind both listeners and start serving, with the [`ConfigAuthorizer`]
-    /// built from `config` (`--token`, `--allow-client-publish`).
+    /// built from `config` (`--token`, `--token-secret`,
+    /// `--token-allow-no-exp`, `--allow-client-publish`).
     ///
     /// # Errors
     /// [`Error::Bind`] if a listener cannot be bound; [`Error::Spawn`] if a
-    /// thread cannot be started.
+    /// thread cannot be started; [`Error::InvalidConfig`] if the token
+    /// secrets cannot be used.
     pub fn start(config: Config) -> Result<Hub, Error> {
-        let authorizer = ConfigAuthorizer::new(config.token.clone(), config.allow_client_publish);
+        let authorizer =
+            ConfigAuthorizer::from_config(&config).map_err(|e| Error::InvalidConfig {
+                setting: "token-secret",
+                reason: e.to_string(),
+            })?;
         Hub::start_with_authorizer(config, Arc::new(authorizer))
     }
 

@@ -365,4 +365,4 @@ fn check_header(header: &Header) -> Result<(), Refusal> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -38,11 +38,14 @@ pub enum RefusalReason {
     Expired,
     /// `nbf` or `iat` is still in the future (after the allowance).
     NotYetValid,
+    /// A good token, but a fresh one on a connection that already has a
+    /// different `sub`: a connection cannot change whose it is.
+    SubjectChanged,
 }
 
 impl RefusalReason {
     /// Every reason, in the order `/metrics` lists them.
-    pub const ALL: [RefusalReason; 9] = [
+    pub const ALL: [RefusalReason; 10] = [
         RefusalReason::Invalid,
         RefusalReason::TooLarge,
         RefusalReason::Malformed,
@@ -52,6 +55,7 @@ impl RefusalReason {
         RefusalReason::BadClaims,
         RefusalReason::Expired,
         RefusalReason::NotYetValid,
+        RefusalReason::SubjectChanged,
     ];
 
     /// The snake_case name used in logs and as the metric label.
@@ -66,6 +70,7 @@ impl RefusalReason {
             RefusalReason::BadClaims => "bad_claims",
             RefusalReason::Expired => "expired",
             RefusalReason::NotYetValid => "not_yet_valid",
+            RefusalReason::SubjectChanged => "subject_changed",
         }
     }
 

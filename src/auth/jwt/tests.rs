@@ -10,12 +10,12 @@ use sha2::Sha256;
 
 use super::*;
 
-const SECRET: &str = "0123456789abcdef0123456789abcdef-current";
+pub(crate) const SECRET: &str = "0123456789abcdef0123456789abcdef-current";
 const OLD_SECRET: &str = "0123456789abcdef0123456789abcdef-previous";
 const OTHER_SECRET: &str = "0123456789abcdef0123456789abcdef-somebody";
 /// 2023-11-14T22:13:20Z; every time in these tests is relative to it.
-const NOW_SECS: u64 = 1_700_000_000;
-const HS256: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+pub(crate) const NOW_SECS: u64 = 1_700_000_000;
+pub(crate) const HS256: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 
 fn now() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(NOW_SECS)
@@ -30,7 +30,7 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 /// A token with exactly this header and payload text, signed with `secret`.
-fn mint_raw(header: &str, payload: impl AsRef<[u8]>, secret: &str) -> String {
+pub(crate) fn mint_raw(header: &str, payload: impl AsRef<[u8]>, secret: &str) -> String {
     let input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_ref()));
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(input.as_bytes());
