@@ -322,6 +322,16 @@ impl Broadcaster {
                 }
                 let _ = done.try_send(());
             }
+            HubCommand::Channels { id, reply } => {
+                let channels = match self.clients_by_id.get(&id) {
+                    Some(&slot) => self.members[slot]
+                        .as_ref()
+                        .map(|member| member.channels().iter().map(|c| c.to_string()).collect())
+                        .unwrap_or_default(),
+                    None => Vec::new(),
+                };
+                let _ = reply.try_send(channels);
+            }
             HubCommand::Publish {
                 channel,
                 data,

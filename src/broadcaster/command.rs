@@ -90,6 +90,15 @@ pub enum HubCommand {
         /// Signalled once the reply is queued.
         done: Sender<()>,
     },
+    /// Which channels a client follows now: its read pump asks after a
+    /// fresh token, to end the subscriptions the new token does not
+    /// grant (with an `Unsubscribe`).
+    Channels {
+        /// Whose.
+        id: ConnectionId,
+        /// Gets the names; empty if the client is gone.
+        reply: Sender<Vec<String>>,
+    },
     /// Publish one event.
     Publish {
         /// A valid channel name.

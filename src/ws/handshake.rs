@@ -15,7 +15,8 @@
 //! 5. `--max-connections-per-ip` reached → 429
 //! 6. `Origin` not allowed → 403
 //! 7. bad `?channels=` / `?since=` → 400
-//! 8. wrong token → 401
+//! 8. wrong token → 401 (the log line says why: `expired`,
+//!    `bad_signature`, ...; `pumphub_token_refusals_total` counts it)
 //!
 //! Then we write `101 Switching Protocols` and hand any bytes that came
 //! after the request to tungstenite (`WebSocket::from_partially_read`).
@@ -34,7 +35,7 @@ use tungstenite::handshake::derive_accept_key;
 
 use super::admission::{ConnectionSlot, LimitExceeded};
 use super::ServerContext;
-use crate::auth::{bearer_token, AuthSession};
+use crate::auth::{bearer_token, AuthSession, Identity, Refusal as TokenRefusal, RefusalReason};
 use crate::metrics::RejectReason;
 use crate::peer::{ConnectionId, ConnectionInfo};
 use crate::protocol::{is_valid_channel_name, unix_ms};
@@ -51,8 +52,10 @@ pub(crate) struct Admitted {
     pub session: AuthSession,
     /// `?channels=…&since=…`, the same as a first `subscribe`.
     pub initial: Option<(Vec<String>, Option<u64>)>,
-    /// True if the token came with the upgrade (or none is needed).
-    pub authenticated: bool,
+    /// Who the token that came with the upgrade names, and until when it
+    /// holds; `None` if the client must still send `auth`. (`Some` with an
+    /// empty identity when no token is needed.)
+    pub identity: Option<Identity>,
     /// Bytes the client sent after the request (its first frames).
     pub leftover: Vec<u8>,
 }
@@ -62,6 +65,8 @@ pub(crate) struct Admitted {
 pub(crate) enum Refusal {
     /// We answered with this HTTP status and closed.
     Answered(u16, RejectReason),
+    /// We answered 401 to this token and closed.
+    Unauthorized(TokenRefusal),
     /// No complete request before the deadline; TCP dropped.
     TimedOut,
     /// The peer went away, or the socket failed, before a request arrived.
@@ -72,6 +77,7 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Refusal::Answered(status, reason) => write!(f, "HTTP {status} ({})", reason.label()),
+            Refusal::Unauthorized(refusal) => write!(f, "HTTP 401 (token refused: {refusal})"),
             Refusal::TimedOut => write!(f, "no complete request before the deadline"),
             Refusal::Gone(e) => write!(f, "connection lost: {e}"),
         }
@@ -83,6 +89,7 @@ impl Refusal {
     fn reason(&self) -> Option<RejectReason> {
         match self {
             Refusal::Answered(_, reason) => Some(*reason),
+            Refusal::Unauthorized(_) => Some(RejectReason::Unauthorized),
             Refusal::TimedOut => Some(RejectReason::HandshakeTimeout),
             Refusal::Gone(_) => None,
         }
@@ -201,12 +208,19 @@ pub(crate) fn accept(
         connected_at_ms: unix_ms(),
     };
     let session = AuthSession::new(context.authorizer.clone(), info.clone());
-    let authenticated = match check_token(&request, &query, &info, context) {
-        Ok(authenticated) => authenticated,
-        Err((status, reason)) => {
+    let identity = match check_token(&request, &query, &info, context) {
+        Ok(identity) => identity,
+        Err(token_refusal) => {
             drop(slot);
             drop(session);
-            return Err(refuse(tcp, context, status, reason));
+            let answered = refuse(tcp, context, 401, RejectReason::Unauthorized);
+            return Err(match token_refusal {
+                Some(refusal) => {
+                    context.metrics.count_token_refusal(refusal.reason);
+                    Refusal::Unauthorized(refusal)
+                }
+                None => answered,
+            });
         }
     };
 
@@ -221,7 +235,7 @@ pub(crate) fn accept(
         info,
         session,
         initial: query.initial,
-        authenticated,
+        identity,
         leftover,
     })
 }
@@ -245,39 +259,45 @@ fn check_origin_and_query(
 }
 
 /// Check 8: the token, in the URL and the header (both must be right if
-/// both are there). Returns whether the client is authenticated, or the
-/// status and reason to refuse with.
+/// both are there; the header's, checked last, gives the identity).
+/// Returns who the client is, `None` if it brought no token and must send
+/// `auth`; or, for a 401, why its token was refused (`None` if it brought
+/// none but needed one for `?channels=`).
 fn check_token(
     request: &UpgradeRequest,
     query: &Query,
     info: &ConnectionInfo,
     context: &ServerContext,
-) -> Result<bool, (u16, RejectReason)> {
+) -> Result<Option<Identity>, Option<TokenRefusal>> {
     let authorizer = &context.authorizer;
     if !authorizer.requires_token() {
-        return Ok(true);
+        return Ok(Some(Identity::default()));
     }
-    let unauthorized = (401, RejectReason::Unauthorized);
-    let mut presented = false;
+    let mut identity = None;
     if let Some(token) = &query.token {
-        presented = true;
-        if token.is_empty() || !authorizer.authenticate(info, token) {
-            return Err(unauthorized);
+        if token.is_empty() {
+            return Err(Some(TokenRefusal::new(
+                RefusalReason::Invalid,
+                "empty `?token=`",
+            )));
         }
+        identity = Some(authorizer.verify_token(info, token).map_err(Some)?);
     }
     if let Some(header) = &request.authorization {
-        presented = true;
-        match bearer_token(header) {
-            Some(token) if authorizer.authenticate(info, token) => {}
-            _ => return Err(unauthorized),
-        }
+        let Some(token) = bearer_token(header) else {
+            return Err(Some(TokenRefusal::new(
+                RefusalReason::Invalid,
+                "the Authorization header is not `Bearer <token>`",
+            )));
+        };
+        identity = Some(authorizer.verify_token(info, token).map_err(Some)?);
     }
     // URL channels are honoured only for a client that proved itself in
     // the upgrade; otherwise it could read before authenticating.
-    if !presented && query.initial.is_some() {
-        return Err(unauthorized);
+    if identity.is_none() && query.initial.is_some() {
+        return Err(None);
     }
-    Ok(presented)
+    Ok(identity)
 }
 
 /// How often a waiting handshake looks up to see if the hub is shutting

@@ -153,7 +153,7 @@ pub(crate) fn serve(
         info,
         session: _session, // held until this function returns, after cleanup starts
         initial,
-        authenticated,
+        identity,
         leftover,
     } = match admitted {
         Ok(admitted) => admitted,
@@ -169,6 +169,10 @@ pub(crate) fn serve(
         info,
         stats: crate::broadcaster::ConnectionStats::default(),
     });
+    let subject = identity
+        .as_ref()
+        .and_then(|identity| identity.subject.clone());
+    connection.stats.set_subject(subject.clone());
     // One socket, one descriptor, shared by both pumps (see `SharedSocket`).
     let tcp = Arc::new(tcp);
     let _ = tcp.set_nodelay(true);
@@ -212,8 +216,14 @@ pub(crate) fn serve(
         commands: context.commands.clone(),
         metrics: context.metrics.clone(),
     };
+    // `{:?}` quotes and escapes what a token said, so a `sub` cannot
+    // forge log lines.
+    let sub = match &subject {
+        Some(subject) => format!(", sub {subject:?}"),
+        None => String::new(),
+    };
     info!(
-        "connection {id} opened from {peer} (#{number}, user agent {:?})",
+        "connection {id} opened from {peer} (#{number}, user agent {:?}{sub})",
         user_agent.as_deref().unwrap_or("-")
     );
 
@@ -234,13 +244,7 @@ pub(crate) fn serve(
         Some(read_config(config.max_message_size)),
     );
     let done_sender = DoneSender::new(done_tx, queue.clone());
-    let mut read_pump = ReadPump::new(
-        socket,
-        connection.clone(),
-        queue,
-        context.clone(),
-        authenticated,
-    );
+    let mut read_pump = ReadPump::new(socket, connection.clone(), queue, context.clone(), identity);
     if let Some(channel) = refused_channel {
         read_pump.refuse_url_channel(&channel);
     }
