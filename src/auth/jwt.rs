@@ -12,14 +12,15 @@
 //! The order of the checks is part of the design:
 //!
 //! 1. length, before anything is decoded ([`MAX_TOKEN_LEN`]);
-//! 2. three base64url parts (no padding, no other alphabet);
+//! 2. three dot-separated parts, each strict base64url (no padding, no
+//!    other alphabet), all decoded before the signature is checked;
 //! 3. the header: a JSON object whose `alg` is exactly `HS256` (so `none`,
 //!    `hs256` and `RS256` are refused before the signature is looked at),
 //!    with no `crit`, and `typ`, if present, `JWT`;
 //! 4. the signature, HMAC-SHA256 over the text of the first two parts as
 //!    sent, compared in constant time against every secret (all of them,
 //!    so timing does not tell which one matched);
-//! 5. only then the claims, whose JSON an attacker without a secret never
+//! 5. only then the claims' JSON, which an attacker without a secret never
 //!    gets parsed;
 //! 6. the times: `exp`, `nbf`, `iat`, each with [`DEFAULT_LEEWAY`].
 //!
@@ -209,6 +210,10 @@ impl JwtVerifier {
         )?;
         check_header(&header)?;
 
+        // Decoding base64 is safe on any input, so a token that is not
+        // three base64url parts is `malformed` whoever sent it; the
+        // payload's JSON waits for the signature.
+        let payload = decode(payload_b64, "payload")?;
         let signature = decode(signature_b64, "signature")?;
         let signing_input = signing_input.as_bytes();
         let matched = self.keys.iter().fold(false, |matched, key| {
@@ -226,11 +231,7 @@ impl JwtVerifier {
             ));
         }
 
-        let raw: RawClaims = parse_json_object(
-            &decode(payload_b64, "payload")?,
-            "claims",
-            RefusalReason::BadClaims,
-        )?;
+        let raw: RawClaims = parse_json_object(&payload, "claims", RefusalReason::BadClaims)?;
         self.check_claims(raw, now)
     }
 
