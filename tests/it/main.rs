@@ -30,6 +30,8 @@ mod metrics;
 mod status;
 // --token, auth, the Authorizer trait deciding subscribe and publish
 mod auth;
+// --token-secret: signed tokens, their claims, expiry, refresh, rotation
+mod signed_tokens;
 // section 6 limits: 503/429/403/404, deadlines, raw bad frames, rate limit
 mod limits;
 // the HTTP guard: absurd Content-Length, huge heads, slowloris
