@@ -9,11 +9,14 @@
 
 use std::collections::HashMap;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use data_encoding::BASE64URL_NOPAD;
 use hmac::{Hmac, KeyInit, Mac};
 use pumphub::auth::jwt::DEFAULT_LEEWAY;
+use pumphub::client::{ClientError, ClientEvent, Disconnect};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
@@ -594,6 +597,61 @@ fn a_shared_token_and_signed_tokens_together() {
     let subs = subs_in_status(&hub);
     assert_eq!(subs[&backend.connection_id()], Value::Null);
     assert_eq!(subs[&user.connection_id()], "u");
+}
+
+/// The Rust client asks its token source for a fresh token on every
+/// connection: when the first expires (4001), it reconnects with the next
+/// and resumes where it was.
+#[test]
+fn the_rust_client_takes_a_fresh_token_for_each_reconnect() {
+    let hub = signed_hub();
+    let minted = Arc::new(AtomicUsize::new(0));
+    let counter = minted.clone();
+    let client = pumphub::client::Client::builder(&format!("ws://{}/ws", hub.ws))
+        .channels(&["news"])
+        .backoff(ms(10), ms(100))
+        .token_source(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok(expiring_token(json!({"sub": "rust", "channels": ["news"]})))
+        })
+        .connect()
+        .unwrap();
+    let next = || {
+        client
+            .recv_timeout(PATIENCE)
+            .unwrap()
+            .expect("an item in time")
+    };
+    assert!(matches!(
+        next(),
+        ClientEvent::Connected { resumed: false, .. }
+    ));
+    hub.handle.publish("news", json!(1)).unwrap();
+    assert!(matches!(next(), ClientEvent::Event(e) if e.data == json!(1)));
+    match next() {
+        ClientEvent::Disconnected(Disconnect::ClosedByHub { code, .. }) => assert_eq!(code, 4001),
+        other => panic!("expected the 4001 close, got {other:?}"),
+    }
+    // Published while it was away: replayed after the reconnect.
+    hub.handle.publish("news", json!(2)).unwrap();
+    assert!(matches!(
+        next(),
+        ClientEvent::Connected { resumed: true, .. }
+    ));
+    assert!(matches!(next(), ClientEvent::Event(e) if e.data == json!(2)));
+    assert_eq!(minted.load(Ordering::SeqCst), 2);
+    let subs = subs_in_status(&hub);
+    assert_eq!(subs.values().collect::<Vec<_>>(), [&json!("rust")]);
+    client.close();
+
+    // A source that has no token: the first attempt says so.
+    let failed = pumphub::client::Client::builder(&format!("ws://{}/ws", hub.ws))
+        .token_source(|| Err("the backend is down".into()))
+        .connect();
+    match failed {
+        Err(ClientError::TokenSource(e)) => assert_eq!(e.to_string(), "the backend is down"),
+        other => panic!("{other:?}"),
+    }
 }
 
 /// Run `program args` with the hub's secret in the environment; its
