@@ -110,6 +110,71 @@ fn live_page_shows_published_events() {
     page.screenshot(&browser_output_dir().join("page.png"));
 }
 
+/// The page with a signed token (`--token-secret`) typed into its token
+/// field: it authenticates, subscribes to what the token grants, shows
+/// events, and when the token expires (Close 4001) it stops and asks for a
+/// fresh one instead of reconnecting with the dead token.
+#[test]
+fn live_page_connects_with_a_signed_token_until_it_expires() {
+    let Some(binary) = find_chromium() else {
+        assert!(
+            env::var_os("CI").is_none(),
+            "chromium not found: install it with `apt-get install -y chromium`"
+        );
+        eprintln!("NOTE: skipping the browser test: chromium is not installed");
+        return;
+    };
+    let hub = TestHub::new()
+        .config(|c| c.token_secrets = vec![crate::signed_tokens::SECRET.into()])
+        .start();
+
+    let (_chromium, devtools_url) = Chromium::launch(&binary);
+    let mut page = Cdp::connect(&devtools_url);
+    page.open_page();
+    page.call(
+        "Page.navigate",
+        json!({ "url": format!("http://{}/?channels=demo", hub.http) }),
+    );
+    page.wait_for(
+        "document.readyState === 'complete' && document.querySelector('#connect') !== null",
+        "the page to load",
+    );
+    // Minted only now, with the browser up: it has 5-6 s left (its `exp`
+    // is past, inside the hub's 5 s clock-skew allowance).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let exp = now + 6 - pumphub::auth::jwt::DEFAULT_LEEWAY.as_secs();
+    let token = crate::signed_tokens::token_signed_with(
+        crate::signed_tokens::SECRET,
+        json!({"sub": "page", "channels": ["demo"], "exp": exp}),
+    );
+    page.evaluate(&format!(
+        "document.querySelector('#token').value = {};
+         document.querySelector('#connect').click();",
+        json!(token)
+    ));
+    page.wait_for(
+        "document.querySelector('#state')?.dataset.state === 'subscribed'",
+        "the page to authenticate and subscribe",
+    );
+    let seq = hub.http_publish("demo", json!("signed"))["seq"]
+        .as_u64()
+        .unwrap();
+    page.wait_for(&row_text(seq), "the event's row");
+    let state = page.wait_for(
+        "document.querySelector('#state')?.dataset.state === 'closed' \
+         && document.querySelector('#state').textContent",
+        "the page to report the expiry",
+    );
+    let state = state.as_str().unwrap_or_default();
+    assert!(
+        state.contains("closed 4001 token expired: paste a fresh token"),
+        "{state}"
+    );
+}
+
 /// A JS expression for the text of the event row with this seq, or null.
 fn row_text(seq: u64) -> String {
     format!("document.querySelector('#events [data-seq=\"{seq}\"]')?.textContent ?? null")

@@ -23,7 +23,7 @@ use sha2::Sha256;
 use crate::auth::refused_status;
 use crate::support::*;
 
-const SECRET: &str = "signed-tokens-test-secret-0123456789abcdef";
+pub const SECRET: &str = "signed-tokens-test-secret-0123456789abcdef";
 const OLD_SECRET: &str = "signed-tokens-test-secret-previous-0123456";
 const OTHER_SECRET: &str = "signed-tokens-test-secret-of-somebody-else";
 const HS256: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
