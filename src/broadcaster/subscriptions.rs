@@ -112,7 +112,7 @@ impl Broadcaster {
         events.sort_unstable_by_key(|e| e.seq());
         for event in &events {
             // Replayed events do not count against --queue-size
-            // (docs/protocol.md, clarifications): a client resuming after a
+            // (docs/protocol.md, "Sequence numbers"): a client resuming after a
             // 4008 gets its whole replay.
             let frame = OutboundFrame::Event((*event).clone());
             client.push_uncounted(slot, frame, &mut self.to_wake);

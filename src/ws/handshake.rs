@@ -6,7 +6,7 @@
 //! (with httparse) instead of calling tungstenite's `accept`: tungstenite
 //! writes nothing for a request that is not an upgrade, and the contract
 //! wants a precise status for each failure, checked in this order
-//! (docs/protocol.md, clarifications):
+//! (docs/protocol.md, "Connecting: the upgrade"):
 //!
 //! 1. not HTTP, or not GET → 400
 //! 2. path other than `/ws` → 404
