@@ -1,5 +1,6 @@
 //! The operator surface on its own port, served by tiny_http:
-//! `GET /health`, `GET /metrics`, `GET /status`, `POST /publish`, `GET /`.
+//! `GET /health`, `GET /metrics`, `GET /status`, `POST /publish`, `GET /`
+//! and `GET /pumphub.js`.
 //!
 //! A few worker threads (`--http-workers`) take requests from tiny_http's
 //! queue and talk to the hub only through a [`HubHandle`], like any
@@ -33,6 +34,11 @@ use crate::protocol::{is_valid_channel_name, unix_ms, ErrorCode};
 
 /// The live page served at `GET /`.
 const PAGE: &str = include_str!("page.html");
+
+/// The browser client at `GET /pumphub.js`: the live page loads it, and so
+/// may any web page. Served as is (no substitution), so it stays the file
+/// in the repository that its documentation describes.
+const CLIENT_SCRIPT: &str = include_str!("pumphub.js");
 
 /// The HTTP listener: the guard on the public port, tiny_http behind it,
 /// and the worker threads.
@@ -138,7 +144,8 @@ fn serve(context: &HttpContext, mut request: Request) {
         (Method::Get, "/status") => status(context, &request),
         (Method::Post, "/publish") => publish(context, &mut request),
         (Method::Get, "/") => html(&context.page),
-        (_, "/health" | "/metrics" | "/status" | "/publish" | "/") => {
+        (Method::Get, "/pumphub.js") => javascript(CLIENT_SCRIPT),
+        (_, "/health" | "/metrics" | "/status" | "/publish" | "/" | "/pumphub.js") => {
             error_response(405, "method_not_allowed", "method not allowed on this path")
         }
         _ => error_response(404, "not_found", "no such path"),
@@ -350,6 +357,11 @@ fn json_response(status: u16, body: &Value) -> HttpResponse {
 fn html(page: &str) -> HttpResponse {
     Response::from_data(page.as_bytes().to_vec())
         .with_header(header("Content-Type", "text/html; charset=utf-8"))
+}
+
+fn javascript(script: &str) -> HttpResponse {
+    Response::from_data(script.as_bytes().to_vec())
+        .with_header(header("Content-Type", "text/javascript; charset=utf-8"))
 }
 
 fn header(name: &str, value: &str) -> Header {
