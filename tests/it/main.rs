@@ -16,7 +16,7 @@ mod slow_consumer;
 mod shutdown;
 // heartbeat, message-size limit, handshake that never comes
 mod heartbeat;
-// the live page (GET /) in headless Chromium, driven over CDP
+// the live page (GET /) and pumphub.js in headless Chromium, driven over CDP
 mod browser;
 // the echo server Autobahn grades: the hub's pumps without the hub
 mod echo;
