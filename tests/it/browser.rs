@@ -133,6 +133,19 @@ fn live_page_shows_published_events() {
     let rows = page.evaluate("document.querySelectorAll('#events li').length");
     assert_eq!(rows, json!(500));
 
+    // Everything the page loaded or fetched came from the hub: it works offline.
+    let foreign = page.evaluate(
+        "performance.getEntriesByType('resource').map((e) => e.name) \
+           .filter((url) => !url.startsWith(location.origin + '/'))",
+    );
+    assert_eq!(foreign, json!([]), "requests outside the hub");
+    let loaded = page
+        .evaluate("performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname)");
+    assert!(
+        loaded.as_array().unwrap().contains(&json!("/pumphub.js")),
+        "{loaded}"
+    );
+
     page.screenshot("end.png");
     page.click("#clear");
     page.wait_for(
@@ -445,6 +458,36 @@ fn pumphub_js_resumes_after_the_hub_drops_it() {
             .map(|c| c.is_empty())
             .unwrap_or(false)
     });
+}
+
+/// The example in docs/browser-client.md, served as it is written there
+/// (but for the hub's addresses), shows a published event.
+#[test]
+fn pumphub_js_documented_example_works() {
+    let Some(mut page) = Page::open("pumphub_js_documented_example_works") else {
+        return;
+    };
+    let hub = TestHub::new().start();
+    let doc = include_str!("../../docs/browser-client.md");
+    let example = doc
+        .split("```html\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/browser-client.md has an html example");
+    let example = example
+        .replace("127.0.0.1:9002", &hub.http.to_string())
+        .replace("127.0.0.1:9001", &hub.ws.to_string());
+    let site = Site::serve(example);
+    page.navigate(&format!("http://{}/", site.addr));
+    page.wait_for(
+        "document.title === 'news (subscribed)'",
+        "the example to subscribe",
+    );
+    let seq = seq_of(&hub.http_publish("news", json!({ "title": "hello" })));
+    page.wait_for(
+        &text_is("#news li", &format!(r#"#{seq} {{"title":"hello"}}"#)),
+        "the event in the example's list",
+    );
 }
 
 /// `/pumphub.js` is served as JavaScript, and is the file in the repository.
