@@ -100,7 +100,7 @@ fn live_page_shows_published_events() {
     page.wait_for(&text_is("#pause", "Resume"), "the list to pause");
     let seq = seq_of(&hub.http_publish("demo", json!("while paused")));
     page.wait_for(
-        "document.querySelector('#events-note').textContent.includes('paused, 1 waiting')",
+        "document.querySelector('#events-note').textContent.includes('paused, 1 new')",
         "the note to count the waiting event",
     );
     assert_eq!(
