@@ -35,7 +35,9 @@
  *   onGap(gap)               {reason: "new epoch" | "history", ...}
  *   onState(state, detail)   "connecting" | "open" | "subscribed" | "reconnecting" | "closed"
  *   onError(error)           an `error` frame no promise was waiting for:
- *                            a broadcast error (it has a seq) or a failed auth/resume
+ *                            a broadcast error (it has a seq), or a refused
+ *                            `auth` or resume, after which the client closes:
+ *                            it would be refused again
  *   backoffMinMs, backoffMaxMs  reconnect delays, default 100 and 5000
  *
  * Methods: subscribe(names), unsubscribe(names), publish(channel, data),
@@ -65,7 +67,7 @@
       this._waitAtLeastMs = 0;                   // from a `shutdown` frame
       this._socket = null;                       // frames from older sockets are ignored
       this._ready = false;                       // `welcome` arrived on this socket
-      this._stopped = false;                     // close() was called
+      this._stopped = false;                     // closed for good: by close(), or refused
       this._retryTimer = null;
       this._pending = new Map();                 // request id -> {resolve, reject}
       this._nextId = 1;
@@ -118,12 +120,7 @@
 
     /** Close for good: no more reconnects, no more callbacks but onState("closed"). */
     close() {
-      this._stopped = true;
-      clearTimeout(this._retryTimer);
-      const socket = this._socket;
-      this._dropConnection("closed by the client");
-      if (socket) socket.close(1000, "closed by the client");
-      this._setState("closed", { code: 1000, reason: "closed by the client" });
+      this._stop("closed by the client");
     }
 
     // --- one connection ---
@@ -132,7 +129,7 @@
       this._setState("connecting", { url: this.url });
       let socket;
       try {
-        socket = new (this._options.WebSocket ?? global.WebSocket)(this.url);
+        socket = new global.WebSocket(this.url);
       } catch (error) {
         // A malformed URL: retrying cannot help.
         this._stopped = true;
@@ -187,10 +184,7 @@
       });
       // Requests are answered in order: no need to wait for `authenticated`.
       const token = this._options.token;
-      if (token) {
-        this._request({ type: "auth", token })
-          .catch((error) => error.code !== "closed" && this._emit("onError", error.frame));
-      }
+      if (token) this._request({ type: "auth", token }).catch((error) => this._refused(error));
       const channels = this.channels;
       if (channels.length === 0) {
         this._setState("subscribed", { channels, replayed: 0, complete: true });
@@ -199,7 +193,7 @@
       this._request({ type: "subscribe", channels, since }).then((reply) => {
         if (!reply.complete) this._emit("onGap", { reason: "history", since });
         this._setState("subscribed", { channels: reply.channels, replayed: reply.replayed, complete: reply.complete });
-      }, (error) => error.code !== "closed" && this._emit("onError", error.frame));
+      }, (error) => this._refused(error));
     }
 
     _onEvent(frame) {
@@ -235,6 +229,24 @@
       this._waitAtLeastMs = 0;
       this._setState("reconnecting", { code: event.code, reason: event.reason, delayMs });
       this._retryTimer = setTimeout(() => this._connect(), delayMs);
+    }
+
+    /** The hub refused our `auth` or resume: asking again would be refused
+     * again (the Rust client gives up on these too). */
+    _refused(error) {
+      if (error.code === "closed") return; // cut off, not refused: the reconnect will ask again
+      this._emit("onError", error.frame);
+      this._stop(`the hub refused: ${error.message}`);
+    }
+
+    _stop(reason) {
+      if (this._stopped && this.state === "closed") return;
+      this._stopped = true;
+      clearTimeout(this._retryTimer);
+      const socket = this._socket;
+      this._dropConnection(reason);
+      if (socket) socket.close(1000);
+      this._setState("closed", { code: 1000, reason });
     }
 
     /** Forget the current socket; whoever waits for a reply on it is told why. */

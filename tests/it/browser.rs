@@ -258,6 +258,14 @@ fn live_page_shows_the_hub_at_a_glance() {
         })
         .start();
     page.navigate(&format!("http://{}/?channels=demo", hub.http));
+    // A wrong token is refused for good: the page stops and says why.
+    page.type_into("#token", "wrong");
+    page.click("#connect");
+    page.wait_for(
+        "document.querySelector('#state').textContent.includes('unauthenticated') \
+         && document.querySelector('#connect').textContent === 'Connect'",
+        "the page to report the refused token",
+    );
     page.type_into("#token", "tok");
     page.click("#connect");
     page.wait_for(IS_SUBSCRIBED, "the page to authenticate and subscribe");
