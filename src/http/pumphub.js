@@ -34,7 +34,7 @@
  *   onEvent(event)           an `event` frame: {seq, channel, ts, data}
  *   onGap(gap)               {reason: "new epoch" | "history", ...}
  *   onState(state, detail)   "connecting" | "open" | "subscribed" | "reconnecting" | "closed"
- *   onError(error)           an `error` frame no promise was waiting for:
+ *   onError(frame)           an `error` frame no promise was waiting for:
  *                            a broadcast error (it has a seq), or a refused
  *                            `auth` or resume, after which the client closes:
  *                            it would be refused again
@@ -45,8 +45,10 @@
  * refused request rejects with an Error whose `code` is the protocol's error
  * code (`forbidden`, `too_many_subscriptions`, ...), or "closed" if the
  * connection ended first; an invalid channel name rejects with a TypeError
- * before anything is sent. Between connections subscribe and unsubscribe only change what the
- * next connection subscribes to, and resolve with null.
+ * before anything is sent. Between connections subscribe and unsubscribe
+ * only change what the next connection subscribes to, and resolve with null.
+ *
+ * More, with the wire exchange and how it is tested: docs/browser-client.md.
  */
 (function (global) {
   "use strict";
