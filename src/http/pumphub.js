@@ -17,7 +17,8 @@
  * What it promises: every event of the channels you follow, once, in seq
  * order, across dropped connections; and when it cannot promise that (the
  * hub restarted, or the missed events fell out of its history), an onGap
- * call instead of silence. How, in wire terms (docs/protocol.md, section 5):
+ * call instead of silence. How, in wire terms (docs/protocol.md,
+ * "Resuming without losing events"):
  *
  *   welcome -> (auth) -> subscribe {since} -> replayed events, subscribed -> live events
  *
@@ -53,7 +54,7 @@
 (function (global) {
   "use strict";
 
-  // The hub's rule for channel names (docs/protocol.md, section 1).
+  // The hub's rule for channel names (docs/protocol.md, "The shape of it").
   const CHANNEL_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
 
   class PumphubClient {
