@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvError, RecvTimeoutError, Sender, TryRecvError};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::broadcaster::{CloseReason, ConnectionStatus, HubCommand, Lifecycle, PublishOrigin};
@@ -75,10 +76,37 @@ impl HubHandle {
     /// Publish `data` to `channel`. Returns its seq and how many clients and
     /// in-process subscribers it was queued for.
     ///
+    /// `data` is anything `Serialize`: a struct of the application's own, a
+    /// [`serde_json::Value`], a map, a string. It is turned into JSON once,
+    /// here, on the calling thread, so the broadcaster never runs the
+    /// application's `Serialize` code.
+    ///
+    /// ```
+    /// # let config = pumphub::Config { ws_addr: "127.0.0.1:0".into(), http_addr: "127.0.0.1:0".into(), ..Default::default() };
+    /// # let hub = pumphub::Hub::start(config)?;
+    /// # let handle = hub.handle();
+    /// #[derive(serde::Serialize)]
+    /// struct Price { symbol: &'static str, cents: u64 }
+    ///
+    /// handle.publish("prices", Price { symbol: "BTC", cents: 6_400_000 })?;
+    /// handle.publish("prices", pumphub::json!({"symbol": "ETH"}))?;
+    /// # Ok::<(), pumphub::Error>(())
+    /// ```
+    ///
     /// # Errors
-    /// [`Error::InvalidChannel`] for a bad name; [`Error::ShuttingDown`] once
-    /// the hub is stopping.
-    pub fn publish(&self, channel: &str, data: Value) -> Result<Published, Error> {
+    /// [`Error::InvalidChannel`] for a bad name; [`Error::Serialize`] if
+    /// `data` has no JSON form (nothing is published then);
+    /// [`Error::ShuttingDown`] once the hub is stopping.
+    pub fn publish<T: Serialize>(&self, channel: &str, data: T) -> Result<Published, Error> {
+        check_channel(channel)?;
+        let data = serde_json::to_value(data).map_err(Error::Serialize)?;
+        self.publish_value(channel, data)
+    }
+
+    /// [`publish`](Self::publish) for data that is JSON already, without
+    /// the copy that serializing a `Value` into a `Value` would make. The
+    /// HTTP routes and the stdin feed publish through here.
+    pub(crate) fn publish_value(&self, channel: &str, data: Value) -> Result<Published, Error> {
         check_channel(channel)?;
         self.ask(|reply| HubCommand::Publish {
             channel: channel.to_string(),
@@ -88,11 +116,33 @@ impl HubHandle {
     }
 
     /// Publish several events with consecutive seqs, in order. All names are
-    /// checked first: if one is bad, nothing is published.
+    /// checked, and all data serialized, first: if one fails, nothing is
+    /// published.
     ///
     /// # Errors
     /// As [`publish`](Self::publish).
-    pub fn publish_all(&self, events: Vec<(String, Value)>) -> Result<Vec<Published>, Error> {
+    pub fn publish_all<C, T>(
+        &self,
+        events: impl IntoIterator<Item = (C, T)>,
+    ) -> Result<Vec<Published>, Error>
+    where
+        C: Into<String>,
+        T: Serialize,
+    {
+        let mut values = Vec::new();
+        for (channel, data) in events {
+            let channel = channel.into();
+            check_channel(&channel)?;
+            values.push((channel, serde_json::to_value(data).map_err(Error::Serialize)?));
+        }
+        self.publish_values(values)
+    }
+
+    /// [`publish_all`](Self::publish_all) for data that is JSON already.
+    pub(crate) fn publish_values(
+        &self,
+        events: Vec<(String, Value)>,
+    ) -> Result<Vec<Published>, Error> {
         for (channel, _) in &events {
             check_channel(channel)?;
         }

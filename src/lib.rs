@@ -126,3 +126,10 @@ pub use handle::{HubHandle, Stats, Subscription};
 pub use hub::Hub;
 pub use peer::{ConnectionId, ConnectionInfo};
 pub use protocol::{Event, Published, Seq};
+
+/// The JSON library events are made of, re-exported so that an application
+/// can build and read event data (`pumphub::serde_json::Value`,
+/// `pumphub::json!`) without a dependency of its own on a matching version.
+pub use serde_json;
+/// Build event data inline: `handle.publish("news", pumphub::json!({"title": "hi"}))`.
+pub use serde_json::json;

@@ -51,10 +51,8 @@ fn main() -> ExitCode {
     let hub = match Hub::start(config) {
         Ok(hub) => hub,
         Err(e) => {
-            match std::error::Error::source(&e) {
-                Some(cause) => eprintln!("pumphub: {e}: {cause}"),
-                None => eprintln!("pumphub: {e}"),
-            }
+            // `Display` already names the cause (the OS error).
+            eprintln!("pumphub: {e}");
             return ExitCode::from(1);
         }
     };

@@ -265,10 +265,10 @@ fn publish(context: &HttpContext, request: &mut Request) -> HttpResponse {
         },
     };
     let result = if is_array {
-        context.hub.publish_all(events)
+        context.hub.publish_values(events)
     } else {
         let (channel, data) = events.into_iter().next().expect("one event was pushed");
-        context.hub.publish(&channel, data).map(|p| vec![p])
+        context.hub.publish_value(&channel, data).map(|p| vec![p])
     };
     match result {
         Ok(published) => {
