@@ -82,7 +82,7 @@ impl HubHandle {
     /// application's `Serialize` code.
     ///
     /// ```
-    /// # let config = pumphub::Config { ws_addr: "127.0.0.1:0".into(), http_addr: "127.0.0.1:0".into(), ..Default::default() };
+    /// # let config = pumphub::Config { ws_addr: None, http_addr: None, ..Default::default() };
     /// # let hub = pumphub::Hub::start(config)?;
     /// # let handle = hub.handle();
     /// #[derive(serde::Serialize)]

@@ -29,8 +29,8 @@
 //! use serde_json::json;
 //!
 //! let mut config = Config::default();
-//! config.ws_addr = "127.0.0.1:0".into();   // any free port
-//! config.http_addr = "127.0.0.1:0".into();
+//! config.ws_addr = Some("127.0.0.1:0".into()); // any free port
+//! config.http_addr = Some("127.0.0.1:0".into());
 //! let hub = Hub::start(config)?;
 //! let handle = hub.handle();
 //!
@@ -60,11 +60,11 @@
 //! use serde_json::json;
 //!
 //! let mut config = Config::default();
-//! config.ws_addr = "127.0.0.1:0".into();
-//! config.http_addr = "127.0.0.1:0".into();
+//! config.ws_addr = Some("127.0.0.1:0".into());
+//! config.http_addr = Some("127.0.0.1:0".into());
 //! let hub = Hub::start(config)?;
 //!
-//! let url = format!("ws://{}/ws", hub.ws_addr());
+//! let url = format!("ws://{}/ws", hub.ws_addr().unwrap());
 //! // Returns once subscribed: nothing published from here on is missed.
 //! let client = Client::connect(&url, &["prices"])?;
 //! hub.handle().publish("prices", json!({"btc": 2}))?;
@@ -121,6 +121,7 @@ pub mod testing;
 pub use auth::{Authorizer, ConfigAuthorizer};
 pub use broadcaster::ConnectionStatus;
 pub use config::Config;
+pub use ws::Upgrader;
 pub use error::Error;
 pub use handle::{HubHandle, Stats, Subscription};
 pub use hub::Hub;
