@@ -29,6 +29,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use tungstenite::{Message, WebSocket};
 
+use crate::examples::{example, lines, start};
 use crate::support::TestHub;
 
 /// How long any one wait on the browser may take before the test fails.
@@ -42,18 +43,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// show the previous one before the next begins.
 #[test]
 fn live_page_shows_published_events() {
-    let Some(binary) = find_chromium() else {
-        if env::var_os("CI").is_none() {
-            eprintln!(
-                "NOTE: skipping the browser test: chromium is not installed \
-                 (apt-get install -y chromium; CI installs it and runs this test)"
-            );
-            return;
-        }
-        panic!(
-            "chromium not found (looked for /usr/bin/chromium and `chromium` on PATH): \
-             install it with `apt-get install -y chromium`"
-        );
+    let Some(binary) = chromium_or_skip() else {
+        return;
     };
     let hub = TestHub::new().start();
 
@@ -108,6 +99,66 @@ fn live_page_shows_published_events() {
     );
 
     page.screenshot(&browser_output_dir().join("page.png"));
+}
+
+/// examples/one_port.rs in a browser: the application's page, served by
+/// tiny_http, follows the ticks over the hub's WebSocket on the same port.
+#[test]
+fn one_port_page_follows_the_hub_on_the_same_port() {
+    let Some(binary) = chromium_or_skip() else {
+        return;
+    };
+    let mut one_port = start(
+        Command::new(example("one_port"))
+            .args(["--addr", "127.0.0.1:0"])
+            .args(["--count", "1000000", "--interval-ms", "50"]),
+    );
+    let printed = lines(&mut one_port);
+    let first = printed.recv_timeout(BROWSER_TIMEOUT).expect("a listening line");
+    let url = first
+        .strip_prefix("listening ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("no URL in {first:?}"))
+        .to_string();
+
+    let (_chromium, devtools_url) = Chromium::launch(&binary);
+    let mut page = Cdp::connect(&devtools_url);
+    page.open_page();
+    page.call("Page.navigate", json!({ "url": url }));
+    page.wait_for(
+        "document.querySelector('#state')?.textContent === 'connected'",
+        "the page to connect to /live",
+    );
+    let tick = page.wait_for(
+        "document.querySelector('#ticks li')?.textContent ?? null",
+        "a tick on the page",
+    );
+    assert!(
+        tick.as_str().unwrap_or_default().contains("\"n\":"),
+        "{tick}"
+    );
+    page.screenshot(&browser_output_dir().join("one-port.png"));
+    drop(one_port); // killed: it counts ticks forever
+}
+
+/// Chromium, or `None` after a loud notice when it is missing (a failure
+/// under CI).
+fn chromium_or_skip() -> Option<PathBuf> {
+    let binary = find_chromium();
+    if binary.is_none() {
+        if env::var_os("CI").is_none() {
+            eprintln!(
+                "NOTE: skipping the browser test: chromium is not installed \
+                 (apt-get install -y chromium; CI installs it and runs this test)"
+            );
+            return None;
+        }
+        panic!(
+            "chromium not found (looked for /usr/bin/chromium and `chromium` on PATH): \
+             install it with `apt-get install -y chromium`"
+        );
+    }
+    binary
 }
 
 /// A JS expression for the text of the event row with this seq, or null.
