@@ -68,8 +68,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let ws = hub.ws_addr().map_or("off".into(), |a| format!("ws://{a}/ws"));
-    let http = hub.http_addr().map_or("off".into(), |a| format!("http://{a}"));
+    let ws = hub
+        .ws_addr()
+        .map_or("off".into(), |a| format!("ws://{a}/ws"));
+    let http = hub
+        .http_addr()
+        .map_or("off".into(), |a| format!("http://{a}"));
     println!("hub listening {ws} {http}");
     // The handle is what the rest of an application would hold: cheap to
     // clone into any thread, each call a few microseconds.

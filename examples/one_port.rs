@@ -76,7 +76,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(addr: &str, count: u64, interval: Duration) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+fn run(
+    addr: &str,
+    count: u64,
+    interval: Duration,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // The hub without a port of its own: no WebSocket listener, no
     // operator HTTP listener (its figures stay on the handle).
     let hub = Hub::start(Config {

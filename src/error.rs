@@ -41,7 +41,7 @@ pub enum Error {
 // applications print an error with `{}` alone, and "cannot bind … to
 // 127.0.0.1:9001" without "Address already in use" sends them guessing. A
 // reporter that walks `source()` (anyhow's `{:#}`) shows the cause twice;
-// that is the smaller harm (docs/decisions.md, 2026-12-13).
+// that is the smaller harm (docs/decisions.md, 2026-12-07).
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -49,7 +49,10 @@ impl fmt::Display for Error {
                 listener,
                 address,
                 source,
-            } => write!(f, "cannot bind the {listener} listener to {address}: {source}"),
+            } => write!(
+                f,
+                "cannot bind the {listener} listener to {address}: {source}"
+            ),
             Error::InvalidChannel { name } => write!(
                 f,
                 "invalid channel name {name:?}: use 1-128 of A-Z a-z 0-9 _ . : -"

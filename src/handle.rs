@@ -133,7 +133,10 @@ impl HubHandle {
         for (channel, data) in events {
             let channel = channel.into();
             check_channel(&channel)?;
-            values.push((channel, serde_json::to_value(data).map_err(Error::Serialize)?));
+            values.push((
+                channel,
+                serde_json::to_value(data).map_err(Error::Serialize)?,
+            ));
         }
         self.publish_values(values)
     }
@@ -223,7 +226,11 @@ impl HubHandle {
         self.subscribe_local(channels, Some(since))
     }
 
-    fn subscribe_local(&self, channels: &[&str], since: Option<Seq>) -> Result<Subscription, Error> {
+    fn subscribe_local(
+        &self,
+        channels: &[&str],
+        since: Option<Seq>,
+    ) -> Result<Subscription, Error> {
         let mut names: Vec<String> = Vec::with_capacity(channels.len());
         for channel in channels {
             check_channel(channel)?;

@@ -58,8 +58,12 @@ fn main() -> ExitCode {
     };
     // Printed directly, not through the logger, so it appears at every
     // log level: scripts wait for this line.
-    let ws = hub.ws_addr().map_or("off".into(), |a| format!("ws://{a}/ws"));
-    let http = hub.http_addr().map_or("off".into(), |a| format!("http://{a}"));
+    let ws = hub
+        .ws_addr()
+        .map_or("off".into(), |a| format!("ws://{a}/ws"));
+    let http = hub
+        .http_addr()
+        .map_or("off".into(), |a| format!("http://{a}"));
     eprintln!(
         "pumphub {} listening: websocket {ws}, http {http}",
         env!("CARGO_PKG_VERSION"),

@@ -41,8 +41,8 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 
 pub(crate) use acceptor::{run as run_acceptor, ConnectionThreads};
-pub use handover::Upgrader;
 pub(crate) use admission::{os_connection_ceiling, ConnectionLimiter};
+pub use handover::Upgrader;
 #[cfg(feature = "testing")]
 pub use socket::READ_PUMP_STACK;
 #[cfg(feature = "testing")]

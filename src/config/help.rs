@@ -18,7 +18,8 @@ pub fn version_text() -> String {
 pub fn help_text() -> String {
     let defaults = Config::default();
     let ms = |duration: Duration| duration.as_millis().to_string();
-    let listener = |address: &Option<String>| address.clone().unwrap_or_else(|| LISTENER_OFF.to_owned());
+    let listener =
+        |address: &Option<String>| address.clone().unwrap_or_else(|| LISTENER_OFF.to_owned());
     // One row per flag: (flag, what it does, default). Kept unformatted so
     // each row stays on one line and reads like the help it produces.
     #[rustfmt::skip]

@@ -531,7 +531,10 @@ fn addresses_must_be_host_and_port() {
             ..
         }
     ));
-    assert_eq!(run(&["--http", "[::1]:0"]).http_addr.as_deref(), Some("[::1]:0"));
+    assert_eq!(
+        run(&["--http", "[::1]:0"]).http_addr.as_deref(),
+        Some("[::1]:0")
+    );
 }
 
 #[test]

@@ -114,7 +114,9 @@ fn one_port_page_follows_the_hub_on_the_same_port() {
             .args(["--count", "1000000", "--interval-ms", "50"]),
     );
     let printed = lines(&mut one_port);
-    let first = printed.recv_timeout(BROWSER_TIMEOUT).expect("a listening line");
+    let first = printed
+        .recv_timeout(BROWSER_TIMEOUT)
+        .expect("a listening line");
     let url = first
         .strip_prefix("listening ")
         .and_then(|rest| rest.split(' ').next())

@@ -128,8 +128,14 @@ fn a_hub_without_listeners_serves_connections_the_application_accepted() {
     let connections = handle.connections().unwrap();
     assert_eq!(connections.len(), 1);
     let metrics = handle.render_metrics().unwrap();
-    assert!(metrics.contains("pumphub_connections_active 1\n"), "{metrics}");
-    assert!(metrics.contains("pumphub_events_published_total 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("pumphub_connections_active 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pumphub_events_published_total 1\n"),
+        "{metrics}"
+    );
 
     // A second client on the same port, and the first one leaving.
     let mut other = connect(port.addr, "/ws");
@@ -223,7 +229,9 @@ fn one_port_serves_the_applications_tiny_http_routes_and_the_hub() {
     let page = http_get(port.addr, "/hello");
     assert_eq!(page.status, 200);
     assert_eq!(page.text(), "hello from the application");
-    assert!(page.header("Server").is_some_and(|s| s.contains("tiny-http")));
+    assert!(page
+        .header("Server")
+        .is_some_and(|s| s.contains("tiny-http")));
     assert_eq!(http_get(port.addr, "/").status, 200);
 
     let mut client = connect(port.addr, "/live?channels=ticks");
@@ -293,18 +301,26 @@ fn handed_over_bytes_may_hold_the_first_frames_and_are_bounded() {
     };
     assert_eq!(next()["type"], "welcome");
     let pong = next();
-    assert_eq!((&pong["type"], &pong["id"]), (&json!("pong"), &json!("early")));
+    assert_eq!(
+        (&pong["type"], &pong["id"]),
+        (&json!("pong"), &json!("early"))
+    );
 
     // Half a head: the hub reads the rest itself.
     let (ours, mut peer) = socket_pair();
     let (first, second) = UPGRADE_HEAD.split_at(20);
-    upgrader.upgrade_read(ours, first.as_bytes().to_vec()).unwrap();
+    upgrader
+        .upgrade_read(ours, first.as_bytes().to_vec())
+        .unwrap();
     peer.write_all(second.as_bytes()).unwrap();
     assert!(read_answer(&mut peer).0.starts_with("HTTP/1.1 101 "));
 
     // A head over the hub's bound is refused as if the hub had read it.
     let (ours, mut peer) = socket_pair();
-    let long = format!("GET /live HTTP/1.1\r\nX-Long: {}\r\n\r\n", "a".repeat(20_000));
+    let long = format!(
+        "GET /live HTTP/1.1\r\nX-Long: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
     upgrader.upgrade_read(ours, long.into_bytes()).unwrap();
     assert!(read_answer(&mut peer).0.starts_with("HTTP/1.1 431 "));
 }
@@ -500,7 +516,9 @@ fn a_plain_struct_is_published_as_json() {
     by_pair.insert((1, 2), "a map with non-string keys");
     let error = handle.publish("trades", by_pair).unwrap_err();
     assert!(matches!(error, Error::Serialize(_)), "{error:?}");
-    let cause = std::error::Error::source(&error).expect("a source").to_string();
+    let cause = std::error::Error::source(&error)
+        .expect("a source")
+        .to_string();
     assert!(error.to_string().contains(&cause), "{error}");
     assert_eq!(handle.stats().unwrap().seq, all[1].seq, "nothing published");
 }

@@ -199,7 +199,11 @@ fn one_port_serves_the_page_and_the_hub_on_one_port() {
     // The application's page, from tiny_http, on the port...
     let page = http_get(addr, "/");
     assert_eq!(page.status, 200);
-    assert!(page.text().contains("/live?channels=ticks"), "{}", page.text());
+    assert!(
+        page.text().contains("/live?channels=ticks"),
+        "{}",
+        page.text()
+    );
     assert_eq!(http_get(addr, "/nothing").status, 404);
     // ...and the hub's WebSocket on the same one.
     let mut client = Client::connect(addr, "/live?channels=ticks").expect("upgrade");
@@ -210,14 +214,15 @@ fn one_port_serves_the_page_and_the_hub_on_one_port() {
         let event = client.recv_event();
         assert_eq!(event["channel"], "ticks");
         let line = printed.recv_timeout(PATIENCE).expect("a tick line");
-        assert_eq!(line, format!("tick seq={} delivered=1", event["seq"]), "tick {n}");
+        assert_eq!(
+            line,
+            format!("tick seq={} delivered=1", event["seq"]),
+            "tick {n}"
+        );
     }
     client.recv_until("shutdown");
     assert_eq!(client.recv_close(), Some(1001));
     let output = finish(one_port);
     assert!(output.status.success(), "{output:?}");
-    assert_eq!(
-        printed.recv_timeout(PATIENCE).as_deref(),
-        Ok("shut down")
-    );
+    assert_eq!(printed.recv_timeout(PATIENCE).as_deref(), Ok("shut down"));
 }
