@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::Config;
+use super::{Config, LISTENER_OFF};
 
 /// The `--version` text: `pumphub` and the crate version.
 pub fn version_text() -> String {
@@ -18,13 +18,15 @@ pub fn version_text() -> String {
 pub fn help_text() -> String {
     let defaults = Config::default();
     let ms = |duration: Duration| duration.as_millis().to_string();
+    let listener =
+        |address: &Option<String>| address.clone().unwrap_or_else(|| LISTENER_OFF.to_owned());
     // One row per flag: (flag, what it does, default). Kept unformatted so
     // each row stays on one line and reads like the help it produces.
     #[rustfmt::skip]
     let groups = [
         ("Listeners", vec![
-            ("--ws ADDR", "WebSocket listener (GET /ws)", defaults.ws_addr.clone()),
-            ("--http ADDR", "HTTP listener (/health /metrics /status /publish /)", defaults.http_addr.clone()),
+            ("--ws ADDR|off", "WebSocket listener (GET /ws)", listener(&defaults.ws_addr)),
+            ("--http ADDR|off", "HTTP listener (/health /metrics /status /publish /)", listener(&defaults.http_addr)),
         ]),
         ("Limits", vec![
             ("--max-connections N", "WebSocket clients in total; more get 503", defaults.max_connections.to_string()),

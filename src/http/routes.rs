@@ -67,7 +67,7 @@ impl HttpServer {
         public: TcpListener,
         hub: HubHandle,
         config: &Config,
-        ws_addr: SocketAddr,
+        ws_addr: Option<SocketAddr>,
     ) -> Result<HttpServer, Error> {
         // Failing here is a bind failure (exit 1), of our private socket.
         let internal = |source| Error::Bind {
@@ -84,7 +84,12 @@ impl HttpServer {
             publish_key: config.publish_key.clone(),
             max_body: config.max_message_size.saturating_mul(16),
             page: PAGE
-                .replace("{{WS_PORT}}", &ws_addr.port().to_string())
+                // Without a WebSocket listener of the hub's own the page
+                // falls back to its default URL, which the operator edits.
+                .replace(
+                    "{{WS_PORT}}",
+                    &ws_addr.map_or_else(String::new, |a| a.port().to_string()),
+                )
                 .replace("{{VERSION}}", env!("CARGO_PKG_VERSION")),
         });
         let mut workers = Vec::new();
@@ -272,10 +277,10 @@ fn publish(context: &HttpContext, request: &mut Request) -> HttpResponse {
         },
     };
     let result = if is_array {
-        context.hub.publish_all(events)
+        context.hub.publish_values(events)
     } else {
         let (channel, data) = events.into_iter().next().expect("one event was pushed");
-        context.hub.publish(&channel, data).map(|p| vec![p])
+        context.hub.publish_value(&channel, data).map(|p| vec![p])
     };
     match result {
         Ok(published) => {

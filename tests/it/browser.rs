@@ -33,6 +33,7 @@ use pumphub::ConnectionId;
 use serde_json::{json, Value};
 use tungstenite::{Message, WebSocket};
 
+use crate::examples::{example, lines, start};
 use crate::support::{http, RunningHub, TestHub};
 
 /// How long any one wait on the browser may take before the test fails.
@@ -515,6 +516,45 @@ fn pumphub_js_is_served_as_javascript() {
 
 /// True once the page's state badge says it is subscribed.
 const IS_SUBSCRIBED: &str = "document.querySelector('#state')?.dataset.state === 'subscribed'";
+
+/// examples/one_port.rs in a browser: the application's page, served by
+/// tiny_http, follows the ticks over the hub's WebSocket on the same port.
+#[test]
+fn one_port_page_follows_the_hub_on_the_same_port() {
+    let Some(mut page) = Page::open("one_port_page_follows_the_hub_on_the_same_port") else {
+        return;
+    };
+    let mut one_port = start(
+        Command::new(example("one_port"))
+            .args(["--addr", "127.0.0.1:0"])
+            .args(["--count", "1000000", "--interval-ms", "50"]),
+    );
+    let printed = lines(&mut one_port);
+    let first = printed
+        .recv_timeout(BROWSER_TIMEOUT)
+        .expect("a listening line");
+    let url = first
+        .strip_prefix("listening ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("no URL in {first:?}"))
+        .to_string();
+
+    page.call("Page.navigate", json!({ "url": url }));
+    page.wait_for(
+        "document.querySelector('#state')?.textContent === 'connected'",
+        "the page to connect to /live",
+    );
+    let tick = page.wait_for(
+        "document.querySelector('#ticks li')?.textContent ?? null",
+        "a tick on the page",
+    );
+    assert!(
+        tick.as_str().unwrap_or_default().contains("\"n\":"),
+        "{tick}"
+    );
+    page.screenshot("one-port.png");
+    drop(one_port); // killed: it counts ticks forever
+}
 
 /// A JS expression for the text of the event row with this seq, or null.
 fn row_text(seq: u64) -> String {

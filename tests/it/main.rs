@@ -42,5 +42,7 @@ mod cli;
 mod client;
 // the examples' binaries, run briefly against a hub
 mod examples;
+// embedding: no listeners, handed-over connections, one port, in-process resume
+mod embedding;
 // The import layers of src/ (docs/architecture.md) hold.
 mod layers;
