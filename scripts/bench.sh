@@ -41,7 +41,7 @@
 # long each step took). The script
 # starts each hub itself, passes its PID to loadgen (which reads
 # /proc/PID/status and /proc/PID/stat), and stops it with SIGTERM, checking
-# that it exits 0 as docs/protocol.md, graceful shutdown requires.
+# that it exits 0 as docs/protocol.md ("Graceful shutdown") requires.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

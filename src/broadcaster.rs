@@ -34,7 +34,7 @@ mod registry;
 mod stats;
 mod subscriptions;
 
-pub(crate) use command::{HubCommand, PublishOrigin};
+pub(crate) use command::{HubCommand, LocalSubscribed, PublishOrigin};
 pub(crate) use encoded_event::EncodedEvent;
 pub(crate) use lifecycle::Lifecycle;
 pub(crate) use outbound::{
@@ -377,11 +377,18 @@ impl Broadcaster {
             }
             HubCommand::SubscribeLocal {
                 channels,
-                events,
+                since,
+                capacity,
                 reply,
             } => {
-                let key = self.subscribe_local(&channels, events);
-                let _ = reply.try_send(key);
+                let subscribed = self.subscribe_local(&channels, since, capacity);
+                let key = subscribed.key;
+                // If the asker gave up, its subscription must not linger.
+                if reply.try_send(subscribed).is_err() {
+                    if let Some(slot) = self.locals_by_key.remove(&key) {
+                        self.remove_member(slot);
+                    }
+                }
             }
             HubCommand::UnsubscribeLocal { key } => {
                 if let Some(slot) = self.locals_by_key.remove(&key) {

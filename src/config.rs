@@ -73,6 +73,10 @@ pub use help::{help_text, version_text};
 #[cfg(test)] // for the test in auth/jwt that checks the two agree
 pub(crate) use validate::{MAX_TOKEN_SECRETS, MIN_TOKEN_SECRET_LEN};
 
+/// What `--ws` and `--http` (and `ws`, `http` in the file) take to bind no
+/// listener at all.
+pub const LISTENER_OFF: &str = "off";
+
 /// The environment variable read for [`Config::token`].
 pub const ENV_TOKEN: &str = "PUMPHUB_TOKEN";
 
@@ -116,17 +120,22 @@ pub const MAX_MILLIS: u64 = 24 * 60 * 60 * 1000;
 /// `"<redacted>"`, so logging a config never leaks a secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Address of the WebSocket listener, `host:port`; port 0 picks a free one.
+    /// Address of the WebSocket listener, `host:port`; port 0 picks a free
+    /// one. `None` binds no WebSocket listener: clients then arrive only as
+    /// connections the application hands over (`Hub::upgrader`).
     ///
-    /// Defaults to `127.0.0.1:9001` (`--ws`). Use `0.0.0.0:9001` to accept
-    /// clients from other machines.
-    pub ws_addr: String,
+    /// Defaults to `127.0.0.1:9001` (`--ws`; `--ws off` for none). Use
+    /// `0.0.0.0:9001` to accept clients from other machines.
+    pub ws_addr: Option<String>,
     /// Address of the HTTP listener (`/health`, `/metrics`, `/status`,
-    /// `/publish`, `/`).
+    /// `/publish`, `/`). `None` binds no HTTP listener; the same figures
+    /// stay available through `HubHandle` (`stats`, `connections`,
+    /// `render_metrics`).
     ///
-    /// Defaults to `127.0.0.1:9002` (`--http`). Keep it on loopback unless
-    /// `publish_key` is set: `/publish` can otherwise be used by anyone.
-    pub http_addr: String,
+    /// Defaults to `127.0.0.1:9002` (`--http`; `--http off` for none). Keep
+    /// it on loopback unless `publish_key` is set: `/publish` can otherwise
+    /// be used by anyone.
+    pub http_addr: Option<String>,
     /// Most WebSocket clients connected at once; more get HTTP 503.
     ///
     /// Defaults to 10000 (`--max-connections`); at least 1. Each client costs
@@ -266,8 +275,8 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            ws_addr: "127.0.0.1:9001".to_owned(),
-            http_addr: "127.0.0.1:9002".to_owned(),
+            ws_addr: Some("127.0.0.1:9001".to_owned()),
+            http_addr: Some("127.0.0.1:9002".to_owned()),
             max_connections: 10_000,
             max_connections_per_ip: 1000,
             max_message_size: 65_536,
@@ -355,8 +364,8 @@ impl Config {
             origin,
         };
         match setting {
-            Setting::Ws => self.ws_addr = input.text()?,
-            Setting::Http => self.http_addr = input.text()?,
+            Setting::Ws => self.ws_addr = input.listener()?,
+            Setting::Http => self.http_addr = input.listener()?,
             Setting::MaxConnections => self.max_connections = input.count()?,
             Setting::MaxConnectionsPerIp => self.max_connections_per_ip = input.count()?,
             Setting::MaxMessageSize => self.max_message_size = input.count()?,
@@ -390,8 +399,12 @@ impl Config {
     /// came from so that an error can point at the flag, variable or file.
     fn check(&self, origins: &HashMap<Setting, Origin>) -> Result<(), ConfigError> {
         let rules = Rules { origins };
-        rules.address(Setting::Ws, &self.ws_addr)?;
-        rules.address(Setting::Http, &self.http_addr)?;
+        if let Some(address) = &self.ws_addr {
+            rules.address(Setting::Ws, address)?;
+        }
+        if let Some(address) = &self.http_addr {
+            rules.address(Setting::Http, address)?;
+        }
         rules.at_least(Setting::MaxConnections, self.max_connections, 1)?;
         rules.at_least(Setting::MaxConnectionsPerIp, self.max_connections_per_ip, 1)?;
         rules.at_least(Setting::MaxMessageSize, self.max_message_size, 1)?;

@@ -40,21 +40,38 @@ pub enum Error {
     },
     /// A thread could not be started (the OS is out of threads or memory).
     Spawn(io::Error),
+    /// The data given to publish cannot be represented as JSON: a map with
+    /// keys that are not strings, a `Serialize` impl that fails, and the like.
+    /// Nothing was published.
+    Serialize(serde_json::Error),
 }
 
+// `Display` names the cause as well as `source()` returning it: most
+// applications print an error with `{}` alone, and "cannot bind … to
+// 127.0.0.1:9001" without "Address already in use" sends them guessing. A
+// reporter that walks `source()` (anyhow's `{:#}`) shows the cause twice;
+// that is the smaller harm (docs/decisions.md, 2026-12-07).
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Bind {
-                listener, address, ..
-            } => write!(f, "cannot bind the {listener} listener to {address}"),
+                listener,
+                address,
+                source,
+            } => write!(
+                f,
+                "cannot bind the {listener} listener to {address}: {source}"
+            ),
             Error::InvalidChannel { name } => write!(
                 f,
                 "invalid channel name {name:?}: use 1-128 of A-Z a-z 0-9 _ . : -"
             ),
             Error::ShuttingDown => write!(f, "the hub is shutting down"),
             Error::InvalidConfig { setting, reason } => write!(f, "invalid {setting}: {reason}"),
-            Error::Spawn(_) => write!(f, "cannot start a hub thread"),
+            Error::Spawn(source) => write!(f, "cannot start a hub thread: {source}"),
+            Error::Serialize(source) => {
+                write!(f, "cannot publish data that is not JSON: {source}")
+            }
         }
     }
 }
@@ -63,7 +80,10 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Bind { source, .. } | Error::Spawn(source) => Some(source),
-            _ => None,
+            Error::Serialize(source) => Some(source),
+            Error::InvalidChannel { .. } | Error::ShuttingDown | Error::InvalidConfig { .. } => {
+                None
+            }
         }
     }
 }

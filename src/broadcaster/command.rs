@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 use serde_json::Value;
 
 use super::outbound::OutboundQueue;
@@ -41,6 +41,22 @@ pub enum PublishOrigin {
         /// Dropped or signalled once the reply is queued.
         done: Sender<()>,
     },
+}
+
+/// The broadcaster's answer to `SubscribeLocal`. It makes the channel
+/// itself, because only it knows how long the replay is: the replay is
+/// already in the channel when this arrives, and live events follow it.
+#[derive(Debug)]
+pub struct LocalSubscribed {
+    /// The subscription's key, for `UnsubscribeLocal`.
+    pub key: u64,
+    /// The replayed events, then live ones.
+    pub events: Receiver<Event>,
+    /// How many events were replayed.
+    pub replayed: usize,
+    /// False if an event after `since` was no longer kept, or `since` is
+    /// beyond anything this hub instance has published.
+    pub complete: bool,
 }
 
 /// One request to the broadcaster.
@@ -126,14 +142,17 @@ pub enum HubCommand {
         /// Gets the seq.
         reply: Sender<Seq>,
     },
-    /// Start an in-process subscription.
+    /// Start an in-process subscription, replaying first if `since` is set.
     SubscribeLocal {
-        /// Channels to follow.
+        /// Channels to follow, duplicates removed.
         channels: Vec<String>,
-        /// Where events go; bounded, so a slow reader is dropped.
-        events: Sender<Event>,
-        /// Gets the subscription's key, for `UnsubscribeLocal`.
-        reply: Sender<u64>,
+        /// Replay kept events after this seq, then go live.
+        since: Option<Seq>,
+        /// Live events the subscription may hold before its reader counts
+        /// as slow and is dropped (`--queue-size`); the replay comes on top.
+        capacity: usize,
+        /// Gets the subscription.
+        reply: Sender<LocalSubscribed>,
     },
     /// End an in-process subscription.
     UnsubscribeLocal {

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::Config;
+use super::{Config, LISTENER_OFF};
 
 /// The `--version` text: `pumphub` and the crate version.
 pub fn version_text() -> String {
@@ -18,13 +18,15 @@ pub fn version_text() -> String {
 pub fn help_text() -> String {
     let defaults = Config::default();
     let ms = |duration: Duration| duration.as_millis().to_string();
+    let listener =
+        |address: &Option<String>| address.clone().unwrap_or_else(|| LISTENER_OFF.to_owned());
     // One row per flag: (flag, what it does, default). Kept unformatted so
     // each row stays on one line and reads like the help it produces.
     #[rustfmt::skip]
     let groups = [
         ("Listeners", vec![
-            ("--ws ADDR", "WebSocket listener (GET /ws)", defaults.ws_addr.clone()),
-            ("--http ADDR", "HTTP listener (/health /metrics /status /publish /)", defaults.http_addr.clone()),
+            ("--ws ADDR|off", "WebSocket listener (GET /ws)", listener(&defaults.ws_addr)),
+            ("--http ADDR|off", "HTTP listener (/health /metrics /status /publish /)", listener(&defaults.http_addr)),
         ]),
         ("Limits", vec![
             ("--max-connections N", "WebSocket clients in total; more get 503", defaults.max_connections.to_string()),
@@ -71,12 +73,15 @@ pub fn help_text() -> String {
     let mut text = format!(
         "{}: a synchronous WebSocket event hub\n\n\
          Usage:\n  pumphub [OPTIONS]\n  pumphub --check-config FILE [OPTIONS]\n\n\
-         Settings come from flags, then the environment (PUMPHUB_TOKEN,\n\
-         PUMPHUB_TOKEN_SECRET, PUMPHUB_PUBLISH_KEY), then the --config file, then\n\
-         defaults. File keys are flag names without `--` (max-connections = 10,\n\
-         allowed-origin = [\"https://a.example\"]).\n\
+         Settings come from flags, then the environment (PUMPHUB_TOKEN, PUMPHUB_TOKEN_SECRET,\n\
+         PUMPHUB_PUBLISH_KEY), then the --config file, then defaults. File keys are flag\n\
+         names without `--` (max-connections = 10, allowed-origin = [\"https://a.example\"]).\n\
          Durations are in milliseconds. Exit status: 0 ok, 1 runtime failure\n\
-         (e.g. a port in use), 2 bad flags or config.\n",
+         (e.g. a port in use), 2 bad flags or config.\n\n\
+         Memory: an idle client costs about 29 KiB (the touched pages of two thread\n\
+         stacks, whose sizes are fixed at build time; a 1 KiB read buffer; its queue\n\
+         allocates only for frames that wait). --max-connections, --queue-size,\n\
+         --max-message-size and --history-size bound it: see docs/operations.md.\n",
         version_text()
     );
     for (group, flags) in groups {
@@ -115,6 +120,7 @@ mod tests {
             "PUMPHUB_TOKEN_SECRET",
             "--config FILE",
             "[10000]",
+            "docs/operations.md",
         ] {
             assert!(help.contains(needle), "{needle}");
         }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use log::LevelFilter;
 
 use super::setting::Setting;
-use super::{ConfigError, Origin};
+use super::{ConfigError, Origin, LISTENER_OFF};
 
 /// A value as its source gave it, before its type is checked.
 pub(super) enum Raw {
@@ -42,6 +42,12 @@ impl Input<'_> {
             Raw::Text(text) | Raw::Toml(toml::Value::String(text)) => Ok(text),
             _ => Err(self.mismatch("a string")),
         }
+    }
+
+    /// A listener's address, or `off` (any case) for no listener.
+    pub(super) fn listener(self) -> Result<Option<String>, ConfigError> {
+        let text = self.text()?;
+        Ok((!text.eq_ignore_ascii_case(LISTENER_OFF)).then_some(text))
     }
 
     pub(super) fn switch(self) -> Result<bool, ConfigError> {

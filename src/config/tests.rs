@@ -74,8 +74,8 @@ fn ms(n: u64) -> Duration {
 #[test]
 fn defaults_are_the_documented_ones() {
     let config = Config::default();
-    assert_eq!(config.ws_addr, "127.0.0.1:9001");
-    assert_eq!(config.http_addr, "127.0.0.1:9002");
+    assert_eq!(config.ws_addr.as_deref(), Some("127.0.0.1:9001"));
+    assert_eq!(config.http_addr.as_deref(), Some("127.0.0.1:9002"));
     assert_eq!(config.max_connections, 10_000);
     assert_eq!(config.max_connections_per_ip, 1000);
     assert_eq!(config.max_message_size, 65_536);
@@ -134,8 +134,8 @@ fn every_flag_is_parsed() {
         "--http-workers", "2",
     ]);
     let expected = Config {
-        ws_addr: "127.0.0.1:0".into(),
-        http_addr: "127.0.0.1:1".into(),
+        ws_addr: Some("127.0.0.1:0".into()),
+        http_addr: Some("127.0.0.1:1".into()),
         max_connections: 7,
         max_connections_per_ip: 3,
         max_message_size: 512,
@@ -171,7 +171,7 @@ fn every_setting_works_with_the_equals_form() {
         "--stdin=x.y",
     ]);
     assert_eq!(config.queue_size, 9);
-    assert_eq!(config.ws_addr, "localhost:0");
+    assert_eq!(config.ws_addr.as_deref(), Some("localhost:0"));
     assert_eq!(
         config.token.as_deref(),
         Some("a=b"),
@@ -257,7 +257,7 @@ fn file_values_apply() {
         ["https://a.example", "https://b.example:8443"]
     );
     assert!(config.allow_client_publish);
-    assert_eq!(config.ws_addr, "127.0.0.1:0");
+    assert_eq!(config.ws_addr.as_deref(), Some("127.0.0.1:0"));
     assert_eq!(config.log_level, LevelFilter::Debug);
     assert_eq!(config.stdin_channel.as_deref(), Some("feed"));
     assert_eq!(config.ping_interval, Duration::ZERO);
@@ -636,7 +636,30 @@ fn addresses_must_be_host_and_port() {
             ..
         }
     ));
-    assert_eq!(run(&["--http", "[::1]:0"]).http_addr, "[::1]:0");
+    assert_eq!(
+        run(&["--http", "[::1]:0"]).http_addr.as_deref(),
+        Some("[::1]:0")
+    );
+}
+
+#[test]
+fn off_binds_no_listener_from_flags_and_file() {
+    let config = run(&["--ws", "off", "--http=OFF"]);
+    assert_eq!((config.ws_addr, config.http_addr), (None, None));
+    assert!(Config {
+        ws_addr: None,
+        http_addr: None,
+        ..Config::default()
+    }
+    .validate()
+    .is_ok());
+    let file = TempToml::new("http = \"off\"\n");
+    let config = run(&["--config", file.path()]);
+    assert_eq!(config.http_addr, None);
+    assert_eq!(config.ws_addr.as_deref(), Some("127.0.0.1:9001"));
+    // A flag turns back on what the file turned off.
+    let config = run(&["--config", file.path(), "--http", "127.0.0.1:0"]);
+    assert_eq!(config.http_addr.as_deref(), Some("127.0.0.1:0"));
 }
 
 #[test]

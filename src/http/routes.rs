@@ -1,5 +1,6 @@
 //! The operator surface on its own port, served by tiny_http:
-//! `GET /health`, `GET /metrics`, `GET /status`, `POST /publish`, `GET /`.
+//! `GET /health`, `GET /metrics`, `GET /status`, `POST /publish`, `GET /`
+//! and `GET /pumphub.js`.
 //!
 //! A few worker threads (`--http-workers`) take requests from tiny_http's
 //! queue and talk to the hub only through a [`HubHandle`], like any
@@ -34,6 +35,11 @@ use crate::protocol::{is_valid_channel_name, unix_ms, ErrorCode};
 /// The live page served at `GET /`.
 const PAGE: &str = include_str!("page.html");
 
+/// The browser client at `GET /pumphub.js`: the live page loads it, and so
+/// may any web page. Served as is (no substitution), so it stays the file
+/// in the repository that its documentation describes.
+const CLIENT_SCRIPT: &str = include_str!("pumphub.js");
+
 /// The HTTP listener: the guard on the public port, tiny_http behind it,
 /// and the worker threads.
 pub(crate) struct HttpServer {
@@ -61,7 +67,7 @@ impl HttpServer {
         public: TcpListener,
         hub: HubHandle,
         config: &Config,
-        ws_addr: SocketAddr,
+        ws_addr: Option<SocketAddr>,
     ) -> Result<HttpServer, Error> {
         // Failing here is a bind failure (exit 1), of our private socket.
         let internal = |source| Error::Bind {
@@ -78,7 +84,12 @@ impl HttpServer {
             publish_key: config.publish_key.clone(),
             max_body: config.max_message_size.saturating_mul(16),
             page: PAGE
-                .replace("{{WS_PORT}}", &ws_addr.port().to_string())
+                // Without a WebSocket listener of the hub's own the page
+                // falls back to its default URL, which the operator edits.
+                .replace(
+                    "{{WS_PORT}}",
+                    &ws_addr.map_or_else(String::new, |a| a.port().to_string()),
+                )
                 .replace("{{VERSION}}", env!("CARGO_PKG_VERSION")),
         });
         let mut workers = Vec::new();
@@ -138,7 +149,8 @@ fn serve(context: &HttpContext, mut request: Request) {
         (Method::Get, "/status") => status(context, &request),
         (Method::Post, "/publish") => publish(context, &mut request),
         (Method::Get, "/") => html(&context.page),
-        (_, "/health" | "/metrics" | "/status" | "/publish" | "/") => {
+        (Method::Get, "/pumphub.js") => javascript(CLIENT_SCRIPT),
+        (_, "/health" | "/metrics" | "/status" | "/publish" | "/" | "/pumphub.js") => {
             error_response(405, "method_not_allowed", "method not allowed on this path")
         }
         _ => error_response(404, "not_found", "no such path"),
@@ -265,10 +277,10 @@ fn publish(context: &HttpContext, request: &mut Request) -> HttpResponse {
         },
     };
     let result = if is_array {
-        context.hub.publish_all(events)
+        context.hub.publish_values(events)
     } else {
         let (channel, data) = events.into_iter().next().expect("one event was pushed");
-        context.hub.publish(&channel, data).map(|p| vec![p])
+        context.hub.publish_value(&channel, data).map(|p| vec![p])
     };
     match result {
         Ok(published) => {
@@ -350,6 +362,11 @@ fn json_response(status: u16, body: &Value) -> HttpResponse {
 fn html(page: &str) -> HttpResponse {
     Response::from_data(page.as_bytes().to_vec())
         .with_header(header("Content-Type", "text/html; charset=utf-8"))
+}
+
+fn javascript(script: &str) -> HttpResponse {
+    Response::from_data(script.as_bytes().to_vec())
+        .with_header(header("Content-Type", "text/javascript; charset=utf-8"))
 }
 
 fn header(name: &str, value: &str) -> Header {

@@ -207,7 +207,7 @@ fn channel_list(
         }
     }
     // Names are checked only once the request is well-formed, and the whole
-    // request is rejected if any one is bad (PROTOCOL.md section 9).
+    // request is rejected if any one is bad (docs/protocol.md, "Requests").
     for name in &names {
         check_channel(name, id)?;
     }

@@ -6,10 +6,12 @@
 //! (with httparse) instead of calling tungstenite's `accept`: tungstenite
 //! writes nothing for a request that is not an upgrade, and the contract
 //! wants a precise status for each failure, checked in this order
-//! (docs/protocol.md, clarifications):
+//! (docs/protocol.md, "Connecting: the upgrade"):
 //!
 //! 1. not HTTP, or not GET → 400
-//! 2. path other than `/ws` → 404
+//! 2. path other than `/ws` → 404 (on the hub's own listener only: a
+//!    connection the application handed over was routed by the
+//!    application, so its path is the application's business)
 //! 3. not a WebSocket upgrade → 400
 //! 4. shutting down, or `--max-connections` reached → 503
 //! 5. `--max-connections-per-ip` reached → 429
@@ -20,6 +22,10 @@
 //!
 //! Then we write `101 Switching Protocols` and hand any bytes that came
 //! after the request to tungstenite (`WebSocket::from_partially_read`).
+//!
+//! A connection the application handed over may come with the bytes it
+//! already read (the request head, perhaps more): reading starts from them,
+//! under the same bounds, and every check above runs on them the same way.
 //!
 //! Every refusal is counted in `Metrics` under its `RejectReason`, and
 //! logged by [`log_refusal`]: at debug each, as a throttled warning per
@@ -40,6 +46,17 @@ use crate::metrics::RejectReason;
 use crate::peer::{ConnectionId, ConnectionInfo};
 use crate::protocol::{is_valid_channel_name, unix_ms};
 use crate::request_head::{find_head_end, read_some, reason_phrase, MAX_HEAD, MAX_HEADERS};
+
+/// How a connection reached the hub, which decides the one check that
+/// differs: the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// The hub's own listener: the request must be for `/ws` (else 404).
+    Listener,
+    /// Handed over by the application (`Upgrader`), which routed it by its
+    /// own rules: any path is taken.
+    HandedOver,
+}
 
 /// A request that passed every check.
 #[derive(Debug)]
@@ -132,17 +149,20 @@ struct UpgradeRequest {
     authorization: Option<String>,
 }
 
-/// Run the handshake on `tcp`. On success the 101 response has been
+/// Run the handshake on `tcp`, whose first bytes, if the application read
+/// them already, are `already_read`. On success the 101 response has been
 /// written; on failure the answer (if any) has been written and the socket
 /// shut down.
 pub(crate) fn accept(
     mut tcp: &TcpStream,
     peer: SocketAddr,
     accepted_at: Instant,
+    already_read: Vec<u8>,
+    entry: Entry,
     context: &ServerContext,
 ) -> Result<Admitted, Refusal> {
     let deadline = accepted_at + context.config.handshake_timeout;
-    let (head, leftover) = match read_request_head(tcp, deadline, context) {
+    let (head, leftover) = match read_request_head(tcp, already_read, deadline, context) {
         Ok(Some(read)) => read,
         Ok(None) => return Err(refuse(tcp, context, 431, RejectReason::BadRequest)),
         Err(e)
@@ -164,7 +184,7 @@ pub(crate) fn accept(
     let _ = tcp.set_read_timeout(None);
     let _ = tcp.set_write_timeout(Some(Duration::from_secs(5)));
 
-    let request = match parse_request(&head) {
+    let request = match parse_request(&head, entry) {
         Ok(request) => request,
         Err(status) => {
             let reason = if status == 404 {
@@ -304,16 +324,32 @@ fn check_token(
 /// down, so shutdown never waits out a silent client's full deadline.
 const SHUTDOWN_CHECK: Duration = Duration::from_millis(250);
 
-/// Read until the blank line that ends the request head. Returns the head
-/// and whatever followed it, `None` if the head is too large, or the I/O
-/// error (`TimedOut` once the deadline passes, or once the hub is shutting
-/// down). Bytes received do not extend the deadline.
+/// Read until the blank line that ends the request head, starting from
+/// `already_read`. Returns the head and whatever followed it, `None` if the
+/// head is too large, or the I/O error (`TimedOut` once the deadline
+/// passes, or once the hub is shutting down). Bytes received do not extend
+/// the deadline.
 fn read_request_head(
     tcp: &TcpStream,
+    already_read: Vec<u8>,
     deadline: Instant,
     context: &ServerContext,
 ) -> io::Result<Option<(Vec<u8>, Vec<u8>)>> {
-    let mut buffer = Vec::with_capacity(1024);
+    let mut buffer = already_read;
+    if !buffer.is_empty() {
+        // The application read these; its head may be complete already,
+        // and is held to the same size bound as one we read.
+        match find_head_end(&buffer) {
+            Some(end) if end <= MAX_HEAD => {
+                let leftover = buffer.split_off(end);
+                return Ok(Some((buffer, leftover)));
+            }
+            Some(_) => return Ok(None),
+            None if buffer.len() > MAX_HEAD => return Ok(None),
+            None => {}
+        }
+    }
+    buffer.reserve(1024);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -344,14 +380,14 @@ fn read_request_head(
 /// else the HTTP status. For the fuzz targets (`testing/fuzzing.rs`).
 #[cfg(feature = "testing")]
 pub(crate) fn check_request_head(head: &[u8]) -> Result<(), u16> {
-    let request = parse_request(head)?;
+    let request = parse_request(head, Entry::Listener)?;
     parse_query(&request.query).map_err(|()| 400u16)?;
     Ok(())
 }
 
-/// Checks 1-3: HTTP GET, path `/ws`, a WebSocket upgrade. The error is the
-/// HTTP status to answer.
-fn parse_request(head: &[u8]) -> Result<UpgradeRequest, u16> {
+/// Checks 1-3: HTTP GET, path `/ws` (for `Entry::Listener`), a WebSocket
+/// upgrade. The error is the HTTP status to answer.
+fn parse_request(head: &[u8], entry: Entry) -> Result<UpgradeRequest, u16> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     match parsed.parse(head) {
@@ -364,7 +400,7 @@ fn parse_request(head: &[u8]) -> Result<UpgradeRequest, u16> {
     }
     let target = parsed.path.unwrap_or("");
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    if path != "/ws" {
+    if entry == Entry::Listener && path != "/ws" {
         return Err(404);
     }
     let header = |name: &str| -> Option<String> {
@@ -529,24 +565,40 @@ mod tests {
         request(&lines)
     }
 
+    fn parse_request_l(head: &[u8]) -> Result<UpgradeRequest, u16> {
+        parse_request(head, Entry::Listener)
+    }
+
+    #[test]
+    fn a_handed_over_request_may_have_any_path_but_must_still_upgrade() {
+        let other = with_first_line("GET /app/live?channels=a HTTP/1.1");
+        assert_eq!(parse_request_l(&other).err(), Some(404));
+        let parsed = parse_request(&other, Entry::HandedOver).expect("any path");
+        assert_eq!(parsed.query, "channels=a");
+        let post = with_first_line("POST /app/live HTTP/1.1");
+        assert_eq!(parse_request(&post, Entry::HandedOver).err(), Some(400));
+        let plain = request(&["GET /app/live HTTP/1.1", "Host: x"]);
+        assert_eq!(parse_request(&plain, Entry::HandedOver).err(), Some(400));
+    }
+
     #[test]
     fn checks_method_path_and_upgrade_in_order() {
-        assert!(parse_request(&with_first_line("GET /ws HTTP/1.1")).is_ok());
+        assert!(parse_request_l(&with_first_line("GET /ws HTTP/1.1")).is_ok());
         assert_eq!(
-            parse_request(&with_first_line("POST /ws HTTP/1.1")).err(),
+            parse_request_l(&with_first_line("POST /ws HTTP/1.1")).err(),
             Some(400)
         );
         assert_eq!(
-            parse_request(&with_first_line("POST /x HTTP/1.1")).err(),
+            parse_request_l(&with_first_line("POST /x HTTP/1.1")).err(),
             Some(400)
         );
         assert_eq!(
-            parse_request(&with_first_line("GET /x HTTP/1.1")).err(),
+            parse_request_l(&with_first_line("GET /x HTTP/1.1")).err(),
             Some(404)
         );
-        assert_eq!(parse_request(b"garbage\r\n\r\n").err(), Some(400));
+        assert_eq!(parse_request_l(b"garbage\r\n\r\n").err(), Some(400));
         let plain = request(&["GET /ws HTTP/1.1", "Host: x"]);
-        assert_eq!(parse_request(&plain).err(), Some(400));
+        assert_eq!(parse_request_l(&plain).err(), Some(400));
     }
 
     #[test]

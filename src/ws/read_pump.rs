@@ -448,10 +448,17 @@ impl ReadPump {
                 info.id, info.remote_addr
             );
         }
+        // A plain wrong token keeps the message it always had; a signed
+        // token's refusal says why, so a client can tell that it needs a
+        // fresh one (`expired`) from a bug (`bad_signature`).
+        let message = match refusal.reason {
+            RefusalReason::Invalid => "invalid token".to_string(),
+            reason => format!("invalid token: {reason}"),
+        };
         self.reply_error(RequestError {
             id,
             code: ErrorCode::Unauthenticated,
-            message: format!("invalid token: {}", refusal.reason),
+            message,
         });
     }
 

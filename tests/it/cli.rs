@@ -671,3 +671,42 @@ fn an_absurd_content_length_does_not_kill_the_binary() {
     hub.signal("TERM");
     assert_eq!(hub.wait_exit().0.code(), Some(0));
 }
+
+/// `--ws off` binds no WebSocket listener; the `listening` line says so,
+/// the HTTP port serves, and SIGTERM still ends it with 0.
+#[test]
+fn ws_off_binds_no_websocket_listener() {
+    /// Kills the process if the test fails before it exits.
+    struct Guard(Child);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Guard(
+        pumphub(&["--ws", "off", "--http", "127.0.0.1:0"])
+            .args(["--log-level", "error"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start pumphub"),
+    );
+    let child = &mut child.0;
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("the listening line");
+    let http: SocketAddr = line
+        .trim_end()
+        .strip_prefix(&format!(
+            "pumphub {} listening: websocket off, http http://",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .unwrap_or_else(|| panic!("{line}"))
+        .parse()
+        .unwrap_or_else(|_| panic!("{line}"));
+    assert_eq!(http_get(http, "/health").status, 200);
+    send_signal(child.id(), "TERM");
+    let status = child.wait().expect("wait for pumphub");
+    assert_eq!(status.code(), Some(0));
+}

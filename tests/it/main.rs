@@ -16,7 +16,7 @@ mod slow_consumer;
 mod shutdown;
 // heartbeat, message-size limit, handshake that never comes
 mod heartbeat;
-// the live page (GET /) in headless Chromium, driven over CDP
+// the live page (GET /) and pumphub.js in headless Chromium, driven over CDP
 mod browser;
 // the echo server Autobahn grades: the hub's pumps without the hub
 mod echo;
@@ -44,5 +44,7 @@ mod cli;
 mod client;
 // the examples' binaries, run briefly against a hub
 mod examples;
+// embedding: no listeners, handed-over connections, one port, in-process resume
+mod embedding;
 // The import layers of src/ (docs/architecture.md) hold.
 mod layers;

@@ -31,8 +31,8 @@ pub struct TestHub {
 impl TestHub {
     pub fn new() -> Self {
         let config = Config {
-            ws_addr: "127.0.0.1:0".into(),
-            http_addr: "127.0.0.1:0".into(),
+            ws_addr: Some("127.0.0.1:0".into()),
+            http_addr: Some("127.0.0.1:0".into()),
             http_workers: 2,
             ..Config::default()
         };
@@ -64,8 +64,8 @@ impl TestHub {
 impl RunningHub {
     fn around(hub: Hub) -> RunningHub {
         RunningHub {
-            ws: hub.ws_addr(),
-            http: hub.http_addr(),
+            ws: hub.ws_addr().expect("TestHub binds a WebSocket listener"),
+            http: hub.http_addr().expect("TestHub binds an HTTP listener"),
             handle: hub.handle(),
             hub: Some(hub),
         }
