@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::protocol::{is_valid_channel_name, MAX_CHANNEL_NAME_LEN};
+use crate::protocol::{is_valid_channel_name, truncate, MAX_CHANNEL_NAME_LEN};
 
 /// Which channels a token grants, from its `channels` or `publish` claim.
 ///
@@ -84,19 +84,6 @@ impl ChannelGrants {
 /// may hold, short enough that a longer name could still match.
 fn is_valid_prefix(prefix: &str) -> bool {
     prefix.is_empty() || (prefix.len() < MAX_CHANNEL_NAME_LEN && is_valid_channel_name(prefix))
-}
-
-/// Cut `text` to at most `max` bytes on a char boundary, so a log line
-/// does not quote a whole claim.
-pub(crate) fn truncate(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 /// A NumericDate (RFC 7519 section 2): seconds since the Unix epoch, an

@@ -34,8 +34,9 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use super::claims::{truncate, ChannelGrants, NumericDate, RawClaims};
+use super::claims::{ChannelGrants, NumericDate, RawClaims};
 use super::refusal::{Refusal, RefusalReason};
+use crate::protocol::truncate;
 
 /// Tokens longer than this many bytes are refused (`too_large`) before any
 /// decoding. 8 KiB holds a few hundred channel patterns; a browser sends

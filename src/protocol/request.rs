@@ -229,9 +229,9 @@ fn check_channel(name: &str, id: Option<&RequestId>) -> Result<(), RequestError>
     }
 }
 
-/// Cut `text` to at most `max` bytes on a char boundary, for echoing peer
-/// input in messages without echoing megabytes.
-fn truncate(text: &str, max: usize) -> &str {
+/// Cut `text` to at most `max` bytes on a char boundary, for quoting peer
+/// input in messages and logs without quoting megabytes.
+pub fn truncate(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
     }

@@ -18,6 +18,8 @@ use pumphub::testing::fuzzing::{check_request_head, read_client_stream, StreamEn
 use pumphub::testing::READ_PUMP_STACK;
 use serde_json::{json, Value};
 
+use crate::support::masked_frame;
+
 /// Requests run through `parse_request`.
 const REQUEST_CASES: usize = 20_000;
 /// Upgrade request heads and client byte streams (each).
@@ -303,25 +305,6 @@ fn generated_upgrade_requests_get_a_known_status() {
     }
 }
 
-/// A masked client frame, as tungstenite would send it.
-fn client_frame(opcode: u8, fin: bool, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-    let mut frame = vec![(u8::from(fin) << 7) | opcode];
-    match payload.len() {
-        n if n < 126 => frame.push(0x80 | n as u8),
-        n if n <= 0xffff => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    frame
-}
-
 /// Mutated client streams through tungstenite with the read pump's
 /// settings: they end by Close, by a violation answered with 1002, 1007
 /// or 1009, or by running out; never by a panic.
@@ -334,13 +317,13 @@ fn generated_client_streams_end_with_a_known_close_code() {
         let mut stream = Vec::new();
         for _ in 0..=rng.below(4) {
             let frame = match rng.below(7) {
-                0 => client_frame(0x1, true, br#"{"type":"ping","id":1}"#, mask),
-                1 => client_frame(0x1, false, b"{\"type\":", mask),
-                2 => client_frame(0x0, true, b"\"ping\"}", mask),
-                3 => client_frame(0x9, true, b"are you there", mask),
-                4 => client_frame(0x2, true, &[0xce, 0xba, 0xff], mask),
-                5 => client_frame(0x8, true, &[0x03, 0xe8, b'o', b'k'], mask),
-                _ => client_frame(0x1, true, &vec![b'x'; rng.below(2_000)], mask),
+                0 => masked_frame(0x1, true, br#"{"type":"ping","id":1}"#, mask),
+                1 => masked_frame(0x1, false, b"{\"type\":", mask),
+                2 => masked_frame(0x0, true, b"\"ping\"}", mask),
+                3 => masked_frame(0x9, true, b"are you there", mask),
+                4 => masked_frame(0x2, true, &[0xce, 0xba, 0xff], mask),
+                5 => masked_frame(0x8, true, &[0x03, 0xe8, b'o', b'k'], mask),
+                _ => masked_frame(0x1, true, &vec![b'x'; rng.below(2_000)], mask),
             };
             stream.extend(frame);
         }

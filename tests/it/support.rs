@@ -578,7 +578,11 @@ impl RawWs {
 
 /// A masked client frame (mask key fixed: tests need no secrecy).
 pub fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x12u8, 0x34, 0x56, 0x78];
+    masked_frame(opcode, fin, payload, [0x12, 0x34, 0x56, 0x78])
+}
+
+/// A client frame masked with `mask`, as tungstenite would send it.
+pub fn masked_frame(opcode: u8, fin: bool, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
     let mut frame = vec![(u8::from(fin) << 7) | opcode];
     match payload.len() {
         n if n < 126 => frame.push(0x80 | n as u8),
