@@ -53,7 +53,7 @@ pub const LOG_SIZE: usize = 100_000;
 /// one fills; more would only add connections.
 pub const PUBLISHERS: usize = 2;
 
-/// Publishes waiting for a publisher thread; beyond this, refused.
+/// Publishes waiting for one publisher thread; beyond this, refused.
 const JOB_QUEUE: usize = 16 * 1024;
 
 /// Replays waiting for the replayer; beyond this, answered from memory.
@@ -126,7 +126,8 @@ pub fn check_url(url: &str) -> Result<(), String> {
 /// joins its threads (within about one `XREAD` block, 200 ms, or a
 /// connect timeout, 1 s).
 pub struct RedisEngine {
-    jobs: Option<Sender<Job>>,
+    /// One queue per publisher thread: a lane.
+    jobs: Vec<Sender<Job>>,
     replays: Option<Sender<ReplayRequest>>,
     stop: Option<Sender<()>>,
     status: Arc<EngineStatus>,
@@ -159,10 +160,9 @@ impl RedisEngine {
         let node = uuid::Uuid::new_v4().simple().to_string();
         status.set_state(EngineState::Connecting);
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
-        let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(JOB_QUEUE);
         let (replays_tx, replays_rx) = crossbeam_channel::bounded(REPLAY_QUEUE);
         let mut engine = RedisEngine {
-            jobs: Some(jobs_tx),
+            jobs: Vec::new(),
             replays: Some(replays_tx),
             stop: Some(stop_tx),
             status: status.clone(),
@@ -178,6 +178,8 @@ impl RedisEngine {
         };
         engine.spawn("redis-reader".into(), move || reader.run())?;
         for n in 0..settings.publishers.max(1) {
+            let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(JOB_QUEUE);
+            engine.jobs.push(jobs_tx);
             let publisher = Publisher {
                 client: client.clone(),
                 keys: keys.clone(),
@@ -186,7 +188,7 @@ impl RedisEngine {
                 log_size: settings.log_size.max(1),
                 status: status.clone(),
                 sink: sink.clone(),
-                jobs: jobs_rx.clone(),
+                jobs: jobs_rx,
             };
             engine.spawn(format!("redis-publisher-{n}"), move || publisher.run())?;
         }
@@ -223,16 +225,22 @@ impl RedisEngine {
     /// Hand a publish to the publishers; never blocks. The answer comes
     /// through the sink as `Assigned` or `Refused` with `ticket`.
     ///
+    /// Publishes with the same `lane` go through the same publisher thread,
+    /// so they are appended in the order they were submitted even when the
+    /// submitter does not wait for each answer (a client's connection id
+    /// makes a good lane).
+    ///
     /// # Errors
     /// [`Unavailable`] at once while Redis is unreachable, or when the
     /// publishers are `JOB_QUEUE` publishes behind.
-    pub fn submit(&self, ticket: u64, items: Vec<Item>) -> Result<(), Unavailable> {
+    pub fn submit(&self, lane: u64, ticket: u64, items: Vec<Item>) -> Result<(), Unavailable> {
         if !self.status.is_serving() {
             return Err(self.unavailable());
         }
-        let Some(jobs) = &self.jobs else {
+        if self.jobs.is_empty() {
             return Err(Unavailable::new("the engine is stopping"));
-        };
+        }
+        let jobs = &self.jobs[(lane % self.jobs.len() as u64) as usize];
         let job = Job {
             ticket,
             items,
@@ -286,7 +294,7 @@ impl Drop for RedisEngine {
     fn drop(&mut self) {
         // Closing the queues ends the publishers and the replayer once they
         // finish what they hold; closing `stop` wakes the reader.
-        self.jobs = None;
+        self.jobs.clear();
         self.replays = None;
         self.stop = None;
         for thread in self.threads.drain(..) {

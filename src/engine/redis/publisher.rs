@@ -62,7 +62,7 @@ pub(crate) struct Publisher {
 impl Publisher {
     /// Serve jobs until the engine drops the job queue.
     pub(crate) fn run(self) {
-        let mut link: Option<Link> = None;
+        let mut link: Option<(Link, u64)> = None;
         let mut batch: Vec<Job> = Vec::with_capacity(PIPELINE);
         while let Ok(first) = self.jobs.recv() {
             batch.push(first);
@@ -79,7 +79,7 @@ impl Publisher {
     }
 
     /// Publish `batch` (emptying it). False once the broadcaster is gone.
-    fn publish(&self, link: &mut Option<Link>, batch: &mut Vec<Job>) -> bool {
+    fn publish(&self, link: &mut Option<(Link, u64)>, batch: &mut Vec<Job>) -> bool {
         let epoch = self.status.epoch();
         if !self.status.is_serving() || epoch.is_empty() {
             let reason = match self.status.last_error() {
@@ -88,13 +88,23 @@ impl Publisher {
             };
             return self.refuse_all(batch, &reason);
         }
+        // A link opened before the reader's last reconnection went to a
+        // Redis that is gone (restarted): writing to it would fail only
+        // after the publish was sent, with its outcome unknown.
+        let generation = self.status.reconnects();
+        if link
+            .as_ref()
+            .is_some_and(|(_, opened_at)| *opened_at != generation)
+        {
+            *link = None;
+        }
         if link.is_none() {
             match Link::open(&self.client, ANSWER_TIMEOUT) {
-                Ok(opened) => *link = Some(opened),
+                Ok(opened) => *link = Some((opened, generation)),
                 Err(e) => return self.refuse_all(batch, &e.to_string()),
             }
         }
-        let Some(open) = link.as_mut() else {
+        let Some((open, _)) = link.as_mut() else {
             return self.refuse_all(batch, "no connection");
         };
         let mut pipe = redis::pipe();

@@ -91,13 +91,16 @@ impl Reader {
                     continue;
                 }
             };
-            if let Err(e) = self.join(&mut link, &mut position) {
-                self.lost(&e, was_up);
-                if self.sleep(backoff.next_wait()) {
-                    return;
+            let joined = match self.join(&mut link, &mut position) {
+                Ok(joined) => joined,
+                Err(e) => {
+                    self.lost(&e, was_up);
+                    if self.sleep(backoff.next_wait()) {
+                        return;
+                    }
+                    continue;
                 }
-                continue;
-            }
+            };
             backoff.reset();
             if was_up {
                 self.status.count_reconnect();
@@ -108,7 +111,14 @@ impl Reader {
             }
             was_up = true;
             self.status.set_last_error("");
+            // Up before the broadcaster hears of a new epoch, so a client
+            // told to resync can publish as soon as it is back.
             self.status.set_state(EngineState::Up);
+            if let Some(joined) = joined {
+                if !(self.sink)(joined) {
+                    return;
+                }
+            }
             match self.read(&mut link, &mut position, &credit_tx, &credit_rx) {
                 Ended::Stop => return,
                 Ended::Lost(e) => self.lost(&e, true),
@@ -140,9 +150,13 @@ impl Reader {
     }
 
     /// Run `HELLO`: adopt the stored epoch, or start one. A new epoch (to
-    /// this node) makes the broadcaster resync its clients and start from
-    /// the head.
-    fn join(&self, link: &mut Link, position: &mut Position) -> Result<(), LinkError> {
+    /// this node) gives the `Joined` to send: the broadcaster resyncs its
+    /// clients and starts from the head.
+    fn join(
+        &self,
+        link: &mut Link,
+        position: &mut Position,
+    ) -> Result<Option<EngineInput>, LinkError> {
         let keys = [self.keys.meta()];
         let candidate = Uuid::new_v4().hyphenated().to_string();
         let known = position.epoch.clone().unwrap_or_default();
@@ -182,15 +196,13 @@ impl Reader {
             position.last = Seq(head);
             self.status.set_epoch(epoch);
             self.status.reset_head(Seq(head));
-            if !(self.sink)(EngineInput::Joined {
+            return Ok(Some(EngineInput::Joined {
                 epoch: epoch.to_string(),
                 position: Seq(head),
-            }) {
-                return Ok(()); // the broadcaster is gone; `read` notices
-            }
+            }));
         }
         self.status.note_head(Seq(head));
-        Ok(())
+        Ok(None)
     }
 
     fn read(
