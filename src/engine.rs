@@ -20,6 +20,10 @@
 //! `/metrics` read. The broadcaster owns the `Engine` value; the engine's
 //! own threads own their Redis connections.
 
+// Without the `redis` feature only `Engine::Memory` and the status are
+// used; the vocabulary of the shared log stays, unused, to keep one seam.
+#![cfg_attr(not(feature = "redis"), allow(dead_code))]
+
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -108,21 +112,6 @@ pub struct Entry {
     pub own: bool,
     /// What it is.
     pub item: Item,
-}
-
-impl Entry {
-    /// The [`Event`] it carries, if it is a channel event.
-    pub fn event(&self) -> Option<Event> {
-        match &self.item {
-            Item::Event { channel, data } => Some(Event {
-                seq: self.seq,
-                channel: channel.clone(),
-                ts_ms: self.ts_ms,
-                data: data.clone(),
-            }),
-            Item::Error { .. } => None,
-        }
-    }
 }
 
 /// What a replay from the shared history found.
@@ -347,6 +336,64 @@ impl EngineStatus {
     /// Note the shared epoch.
     pub fn set_epoch(&self, epoch: &str) {
         *lock(&self.epoch) = epoch.to_string();
+    }
+
+    /// The engine as `/health` and `/status` show it.
+    pub fn describe(&self) -> serde_json::Value {
+        let mode = match self.state() {
+            EngineState::Local => "memory",
+            _ => "redis",
+        };
+        let mut value = serde_json::json!({
+            "mode": mode,
+            "state": self.state().as_str(),
+        });
+        if mode == "redis" {
+            value["epoch"] = self.epoch().into();
+            value["reconnects"] = self.reconnects().into();
+            value["resyncs"] = self.resyncs().into();
+            value["lag"] = self.lag().into();
+            value["last_error"] = match self.last_error() {
+                e if e.is_empty() => serde_json::Value::Null,
+                e => e.into(),
+            };
+        }
+        value
+    }
+
+    /// The engine's lines for `GET /metrics` (Prometheus text format).
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        metric(
+            "pumphub_engine_up",
+            "gauge",
+            "1 if this node can publish now (always, without --redis; with it, Redis is reachable and joined).",
+            u64::from(self.is_serving()),
+        );
+        metric(
+            "pumphub_engine_reconnects_total",
+            "counter",
+            "Reconnections to Redis after losing it (cluster mode).",
+            self.reconnects(),
+        );
+        metric(
+            "pumphub_engine_resyncs_total",
+            "counter",
+            "Times this node sent its clients away to resync (a hole in the shared log, a new epoch).",
+            self.resyncs(),
+        );
+        metric(
+            "pumphub_engine_lag_events",
+            "gauge",
+            "Events in the shared log this node has not delivered yet (cluster mode).",
+            self.lag(),
+        );
     }
 
     /// The last connection problem, "" if none since the last join.

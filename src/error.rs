@@ -29,6 +29,21 @@ pub enum Error {
     },
     /// The hub is shutting down or has stopped; it accepts no more work.
     ShuttingDown,
+    /// Cluster mode: the shared event log (Redis) cannot be reached, so
+    /// nothing was published. Retry later; `/health` says when the node
+    /// can publish again.
+    Unavailable {
+        /// What went wrong.
+        reason: String,
+    },
+    /// A setting cannot be used (an embedding application that did not
+    /// call `Config::validate`, e.g. `Config::redis` is not a Redis URL).
+    InvalidConfig {
+        /// The setting, as its flag is named.
+        setting: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A thread could not be started (the OS is out of threads or memory).
     Spawn(io::Error),
     /// The data given to publish cannot be represented as JSON: a map with
@@ -58,6 +73,10 @@ impl fmt::Display for Error {
                 "invalid channel name {name:?}: use 1-128 of A-Z a-z 0-9 _ . : -"
             ),
             Error::ShuttingDown => write!(f, "the hub is shutting down"),
+            Error::Unavailable { reason } => {
+                write!(f, "the shared event log is unavailable: {reason}")
+            }
+            Error::InvalidConfig { setting, reason } => write!(f, "--{setting}: {reason}"),
             Error::Spawn(source) => write!(f, "cannot start a hub thread: {source}"),
             Error::Serialize(source) => {
                 write!(f, "cannot publish data that is not JSON: {source}")
@@ -71,7 +90,10 @@ impl std::error::Error for Error {
         match self {
             Error::Bind { source, .. } | Error::Spawn(source) => Some(source),
             Error::Serialize(source) => Some(source),
-            Error::InvalidChannel { .. } | Error::ShuttingDown => None,
+            Error::InvalidChannel { .. }
+            | Error::ShuttingDown
+            | Error::Unavailable { .. }
+            | Error::InvalidConfig { .. } => None,
         }
     }
 }

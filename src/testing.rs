@@ -16,7 +16,7 @@ pub use crate::ws::READ_PUMP_STACK;
 /// against a real redis-server.
 pub mod engine {
     #[cfg(feature = "redis")]
-    pub use crate::engine::redis::{check_url, RedisEngine, RedisSettings, StartError};
+    pub use crate::engine::redis::{RedisEngine, RedisSettings, StartError};
     pub use crate::engine::{
         EngineInput, EngineState, EngineStatus, Entry, Item, Replay, Sink, Unavailable,
     };

@@ -81,6 +81,10 @@ pub enum CloseReason {
     Disconnected = 5,
     /// The hub is shutting down (1001, after a `shutdown` frame).
     Shutdown = 6,
+    /// Cluster mode: the node lost events it cannot fill in (a hole in
+    /// the shared log, a new epoch); the client reconnects and resumes
+    /// with `since` (1012, after a `shutdown` frame with reason `resync`).
+    Resync = 7,
 }
 
 impl CloseReason {
@@ -91,6 +95,7 @@ impl CloseReason {
             CloseReason::PingTimeout | CloseReason::Shutdown => 1001,
             CloseReason::AuthTimeout | CloseReason::RateLimited => 1008,
             CloseReason::Disconnected => 1000,
+            CloseReason::Resync => 1012,
         }
     }
 
@@ -103,6 +108,7 @@ impl CloseReason {
             CloseReason::RateLimited => "rate limit exceeded",
             CloseReason::Disconnected => "disconnected by the hub",
             CloseReason::Shutdown => "server shutting down",
+            CloseReason::Resync => "resync",
         }
     }
 
@@ -126,6 +132,7 @@ impl CloseReason {
             4 => CloseReason::RateLimited,
             5 => CloseReason::Disconnected,
             6 => CloseReason::Shutdown,
+            7 => CloseReason::Resync,
             _ => return None,
         })
     }

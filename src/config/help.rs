@@ -55,6 +55,10 @@ pub fn help_text() -> String {
         ("Input", vec![
             ("--stdin CHANNEL", "publish each stdin line to CHANNEL", "off".to_owned()),
         ]),
+        ("Cluster", vec![
+            ("--redis URL", "share seq, history, epoch with other hubs via Redis", "off".to_owned()),
+            ("--redis-prefix NAME", "key prefix in Redis: one hub per prefix", defaults.redis_prefix.clone()),
+        ]),
         ("Operations", vec![
             ("--log-level LEVEL", "off, error, warn, info, debug or trace", "info".to_owned()),
             ("--shutdown-grace-ms N", "how long shutdown may flush queued events", ms(defaults.shutdown_grace)),

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
 use crossbeam_channel::{Sender, TrySendError};
-use redis::{Client, IntoConnectionInfo};
+use redis::Client;
 
 use self::keys::Keys;
 use self::publisher::{Job, Publisher};
@@ -112,14 +112,6 @@ impl std::error::Error for StartError {
             StartError::Spawn(e) => Some(e),
         }
     }
-}
-
-/// Check that `url` is a Redis URL (for config validation); the error
-/// says what is wrong with it.
-pub fn check_url(url: &str) -> Result<(), String> {
-    url.into_connection_info()
-        .map(|_| ())
-        .map_err(|e| e.to_string())
 }
 
 /// The running engine, owned by the broadcaster. Dropping it stops and

@@ -162,7 +162,10 @@ fn two_nodes_share_one_dense_sequence_in_one_order() {
     let a_order: Vec<_> = from_a
         .iter()
         .filter(|e| e.own)
-        .map(|e| e.event().unwrap().data["n"].as_u64().unwrap())
+        .map(|e| match &e.item {
+            Item::Event { data, .. } => data["n"].as_u64().unwrap(),
+            other => panic!("{other:?}"),
+        })
         .collect();
     assert_eq!(a_order, (0..JOBS).collect::<Vec<_>>());
     // Every publish of A is answered (some answers may still be on the way).

@@ -232,7 +232,13 @@ mod tests {
         let first = decoded[0].as_ref().unwrap();
         assert_eq!(first.seq, Seq(7));
         assert!(first.own);
-        assert_eq!(first.event().unwrap().data, serde_json::json!({"a": 1}));
+        assert_eq!(
+            first.item,
+            Item::Event {
+                channel: "news".into(),
+                data: serde_json::json!({"a": 1})
+            }
+        );
         let second = decoded[1].as_ref().unwrap();
         assert!(!second.own);
         assert_eq!(
