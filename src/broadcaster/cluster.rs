@@ -366,7 +366,7 @@ impl Broadcaster {
             EngineInput::Joined { epoch, position } => self.joined(epoch, position),
             EngineInput::Hole { position } => {
                 warn!("shared log: a hole after seq {}; clients resync", self.seq);
-                self.resync(position);
+                self.resync(position, true);
             }
             EngineInput::Replayed { ticket, result } => {
                 if let Some(waiting) = self.shared.replays.remove(&ticket) {
@@ -435,7 +435,10 @@ impl Broadcaster {
                 );
             }
             self.settings.epoch = epoch;
-            self.resync(position);
+            // Clients welcomed before the first join had this process's own
+            // epoch: they resync too, but a node's start is not counted.
+            let count = !first || !self.clients_by_id.is_empty();
+            self.resync(position, count);
         } else {
             self.seq = position;
             self.shared.floor = position;
@@ -445,8 +448,8 @@ impl Broadcaster {
     /// Events this node cannot deliver are lost to it: send every client
     /// away to resume with `since`, end in-process subscriptions, forget
     /// what memory holds, and continue after `position`.
-    fn resync(&mut self, position: Seq) {
-        if let Some(engine) = self.redis() {
+    fn resync(&mut self, position: Seq, count: bool) {
+        if let Some(engine) = self.redis().filter(|_| count) {
             engine.status().count_resync();
         }
         let slots: Vec<usize> = self.clients_by_id.values().copied().collect();

@@ -51,3 +51,6 @@ mod layers;
 // the Redis engine's pieces against a real redis-server
 #[cfg(feature = "redis")]
 mod engine_redis;
+// cluster mode: several pumphub processes on one real redis-server
+#[cfg(feature = "redis")]
+mod cluster;

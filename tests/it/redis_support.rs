@@ -63,17 +63,26 @@ impl RedisServer {
         Self::start_with(test, true)
     }
 
+    /// True if redis-server is installed; else a loud SKIP (a panic
+    /// under `CI=true`).
+    fn installed(test: &str) -> bool {
+        if binary().is_some() {
+            return true;
+        }
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        assert!(
+            !ci,
+            "redis-server is not installed, and CI=true: {test} must run (.ci/run installs it)"
+        );
+        eprintln!(
+            "\n*** SKIP {test}: redis-server is not installed \
+             (apt-get install redis-server); this cluster test did NOT run ***\n"
+        );
+        false
+    }
+
     fn start_with(test: &str, persistent: bool) -> Option<RedisServer> {
-        if binary().is_none() {
-            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-            assert!(
-                !ci,
-                "redis-server is not installed, and CI=true: {test} must run (.ci/run installs it)"
-            );
-            eprintln!(
-                "\n*** SKIP {test}: redis-server is not installed \
-                 (apt-get install redis-server); this cluster test did NOT run ***\n"
-            );
+        if !Self::installed(test) {
             return None;
         }
         let mut extra = vec!["--save".to_string(), String::new()];
@@ -220,4 +229,196 @@ impl Drop for RedisServer {
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     listener.local_addr().unwrap().port()
+}
+
+/// A `pumphub` process in cluster mode, started on port 0 and followed
+/// through its log lines (stderr), which the tests wait on.
+pub struct NodeProcess {
+    child: Child,
+    lines_rx: mpsc::Receiver<String>,
+    /// Every stderr line read so far.
+    pub lines: Vec<String>,
+    /// Lines before this index were matched (or passed over) by a wait.
+    consumed: usize,
+    pub ws: std::net::SocketAddr,
+    pub http: std::net::SocketAddr,
+    exited: bool,
+}
+
+impl NodeProcess {
+    /// Start `pumphub --ws 127.0.0.1:0 --http 127.0.0.1:0 ARGS` and wait
+    /// for its `listening` line (it does not wait for Redis).
+    pub fn start(args: &[&str]) -> NodeProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pumphub"))
+            .args(["--ws", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env_remove("PUMPHUB_TOKEN")
+            .env_remove("PUMPHUB_PUBLISH_KEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start pumphub");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (lines_tx, lines_rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut node = NodeProcess {
+            child,
+            lines_rx,
+            lines: Vec::new(),
+            consumed: 0,
+            ws: "0.0.0.0:0".parse().unwrap(),
+            http: "0.0.0.0:0".parse().unwrap(),
+            exited: false,
+        };
+        let line = node.wait_for_line("the listening line", |l| l.contains("listening"));
+        let after = |marker: &str| {
+            line.split(marker)
+                .nth(1)
+                .unwrap_or_else(|| panic!("{line}"))
+        };
+        node.ws = after("ws://").split("/ws").next().unwrap().parse().unwrap();
+        node.http = after("http://").trim().parse().unwrap();
+        // The engine logs from its own threads, so its first lines may come
+        // before `listening`: later waits look at those too.
+        node.consumed = 0;
+        node
+    }
+
+    /// A node of the hub `prefix` on `redis`, with client publishing on,
+    /// started and joined to the shared log.
+    pub fn joined(redis: &RedisServer, prefix: &str, extra: &[&str]) -> NodeProcess {
+        let url = redis.url();
+        let mut args = vec![
+            "--redis",
+            &url,
+            "--redis-prefix",
+            prefix,
+            "--allow-client-publish",
+        ];
+        args.extend_from_slice(extra);
+        let mut node = NodeProcess::start(&args);
+        node.wait_for_line("the joined line", |l| l.contains("joined epoch"));
+        node
+    }
+
+    /// The next line, after the last one a wait matched, that satisfies
+    /// `matches` (reading stderr until it comes); returns it.
+    pub fn wait_for_line(&mut self, what: &str, matches: impl Fn(&str) -> bool) -> String {
+        while self.consumed < self.lines.len() {
+            self.consumed += 1;
+            if matches(&self.lines[self.consumed - 1]) {
+                return self.lines[self.consumed - 1].clone();
+            }
+        }
+        let deadline = std::time::Instant::now() + crate::support::PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines_rx.recv_timeout(left) {
+                Ok(line) => {
+                    self.lines.push(line.clone());
+                    self.consumed = self.lines.len();
+                    if matches(&line) {
+                        return line;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("no {what}; stderr so far: {:#?}", self.lines)
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    panic!("pumphub exited before {what}; stderr: {:#?}", self.lines)
+                }
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Send `signal` (`TERM`, `KILL`, `STOP`, `CONT`).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// SIGTERM, and wait for the exit; returns whether it exited 0.
+    pub fn stop(mut self) -> bool {
+        self.signal("TERM");
+        self.wait_exit()
+    }
+
+    /// SIGKILL, and wait for it to be gone.
+    pub fn kill(mut self) {
+        self.signal("KILL");
+        self.wait_exit();
+    }
+
+    fn wait_exit(&mut self) -> bool {
+        // stderr closes when the process ends.
+        while let Ok(line) = self.lines_rx.recv_timeout(STARTUP) {
+            self.lines.push(line);
+        }
+        self.exited = true;
+        self.child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        if !self.exited {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Run the binary to completion with `args`; (exit code, stderr).
+pub fn run_to_exit(args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_pumphub"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run pumphub");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+impl RedisServer {
+    /// Start a redis-server on `port` (which the test picked, e.g. for a
+    /// node that was started first), without persistence.
+    pub fn start_on(test: &str, port: u16) -> Option<RedisServer> {
+        if !Self::installed(test) {
+            return None;
+        }
+        let mut server = RedisServer {
+            child: None,
+            port,
+            dir: None,
+            extra: ["--save", "", "--appendonly", "no"]
+                .map(String::from)
+                .to_vec(),
+        };
+        assert!(server.launch(), "redis-server starts on port {port}");
+        Some(server)
+    }
+
+    /// A port nothing listens on now.
+    pub fn unused_port() -> u16 {
+        free_port()
+    }
 }

@@ -102,19 +102,28 @@ impl Reader {
                 }
             };
             backoff.reset();
-            if was_up {
+            let reconnected = was_up;
+            if reconnected {
+                // Before `Up`: publishers compare it to drop stale links.
                 self.status.count_reconnect();
-                info!(
-                    "shared log: reconnected to Redis, continuing after seq {}",
-                    position.last
-                );
             }
             was_up = true;
             self.status.set_last_error("");
             // Up before the broadcaster hears of a new epoch, so a client
             // told to resync can publish as soon as it is back.
             self.status.set_state(EngineState::Up);
+            if reconnected {
+                info!(
+                    "shared log: reconnected to Redis, continuing after seq {}",
+                    position.last
+                );
+            }
             if let Some(joined) = joined {
+                if let EngineInput::Joined { epoch, position } = &joined {
+                    // Tests and operators wait for this line: from here on
+                    // the node publishes.
+                    info!("shared log: joined epoch {epoch} at seq {position}");
+                }
                 if !(self.sink)(joined) {
                     return;
                 }
@@ -189,9 +198,6 @@ impl Reader {
             _ => {}
         }
         if position.epoch.as_deref() != Some(epoch) {
-            if position.epoch.is_none() {
-                info!("shared log: joined epoch {epoch} at seq {head}");
-            }
             position.epoch = Some(epoch.to_string());
             position.last = Seq(head);
             self.status.set_epoch(epoch);
