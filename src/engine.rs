@@ -321,6 +321,11 @@ impl EngineStatus {
         self.head.fetch_max(seq.0, Ordering::Relaxed);
     }
 
+    /// The newest seq this node has seen in Redis.
+    pub fn head(&self) -> Seq {
+        Seq(self.head.load(Ordering::Relaxed))
+    }
+
     /// How many events the shared log holds that this node has not
     /// delivered yet.
     pub fn lag(&self) -> u64 {

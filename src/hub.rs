@@ -358,6 +358,11 @@ fn start_engine(
         let status = Arc::new(EngineStatus::with_state(EngineState::Connecting));
         let settings = RedisSettings::new(url, &config.redis_prefix, config.history_size);
         let sink = engine_sink(commands.clone());
+        info!(
+            "cluster mode: shared log in Redis at {}, prefix {:?}",
+            without_password(url),
+            config.redis_prefix
+        );
         let engine = RedisEngine::start(&settings, sink, status.clone()).map_err(|e| match e {
             StartError::Url(e) => Error::InvalidConfig {
                 setting: "redis",
@@ -365,11 +370,6 @@ fn start_engine(
             },
             StartError::Spawn(e) => Error::Spawn(e),
         })?;
-        info!(
-            "cluster mode: shared log in Redis at {}, prefix {:?}",
-            without_password(url),
-            config.redis_prefix
-        );
         Ok((Engine::Redis(engine), status))
     }
     #[cfg(not(feature = "redis"))]

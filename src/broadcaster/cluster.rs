@@ -100,6 +100,9 @@ pub(super) struct Shared {
     early: HashMap<Seq, usize>,
     early_order: VecDeque<Seq>,
     replays: HashMap<u64, WaitingReplay>,
+    /// Subscribes whose `since` this node has not delivered yet (the client
+    /// came from a node further ahead): served once it has.
+    ahead: Vec<WaitingReplay>,
 }
 
 impl Shared {
@@ -187,12 +190,29 @@ impl Broadcaster {
                 };
                 self.replay_shared(waiting);
             }
+            HubCommand::Subscribe {
+                id,
+                request_id,
+                channels,
+                since: Some(since),
+                done,
+            } if self.is_ahead(since) => {
+                self.shared.ahead.push(WaitingReplay {
+                    id,
+                    request_id,
+                    channels,
+                    since: Seq(since),
+                    done,
+                });
+            }
             HubCommand::Connect {
                 connection,
                 queue,
                 initial: Some((channels, Some(since))),
                 done,
-            } if self.shutdown.is_none() && Seq(since) < self.shared.floor => {
+            } if self.shutdown.is_none()
+                && (Seq(since) < self.shared.floor || self.is_ahead(since)) =>
+            {
                 self.connect_and_replay(connection, queue, channels, Seq(since), done);
             }
             HubCommand::Engine(input) => self.apply_engine(input),
@@ -337,6 +357,7 @@ impl Broadcaster {
                     engine.status().note_delivered(self.seq);
                 }
                 let _ = credit.try_send(());
+                self.serve_caught_up(false);
             }
             EngineInput::Assigned {
                 ticket,
@@ -479,6 +500,7 @@ impl Broadcaster {
             channel.history = ChannelHistory::new(history_size);
         }
         self.settle_lost();
+        self.serve_caught_up(true);
         self.seq = position;
         self.shared.floor = position;
         if let Some(engine) = self.redis() {
@@ -508,6 +530,34 @@ impl Broadcaster {
         client.channels.len() + new_count <= self.settings.max_subscriptions
     }
 
+    /// True if `since` is past what this node delivered but within what
+    /// Redis holds: this node lags behind the one the client came from, and
+    /// serving the subscribe now would send it events it already has.
+    fn is_ahead(&self, since: u64) -> bool {
+        let head = self.redis().map_or(Seq(0), |engine| engine.status().head());
+        Seq(since) > self.seq && Seq(since) <= head
+    }
+
+    /// Serve the subscribes that waited for this node to catch up (all of
+    /// them after a resync: their clients are leaving anyway).
+    fn serve_caught_up(&mut self, all: bool) {
+        if self.shared.ahead.is_empty() {
+            return;
+        }
+        let now = self.seq;
+        let (ready, still): (Vec<_>, Vec<_>) = std::mem::take(&mut self.shared.ahead)
+            .into_iter()
+            .partition(|w| all || w.since <= now);
+        self.shared.ahead = still;
+        for waiting in ready {
+            if let Some(&slot) = self.clients_by_id.get(&waiting.id) {
+                let since = Some(waiting.since.0);
+                self.subscribe_client(slot, waiting.request_id.as_ref(), &waiting.channels, since);
+            }
+            let _ = waiting.done.try_send(());
+        }
+    }
+
     fn connect_and_replay(
         &mut self,
         connection: Arc<Connection>,
@@ -518,6 +568,16 @@ impl Broadcaster {
     ) {
         let id = connection.info.id;
         self.connect(connection, queue, None);
+        if self.is_ahead(since.0) {
+            self.shared.ahead.push(WaitingReplay {
+                id,
+                request_id: None,
+                channels,
+                since,
+                done,
+            });
+            return;
+        }
         if !self.needs_shared_history(&id, &channels, since.0) {
             // Over the subscription limit: the ordinary road refuses it.
             if let Some(&slot) = self.clients_by_id.get(&id) {
