@@ -119,6 +119,13 @@ impl Rules<'_> {
         #[cfg(feature = "redis")]
         {
             use redis::IntoConnectionInfo;
+            if url.starts_with("rediss:") {
+                return Err(self.invalid(
+                    Setting::Redis,
+                    "",
+                    "TLS (rediss://) is not supported; reach Redis over a private network or a TLS tunnel",
+                ));
+            }
             url.into_connection_info().map(|_| ()).map_err(|e| {
                 let reason = format!(
                     "not a Redis URL ({}); expected redis://[user:password@]host[:port][/db]",
