@@ -251,7 +251,6 @@ impl Broadcaster {
 
     /// Tell whoever waits that the publish was not taken.
     fn refuse(&mut self, owed: Owed, reason: Unavailable) {
-        self.metrics.count_error_reply(ErrorCode::Unavailable);
         match owed {
             Owed::Api(reply) => {
                 let _ = reply.try_send(Err(reason));
@@ -273,6 +272,7 @@ impl Broadcaster {
                         code: ErrorCode::Unavailable,
                         message: reason.to_string(),
                     };
+                    self.metrics.count_error_reply(error.code);
                     if let Some(Member::Client(client)) = &self.members[slot] {
                         client.connection.stats.record_error(&error.message);
                     }
