@@ -43,6 +43,8 @@ pub fn help_text() -> String {
         ("Delivery & history", vec![
             ("--queue-size N", "per-client outbound queue; full = Close 4008", defaults.queue_size.to_string()),
             ("--history-size N", "events kept per channel for replay (0 = off)", defaults.history_size.to_string()),
+            ("--redis URL", "cluster: share seq, history, epoch with hubs on this Redis", "off".to_owned()),
+            ("--redis-prefix NAME", "cluster: key prefix in Redis, one hub per prefix", defaults.redis_prefix.clone()),
             ("--write-timeout-ms N", "longest one socket write may block", ms(defaults.write_timeout)),
         ]),
         ("Security", vec![
@@ -54,10 +56,6 @@ pub fn help_text() -> String {
         ]),
         ("Input", vec![
             ("--stdin CHANNEL", "publish each stdin line to CHANNEL", "off".to_owned()),
-        ]),
-        ("Cluster", vec![
-            ("--redis URL", "share seq, history, epoch with other hubs via Redis", "off".to_owned()),
-            ("--redis-prefix NAME", "key prefix in Redis: one hub per prefix", defaults.redis_prefix.clone()),
         ]),
         ("Operations", vec![
             ("--log-level LEVEL", "off, error, warn, info, debug or trace", "info".to_owned()),
