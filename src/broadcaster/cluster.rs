@@ -625,6 +625,13 @@ impl Broadcaster {
         let Some(&slot) = self.clients_by_id.get(&id) else {
             return; // gone meanwhile
         };
+        if let Some(Member::Client(client)) = &self.members[slot] {
+            if client.closing {
+                // Sent away (a resync) while Redis answered: nothing more.
+                let _ = done.try_send(());
+                return;
+            }
+        }
         for name in &channels {
             self.join_channel(slot, name);
         }
