@@ -26,6 +26,7 @@
 #                               (--redis), 1,000 subscribers split over both,
 #                               100 events/s of 128 bytes for 10 s, published
 #                               on both nodes; compare with fanout-1000
+#       cluster-fanout-100      the same with 100 subscribers (fanout-100)
 #       cluster-saturation-100  the same two nodes, 100 subscribers, POST
 #                               /publish flat out on both (closed loop, as (c))
 #       cluster-pipeline        the most publishes/s the shared log takes:
@@ -287,6 +288,8 @@ cluster_scenario() {
 }
 
 cluster_scenario cluster-fanout-1000 --clients 1000 --rate 100 --duration-s 10 --payload 128 \
+    --publishers 2
+cluster_scenario cluster-fanout-100 --clients 100 --rate 100 --duration-s 10 --payload 128 \
     --publishers 2
 cluster_scenario cluster-saturation-100 --clients 100 --rate 0 --duration-s 10 --payload 128 \
     --batch 10 --window 8 --max-lag 500 --publishers 2
