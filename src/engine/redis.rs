@@ -2,7 +2,7 @@
 //! and one epoch in Redis.
 //!
 //! ```text
-//!  broadcaster ── Job ──► redis-publisher-N ── EVALSHA PUBLISH (pipelined) ──► Redis
+//!  broadcaster ── Job ──► redis-publisher-N ── EVALSHA PUBLISH (grouped) ──► Redis
 //!      ▲  ▲  ▲                  │ Assigned / Refused                             │
 //!      │  │  └──────────────────┘                                               │ {prefix}:log
 //!      │  └──── Joined, Entries, Hole ◄── redis-reader ◄── XREAD BLOCK ─────────┘
@@ -49,8 +49,8 @@ use crate::protocol::{unix_ms, Seq};
 /// finds a hole and resyncs its clients.
 pub const LOG_SIZE: usize = 100_000;
 
-/// Publisher threads per node. Two keep a pipeline in flight while the next
-/// one fills; more would only add connections.
+/// Publisher threads per node. Two keep one round trip in flight while the
+/// next one fills; more would only add connections.
 pub const PUBLISHERS: usize = 2;
 
 /// Publishes waiting for one publisher thread; beyond this, refused.

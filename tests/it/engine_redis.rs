@@ -358,3 +358,37 @@ fn publishes_fail_fast_while_redis_is_down_and_reading_resumes_after() {
         .iter()
         .any(|i| matches!(i, EngineInput::Joined { .. } | EngineInput::Hole { .. })));
 }
+
+#[test]
+fn a_longer_history_is_trimmed_in_steps_and_complete_stays_exact() {
+    let Some(redis) = RedisServer::start("a_longer_history_is_trimmed_in_steps") else {
+        return;
+    };
+    // History 32: the stream may reach 32 + 2 before it is trimmed to 32.
+    let mut node = Node::start(&redis, &unique_prefix("steps"), 32);
+    node.joined();
+    let items: Vec<Item> = (1..=33).map(|n| event("a", n)).collect();
+    node.publish(items);
+    node.entries(33);
+    let kept = replay(&node, &["a"], 0);
+    assert_eq!(
+        kept.events.len(),
+        33,
+        "within the slack nothing is trimmed yet"
+    );
+    assert!(kept.complete, "and nothing trimmed means complete");
+    node.publish(vec![event("a", 34)]);
+    node.entries(1);
+    let trimmed = replay(&node, &["a"], 0);
+    assert_eq!(
+        trimmed.events.iter().map(|e| e.seq.0).collect::<Vec<_>>(),
+        (3..=34).collect::<Vec<_>>(),
+        "back to 32, the oldest two gone"
+    );
+    assert!(!trimmed.complete);
+    assert!(
+        replay(&node, &["a"], 2).complete,
+        "nothing after 2 was trimmed"
+    );
+    assert!(!replay(&node, &["a"], 1).complete);
+}

@@ -1,20 +1,21 @@
 //! Publisher threads (`redis-publisher-N`, a few per node): run the
 //! `PUBLISH` script for the broadcaster's publishes.
 //!
-//! Each owns its own connection. It takes a publish off the shared job
-//! queue, then every other one already waiting (up to `PIPELINE`), and
-//! sends them all in one round trip as a pipeline of `EVALSHA`s, so
-//! throughput is not one round trip per event. Redis runs a pipeline's
-//! scripts in order, and a publish's items are one script call, so the
-//! items of one publish keep their order and take consecutive seqs; a
-//! publisher that waits for its answer before publishing again (a client's
-//! read pump, an HTTP request, `HubHandle::publish`) keeps its order too.
+//! Each owns its own connection and its own job queue (a lane: the
+//! broadcaster puts one client's publishes always on the same lane). It
+//! takes a publish off its queue, then every other one already waiting (up
+//! to `PIPELINE`), groups them into as few script calls as their size
+//! allows (`groups`: whole publishes, bounded in items and bytes), and
+//! sends those calls in one round trip. So throughput is not one round
+//! trip, nor one script call, per event. Redis runs the calls in order and
+//! each call's items in order, so publishes of one lane keep their order
+//! and the items of one publish take consecutive seqs.
 //!
 //! It answers each publish with [`EngineInput::Assigned`] or
 //! [`EngineInput::Refused`]; the event itself reaches the broadcaster
 //! through the log reader. While the reader says Redis is not reachable,
 //! publishes are refused at once (no connect attempt per publish). A link
-//! that fails in the middle of a pipeline leaves the outcome of its
+//! that fails in the middle of a round trip leaves the outcome of its
 //! publishes unknown: they are refused, and may still appear in the log.
 
 use std::sync::Arc;
@@ -30,8 +31,14 @@ use super::reply;
 use super::script::{KIND_ERROR, KIND_EVENT};
 use crate::engine::{EngineInput, EngineStatus, Item, Sink, Unavailable};
 
-/// Most publishes sent in one round trip.
-const PIPELINE: usize = 128;
+/// Most publishes taken off the queue for one round trip.
+const PIPELINE: usize = 256;
+
+/// Most items, and bytes of data, appended by one script call: bounds how
+/// long Redis runs one script (nothing else runs meanwhile) and the size
+/// of one command.
+const GROUP_ITEMS: usize = 256;
+const GROUP_BYTES: usize = 256 * 1024;
 
 /// How long a publisher waits for Redis to answer a pipeline.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
@@ -107,12 +114,17 @@ impl Publisher {
         let Some((open, _)) = link.as_mut() else {
             return self.refuse_all(batch, "no connection");
         };
+        // One script call appends a whole group of publishes: the script's
+        // fixed cost (about 20 us in Redis) is paid once per group, not per
+        // publish. Groups are bounded in items and bytes; a pipeline of
+        // them is one round trip.
+        let groups = groups(batch);
         let mut pipe = redis::pipe();
-        for job in batch.iter() {
-            pipe.add_command(self.command(open, &epoch, job));
+        for group in &groups {
+            pipe.add_command(self.command(open, &epoch, &batch[group.clone()]));
         }
-        let replies = match open.pipeline(&pipe, batch.len()) {
-            Ok(replies) if replies.len() == batch.len() => replies,
+        let replies = match open.pipeline(&pipe, groups.len()) {
+            Ok(replies) if replies.len() == groups.len() => replies,
             Ok(_) => {
                 *link = None;
                 return self.refuse_all(batch, "Redis answered a pipeline with the wrong count");
@@ -122,52 +134,52 @@ impl Publisher {
                 return self.refuse_all(batch, &format!("lost Redis while publishing: {e}"));
             }
         };
-        let mut reloaded = false;
         let mut broken = false;
-        for (job, value) in batch.drain(..).zip(replies) {
-            let answer = match value {
-                Value::ServerError(e) if e.code() == "NOSCRIPT" => {
-                    // The script cache was flushed: this script did not
-                    // run. Load again and run this one publish alone.
-                    if !reloaded {
-                        reloaded = true;
-                        if let Err(e) = open.reload() {
+        for (group, value) in groups.into_iter().zip(replies) {
+            let jobs = &batch[group];
+            let first = match value {
+                // The script cache was flushed under us: this call did not
+                // run. Load the scripts again and run it alone.
+                Value::ServerError(e) if e.code() == "NOSCRIPT" && !broken => {
+                    let cmd = self.command(open, &epoch, jobs);
+                    match open.run(&cmd, |l| self.command(l, &epoch, jobs)) {
+                        Ok(value) => self.first_seq(&value),
+                        Err(e) => {
                             broken = true;
-                            if !self.refuse(job.ticket, &e.to_string()) {
-                                return false;
-                            }
-                            continue;
+                            Err(format!("reloading the scripts failed: {e}"))
                         }
-                    }
-                    if broken {
-                        if !self.refuse(job.ticket, "lost Redis while reloading scripts") {
-                            return false;
-                        }
-                        continue;
-                    }
-                    let cmd = self.command(open, &epoch, &job);
-                    match open.run(&cmd, |l| self.command(l, &epoch, &job)) {
-                        Ok(value) => self.answer(&job, &value),
-                        Err(e) => Err(e.to_string()),
                     }
                 }
-                other => self.answer(&job, &other),
+                other => self.first_seq(&other),
             };
-            let delivered = match answer {
-                Ok(input) => (self.sink)(input),
-                Err(reason) => self.refuse(job.ticket, &reason),
+            let delivered = match first {
+                Ok(first) => {
+                    let mut next = first;
+                    jobs.iter().all(|job| {
+                        let input = EngineInput::Assigned {
+                            ticket: job.ticket,
+                            first: crate::protocol::Seq(next),
+                            count: job.items.len(),
+                        };
+                        next += job.items.len() as u64;
+                        (self.sink)(input)
+                    })
+                }
+                Err(reason) => jobs.iter().all(|job| self.refuse(job.ticket, &reason)),
             };
             if !delivered {
                 return false;
             }
         }
+        batch.clear();
         if broken {
             *link = None;
         }
         true
     }
 
-    fn answer(&self, job: &Job, value: &Value) -> Result<EngineInput, String> {
+    /// The first seq a `PUBLISH` call took, or why it took none.
+    fn first_seq(&self, value: &Value) -> Result<u64, String> {
         match value {
             Value::ServerError(e) => {
                 debug!("publish refused by Redis: {e:?}");
@@ -179,21 +191,15 @@ impl Publisher {
                     ),
                 })
             }
-            other => match reply::number(other) {
-                Some(first) => Ok(EngineInput::Assigned {
-                    ticket: job.ticket,
-                    first: crate::protocol::Seq(first),
-                    count: job.items.len(),
-                }),
-                None => Err(LinkError::Reply("PUBLISH did not answer a seq".into()).to_string()),
-            },
+            other => reply::number(other)
+                .ok_or_else(|| LinkError::Reply("PUBLISH did not answer a seq".into()).to_string()),
         }
     }
 
-    /// The `EVALSHA PUBLISH` for one job.
-    fn command(&self, link: &Link, epoch: &str, job: &Job) -> redis::Cmd {
+    /// The `EVALSHA PUBLISH` appending `jobs`' items, in order.
+    fn command(&self, link: &Link, epoch: &str, jobs: &[Job]) -> redis::Cmd {
         let mut keys = vec![self.keys.meta(), self.keys.log(), self.keys.trimmed()];
-        for item in &job.items {
+        for item in jobs.iter().flat_map(|job| &job.items) {
             if let Item::Event { channel, .. } = item {
                 keys.push(self.keys.channel(channel));
             }
@@ -203,24 +209,26 @@ impl Publisher {
             .arg(&self.node)
             .arg(self.history_size)
             .arg(self.log_size);
-        for item in &job.items {
-            match item {
-                Item::Event { channel, data } => {
-                    cmd.arg(KIND_EVENT).arg(&**channel).arg(data.to_string());
-                }
-                Item::Error {
-                    code,
-                    message,
-                    context,
-                } => {
-                    cmd.arg(KIND_ERROR).arg("").arg(reply::error_data(
+        for job in jobs {
+            for item in &job.items {
+                match item {
+                    Item::Event { channel, data } => {
+                        cmd.arg(KIND_EVENT).arg(&**channel).arg(data.to_string());
+                    }
+                    Item::Error {
                         code,
                         message,
-                        context.as_ref(),
-                    ));
+                        context,
+                    } => {
+                        cmd.arg(KIND_ERROR).arg("").arg(reply::error_data(
+                            code,
+                            message,
+                            context.as_ref(),
+                        ));
+                    }
                 }
+                cmd.arg(job.ts_ms);
             }
-            cmd.arg(job.ts_ms);
         }
         cmd
     }
@@ -234,5 +242,83 @@ impl Publisher {
 
     fn refuse_all(&self, batch: &mut Vec<Job>, reason: &str) -> bool {
         batch.drain(..).all(|job| self.refuse(job.ticket, reason))
+    }
+}
+
+/// Split `batch` into runs of whole jobs, each within `GROUP_ITEMS` items
+/// and `GROUP_BYTES` of data (a job bigger than that is a group alone).
+fn groups(batch: &[Job]) -> Vec<std::ops::Range<usize>> {
+    let mut groups = Vec::new();
+    let (mut start, mut items, mut bytes) = (0, 0, 0);
+    for (index, job) in batch.iter().enumerate() {
+        let job_bytes: usize = job.items.iter().map(item_bytes).sum();
+        if index > start
+            && (items + job.items.len() > GROUP_ITEMS || bytes + job_bytes > GROUP_BYTES)
+        {
+            groups.push(start..index);
+            (start, items, bytes) = (index, 0, 0);
+        }
+        items += job.items.len();
+        bytes += job_bytes;
+    }
+    if start < batch.len() {
+        groups.push(start..batch.len());
+    }
+    groups
+}
+
+/// Roughly how many bytes an item adds to the command.
+fn item_bytes(item: &Item) -> usize {
+    match item {
+        Item::Event { channel, data } => channel.len() + json_size(data),
+        Item::Error { message, .. } => 64 + message.len(),
+    }
+}
+
+/// A cheap upper-ish estimate of a JSON value's text size, without
+/// serializing it twice.
+fn json_size(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::String(s) => s.len() + 2,
+        serde_json::Value::Array(items) => 2 + items.iter().map(json_size).sum::<usize>(),
+        serde_json::Value::Object(map) => {
+            2 + map
+                .iter()
+                .map(|(k, v)| k.len() + 4 + json_size(v))
+                .sum::<usize>()
+        }
+        _ => 8,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(items: usize, bytes: usize) -> Job {
+        Job {
+            ticket: 0,
+            items: (0..items)
+                .map(|_| Item::Event {
+                    channel: "c".into(),
+                    data: serde_json::Value::String("x".repeat(bytes)),
+                })
+                .collect(),
+            ts_ms: 0,
+        }
+    }
+
+    #[test]
+    fn groups_hold_whole_jobs_within_their_bounds() {
+        let batch = vec![
+            job(1, 10),
+            job(GROUP_ITEMS - 1, 10),
+            job(2, 10),
+            job(1, GROUP_BYTES),
+            job(1, 1),
+        ];
+        assert_eq!(groups(&batch), vec![0..2, 2..3, 3..4, 4..5]);
+        assert_eq!(groups(&[]), Vec::<std::ops::Range<usize>>::new());
+        assert_eq!(groups(&[job(1, 1), job(1, 1)]), vec![0..2]);
     }
 }

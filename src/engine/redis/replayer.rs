@@ -90,7 +90,7 @@ pub(crate) fn read(
     let build = |link: &Link| {
         let mut cmd = link.evalsha(Script::Replay, &key_names);
         cmd.arg(request.since.0.saturating_add(1))
-            .arg(history_size.max(1))
+            .arg(super::script::stream_capacity(history_size))
             .arg(&request.channels);
         cmd
     };

@@ -52,15 +52,18 @@ return {epoch, string.format('%d', seq), 'kept'}
 /// Refuses with an `EPOCH` error if the stored epoch is not the node's: the
 /// node must rejoin first (and, if the epoch changed, resync its clients).
 /// Each item gets the next seq and goes to the log; an event also goes to
-/// its channel's stream, which is trimmed *exactly* to the history size,
-/// the newest trimmed seq recorded in `trimmed`, so `complete` stays exact.
-/// Returns the first item's seq.
+/// its channel's stream. A stream that reaches `keep + slack` entries
+/// (`slack` = keep/16, at least 1) is trimmed back to `keep` in one step,
+/// so trimming costs little per event, and the newest trimmed seq is
+/// recorded in `trimmed`: `complete` stays exact. Returns the first item's
+/// seq.
 pub(crate) const PUBLISH: &str = r#"
 local meta, log, trimmed = KEYS[1], KEYS[2], KEYS[3]
 if redis.call('HGET', meta, 'epoch') ~= ARGV[1] then
   return redis.error_reply('EPOCH the hub epoch changed; rejoining')
 end
 local keep = tonumber(ARGV[3])
+local slack = math.max(1, math.floor(keep / 16))
 local logmax = ARGV[4]
 local seq = tonumber(redis.call('HGET', meta, 'seq') or '0')
 local first = seq + 1
@@ -79,7 +82,7 @@ for base = 5, #ARGV, 4 do
     else
       redis.call('XADD', key, id, 'd', data, 't', ts)
       local len = redis.call('XLEN', key)
-      if len > keep then
+      if len >= keep + slack then
         local old = redis.call('XRANGE', key, '-', '+', 'COUNT', len - keep)
         redis.call('XTRIM', key, 'MAXLEN', keep)
         redis.call('HSET', trimmed, ch, string.match(old[#old][1], '^(%d+)'))
@@ -94,7 +97,8 @@ return first
 /// Read channels' kept history after a seq, in one atomic look.
 ///
 /// KEYS: meta, trimmed, then one channel stream per channel. ARGV: the
-/// first seq wanted (`since + 1`), the most entries to read per channel,
+/// first seq wanted (`since + 1`), the most entries to read per channel
+/// (what a stream can hold: the history size plus its trimming slack),
 /// then the channel names (for `trimmed`).
 ///
 /// Returns `{epoch, seq, {trimmed_1, entries_1}, …}`: the head of the
@@ -113,6 +117,12 @@ for i = 3, #KEYS do
 end
 return out
 "#;
+
+/// The most entries a channel's stream holds for `history_size` (see
+/// `PUBLISH`): the replay reads at most this many per channel.
+pub(crate) fn stream_capacity(history_size: usize) -> usize {
+    history_size + (history_size / 16).max(1)
+}
 
 /// Kinds of log entries, as the `k` field stores them.
 pub(crate) const KIND_EVENT: &str = "p";
