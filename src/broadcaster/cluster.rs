@@ -387,7 +387,7 @@ impl Broadcaster {
             EngineInput::Joined { epoch, position } => self.joined(epoch, position),
             EngineInput::Hole { position } => {
                 warn!("shared log: a hole after seq {}; clients resync", self.seq);
-                self.resync(position, true);
+                self.resync(position, false);
             }
             EngineInput::Replayed { ticket, result } => {
                 if let Some(waiting) = self.shared.replays.remove(&ticket) {
@@ -457,9 +457,10 @@ impl Broadcaster {
             }
             self.settings.epoch = epoch;
             // Clients welcomed before the first join had this process's own
-            // epoch: they resync too, but a node's start is not counted.
-            let count = !first || !self.clients_by_id.is_empty();
-            self.resync(position, count);
+            // epoch: they resync too, but a node's start is not counted, and
+            // in-process subscribers, who have no epoch and missed nothing
+            // (nothing was delivered yet), keep their subscriptions.
+            self.resync(position, first);
         } else {
             self.seq = position;
             self.shared.floor = position;
@@ -469,7 +470,8 @@ impl Broadcaster {
     /// Events this node cannot deliver are lost to it: send every client
     /// away to resume with `since`, end in-process subscriptions, forget
     /// what memory holds, and continue after `position`.
-    fn resync(&mut self, position: Seq, count: bool) {
+    fn resync(&mut self, position: Seq, first_join: bool) {
+        let count = !first_join || !self.clients_by_id.is_empty();
         if let Some(engine) = self.redis().filter(|_| count) {
             engine.status().count_resync();
         }
@@ -488,9 +490,11 @@ impl Broadcaster {
         }
         // An in-process subscriber cannot resume: its subscription ends
         // (its receiver disconnects), as at shutdown.
-        let locals: Vec<usize> = self.locals_by_key.drain().map(|(_, slot)| slot).collect();
-        for slot in locals {
-            self.remove_member(slot);
+        if !first_join {
+            let locals: Vec<usize> = self.locals_by_key.drain().map(|(_, slot)| slot).collect();
+            for slot in locals {
+                self.remove_member(slot);
+            }
         }
         // Histories no longer describe a contiguous past.
         let history_size = self.settings.history_size;

@@ -362,3 +362,32 @@ fn a_bad_redis_url_is_a_config_error_and_an_unreachable_redis_is_waited_for() {
     assert_eq!(health(&node).status, 200);
     assert_eq!(published_seq(node.http, "c", json!(1)), 1);
 }
+
+#[test]
+fn the_embedding_api_says_unavailable_and_publishes_once_redis_is_there() {
+    let port = RedisServer::unused_port();
+    let hub = TestHub::new()
+        .config(|c| {
+            c.redis = Some(format!("redis://127.0.0.1:{port}"));
+            c.redis_prefix = unique_prefix("embedded");
+        })
+        .start();
+    let handle = hub.handle.clone();
+    match handle.publish("c", json!(1)) {
+        Err(pumphub::Error::Unavailable { reason }) => assert!(!reason.is_empty()),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    let Some(_redis) = RedisServer::start_on("the_embedding_api_says_unavailable", port) else {
+        return;
+    };
+    let subscription = handle.subscribe(&["c"]).unwrap();
+    // The node joins within its reconnection backoff (at most 1 s).
+    wait_until("the node joins the shared log", PATIENCE, || {
+        handle.publish("c", json!(2)).is_ok()
+    });
+    let event = subscription
+        .recv_timeout(PATIENCE)
+        .expect("the event, through the log");
+    assert_eq!(event.data, json!(2));
+    assert_eq!(handle.epoch().len(), 36, "the shared epoch, a UUID");
+}
