@@ -270,6 +270,20 @@ pub struct Config {
     /// Defaults to 4 (`--http-workers`); at least 1. Raise it if many slow
     /// HTTP callers make `/health` wait.
     pub http_workers: usize,
+    /// Cluster mode: a Redis URL (`redis://[user:password@]host[:port][/db]`).
+    /// Every hub with the same Redis and `redis_prefix` shares one sequence,
+    /// one history and one epoch (docs/cluster.md).
+    ///
+    /// Defaults to none (`--redis URL`): one process, history in memory.
+    /// Needs the cargo feature `redis` (on by default). The URL may hold a
+    /// password; it is never logged.
+    pub redis: Option<String>,
+    /// The key prefix of this hub in Redis: hubs with another prefix on the
+    /// same Redis are independent.
+    ///
+    /// Defaults to `pumphub` (`--redis-prefix NAME`); 1 to 64 of
+    /// `A-Z a-z 0-9 _ . : -`.
+    pub redis_prefix: String,
 }
 
 impl Default for Config {
@@ -299,13 +313,15 @@ impl Default for Config {
             auth_timeout: Duration::from_millis(10_000),
             write_timeout: Duration::from_millis(5000),
             http_workers: 4,
+            redis: None,
+            redis_prefix: "pumphub".to_owned(),
         }
     }
 }
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Hand-written only to hide the two secrets; keep the field list in
+        // Hand-written only to hide the secrets; keep the field list in
         // step with the struct.
         let redact = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
         f.debug_struct("Config")
@@ -336,6 +352,8 @@ impl fmt::Debug for Config {
             .field("auth_timeout", &self.auth_timeout)
             .field("write_timeout", &self.write_timeout)
             .field("http_workers", &self.http_workers)
+            .field("redis", &redact(&self.redis))
+            .field("redis_prefix", &self.redis_prefix)
             .finish()
     }
 }
@@ -391,6 +409,8 @@ impl Config {
             Setting::AuthTimeoutMs => self.auth_timeout = input.millis()?,
             Setting::WriteTimeoutMs => self.write_timeout = input.millis()?,
             Setting::HttpWorkers => self.http_workers = input.count()?,
+            Setting::Redis => self.redis = Some(input.text()?),
+            Setting::RedisPrefix => self.redis_prefix = input.text()?,
         }
         Ok(())
     }
@@ -428,6 +448,10 @@ impl Config {
         rules.millis(Setting::AuthTimeoutMs, self.auth_timeout, 1)?;
         rules.millis(Setting::WriteTimeoutMs, self.write_timeout, 1)?;
         rules.at_least(Setting::HttpWorkers, self.http_workers, 1)?;
+        if let Some(url) = &self.redis {
+            rules.redis_url(url)?;
+        }
+        rules.redis_prefix(&self.redis_prefix)?;
         Ok(())
     }
 }

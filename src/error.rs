@@ -29,11 +29,19 @@ pub enum Error {
     },
     /// The hub is shutting down or has stopped; it accepts no more work.
     ShuttingDown,
-    /// A setting cannot be used as given. [`Hub::start`](crate::Hub::start)
-    /// checks only what it needs to build its authorizer (the token
-    /// secrets); `Config::validate` checks everything, with better words.
+    /// Cluster mode: the shared event log (Redis) cannot be reached, so
+    /// nothing was published. Retry later; `/health` says when the node
+    /// can publish again.
+    Unavailable {
+        /// What went wrong.
+        reason: String,
+    },
+    /// A setting cannot be used as given: an embedding application that
+    /// did not call `Config::validate` (which checks everything, with
+    /// better words) gave [`Hub::start`](crate::Hub::start) token secrets
+    /// or a Redis URL it cannot use.
     InvalidConfig {
-        /// The setting, as its flag is named (`token-secret`).
+        /// The setting, as its flag is named (`token-secret`, `redis`).
         setting: &'static str,
         /// What is wrong; never the value of a secret.
         reason: String,
@@ -67,7 +75,10 @@ impl fmt::Display for Error {
                 "invalid channel name {name:?}: use 1-128 of A-Z a-z 0-9 _ . : -"
             ),
             Error::ShuttingDown => write!(f, "the hub is shutting down"),
-            Error::InvalidConfig { setting, reason } => write!(f, "invalid {setting}: {reason}"),
+            Error::Unavailable { reason } => {
+                write!(f, "the shared event log is unavailable: {reason}")
+            }
+            Error::InvalidConfig { setting, reason } => write!(f, "invalid --{setting}: {reason}"),
             Error::Spawn(source) => write!(f, "cannot start a hub thread: {source}"),
             Error::Serialize(source) => {
                 write!(f, "cannot publish data that is not JSON: {source}")
@@ -81,9 +92,10 @@ impl std::error::Error for Error {
         match self {
             Error::Bind { source, .. } | Error::Spawn(source) => Some(source),
             Error::Serialize(source) => Some(source),
-            Error::InvalidChannel { .. } | Error::ShuttingDown | Error::InvalidConfig { .. } => {
-                None
-            }
+            Error::InvalidChannel { .. }
+            | Error::ShuttingDown
+            | Error::Unavailable { .. }
+            | Error::InvalidConfig { .. } => None,
         }
     }
 }

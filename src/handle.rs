@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::broadcaster::{CloseReason, ConnectionStatus, HubCommand, Lifecycle, PublishOrigin};
+use crate::engine::{EngineStatus, Unavailable};
 use crate::error::Error;
 use crate::metrics::{HubStats, Metrics};
 use crate::peer::ConnectionId;
@@ -96,7 +97,8 @@ impl HubHandle {
     /// # Errors
     /// [`Error::InvalidChannel`] for a bad name; [`Error::Serialize`] if
     /// `data` has no JSON form (nothing is published then);
-    /// [`Error::ShuttingDown`] once the hub is stopping.
+    /// [`Error::ShuttingDown`] once the hub is stopping; in cluster mode
+    /// [`Error::Unavailable`] while the shared log (Redis) cannot be reached.
     pub fn publish<T: Serialize>(&self, channel: &str, data: T) -> Result<Published, Error> {
         check_channel(channel)?;
         let data = serde_json::to_value(data).map_err(Error::Serialize)?;
@@ -112,7 +114,8 @@ impl HubHandle {
             channel: channel.to_string(),
             data,
             origin: PublishOrigin::Api { reply },
-        })
+        })?
+        .map_err(unavailable)
     }
 
     /// Publish several events with consecutive seqs, in order. All names are
@@ -152,7 +155,8 @@ impl HubHandle {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        self.ask(|reply| HubCommand::PublishBatch { events, reply })
+        self.ask(|reply| HubCommand::PublishBatch { events, reply })?
+            .map_err(unavailable)
     }
 
     /// Send an `error` frame to every connected WebSocket client, whatever
@@ -160,7 +164,8 @@ impl HubHandle {
     /// history and not sent to in-process subscribers.
     ///
     /// # Errors
-    /// [`Error::ShuttingDown`] once the hub is stopping.
+    /// [`Error::ShuttingDown`] once the hub is stopping;
+    /// [`Error::Unavailable`] as for [`publish`](Self::publish).
     pub fn broadcast_error(
         &self,
         code: &str,
@@ -172,7 +177,8 @@ impl HubHandle {
             message: message.to_string(),
             context,
             reply,
-        })
+        })?
+        .map_err(unavailable)
     }
 
     /// Follow `channels` from inside the process. Events arrive on the
@@ -295,9 +301,20 @@ impl HubHandle {
         })
     }
 
-    /// This hub instance's epoch, as sent in `welcome`.
-    pub fn epoch(&self) -> &str {
-        &self.lifecycle.epoch
+    /// The hub's epoch, as sent in `welcome`: this process's own, or in
+    /// cluster mode the one all nodes share (once the node joined it).
+    pub fn epoch(&self) -> String {
+        match self.lifecycle.engine.epoch() {
+            shared if !shared.is_empty() => shared,
+            _ => self.lifecycle.epoch.clone(),
+        }
+    }
+
+    /// The engine's status: `local` for one node; in cluster mode the
+    /// state of Redis, reconnections and lag, for `/health`, `/status` and
+    /// `/metrics`.
+    pub(crate) fn engine_status(&self) -> &EngineStatus {
+        &self.lifecycle.engine
     }
 
     /// True once graceful shutdown has begun.
@@ -316,7 +333,9 @@ impl HubHandle {
     /// [`Error::ShuttingDown`] once the broadcaster has stopped.
     pub fn render_metrics(&self) -> Result<String, Error> {
         let hub = self.hub_stats()?;
-        Ok(self.metrics.render(&hub, self.uptime()))
+        let mut text = self.metrics.render(&hub, self.uptime());
+        self.lifecycle.engine.render_metrics(&mut text);
+        Ok(text)
     }
 
     pub(crate) fn hub_stats(&self) -> Result<HubStats, Error> {
@@ -349,6 +368,12 @@ impl HubHandle {
         // The broadcaster answers every command it takes; the channel only
         // disconnects if it stopped before taking this one.
         reply_rx.recv().map_err(|_| Error::ShuttingDown)
+    }
+}
+
+fn unavailable(refused: Unavailable) -> Error {
+    Error::Unavailable {
+        reason: refused.reason,
     }
 }
 

@@ -37,6 +37,7 @@ use uuid::Uuid;
 use crate::auth::{Authorizer, ConfigAuthorizer};
 use crate::broadcaster::{Broadcaster, HubCommand, HubSettings, Lifecycle};
 use crate::config::Config;
+use crate::engine::{Engine, EngineStatus};
 use crate::error::Error;
 use crate::handle::HubHandle;
 use crate::http::HttpServer;
@@ -103,12 +104,14 @@ impl Hub {
         let http_addr = http_listener.as_ref().map(|(_, addr)| *addr);
 
         let metrics = Arc::new(Metrics::default());
+        let (commands_tx, commands_rx) = crossbeam_channel::unbounded();
+        let (engine, engine_status) = start_engine(&config, &commands_tx)?;
         let lifecycle = Arc::new(Lifecycle {
             shutting_down: AtomicBool::new(false),
             started_at: Instant::now(),
             epoch: Uuid::new_v4().hyphenated().to_string(),
+            engine: engine_status,
         });
-        let (commands_tx, commands_rx) = crossbeam_channel::unbounded();
         let handle = HubHandle::new(
             commands_tx.clone(),
             metrics.clone(),
@@ -122,7 +125,7 @@ impl Hub {
             heartbeat_ms: config.ping_interval.as_millis() as u64,
             epoch: lifecycle.epoch.clone(),
         };
-        let broadcaster = Broadcaster::new(settings, metrics.clone(), commands_rx);
+        let broadcaster = Broadcaster::new(settings, metrics.clone(), commands_rx, engine);
         let broadcaster = spawn("broadcaster", move || broadcaster.run())?;
 
         let max_connections = match os_connection_ceiling() {
@@ -339,6 +342,60 @@ fn bind(address: &str) -> std::io::Result<TcpListener> {
         }
     }
     Err(last_error.unwrap_or_else(|| std::io::Error::other("the address resolved to nothing")))
+}
+
+/// The engine `config` asks for, and its status: the memory engine, or
+/// with `redis` set the shared log (its threads start connecting now; a
+/// Redis that is down is not an error, the node keeps trying).
+fn start_engine(
+    config: &Config,
+    commands: &crossbeam_channel::Sender<HubCommand>,
+) -> Result<(Engine, Arc<EngineStatus>), Error> {
+    let Some(url) = &config.redis else {
+        return Ok((Engine::Memory, EngineStatus::local()));
+    };
+    #[cfg(feature = "redis")]
+    {
+        use crate::broadcaster::engine_sink;
+        use crate::engine::redis::{RedisEngine, RedisSettings, StartError};
+        use crate::engine::EngineState;
+
+        let status = Arc::new(EngineStatus::with_state(EngineState::Connecting));
+        let settings = RedisSettings::new(url, &config.redis_prefix, config.history_size);
+        let sink = engine_sink(commands.clone());
+        info!(
+            "cluster mode: shared log in Redis at {}, prefix {:?}",
+            without_password(url),
+            config.redis_prefix
+        );
+        let engine = RedisEngine::start(&settings, sink, status.clone()).map_err(|e| match e {
+            StartError::Url(e) => Error::InvalidConfig {
+                setting: "redis",
+                reason: format!("not a Redis URL: {e}"),
+            },
+            StartError::Spawn(e) => Error::Spawn(e),
+        })?;
+        Ok((Engine::Redis(engine), status))
+    }
+    #[cfg(not(feature = "redis"))]
+    {
+        let _ = (url, commands);
+        Err(Error::InvalidConfig {
+            setting: "redis",
+            reason: "this build has no Redis support (cargo feature `redis`)".into(),
+        })
+    }
+}
+
+/// `url` without the user info, for logs.
+#[cfg(feature = "redis")]
+fn without_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
 }
 
 fn spawn<F: FnOnce() + Send + 'static>(name: &str, body: F) -> Result<JoinHandle<()>, Error> {

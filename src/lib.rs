@@ -236,8 +236,9 @@ mod error;
 mod peer;
 pub mod protocol;
 mod request_head;
-// 2. counters and access checks
+// 2. counters, access checks, and the engines that order events
 pub mod auth;
+mod engine;
 mod metrics;
 // 3. the broadcaster thread and what it hands out
 mod broadcaster;

@@ -8,7 +8,9 @@
 //! the answer is dropped).
 //!
 //! Senders: read pumps (connect, client requests, disconnect), the HTTP
-//! workers and the embedding API (`HubHandle`), and `Hub::shutdown`.
+//! workers and the embedding API (`HubHandle`), `Hub::shutdown`, and in
+//! cluster mode the engine's threads (`Engine`, through the sink made by
+//! `engine_sink`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,6 +21,7 @@ use serde_json::Value;
 use super::outbound::OutboundQueue;
 use super::registry::{CloseReason, Connection};
 use super::stats::ConnectionStatus;
+use crate::engine::{EngineInput, Unavailable};
 use crate::metrics::HubStats;
 use crate::peer::ConnectionId;
 use crate::protocol::{Event, Published, RequestId, Seq};
@@ -28,8 +31,9 @@ use crate::protocol::{Event, Published, RequestId, Seq};
 pub enum PublishOrigin {
     /// HTTP or the embedding API: the answer goes back on `reply`.
     Api {
-        /// Gets the seq and delivered count.
-        reply: Sender<Published>,
+        /// Gets the seq and delivered count, or why the shared log could
+        /// not take it (cluster mode only).
+        reply: Sender<Result<Published, Unavailable>>,
     },
     /// A WebSocket client's `publish`: the broadcaster queues `published`
     /// for the client, then signals `done` so its read pump continues.
@@ -129,7 +133,7 @@ pub enum HubCommand {
         /// `(channel, data)` pairs, already validated.
         events: Vec<(String, Value)>,
         /// One answer per event, in order.
-        reply: Sender<Vec<Published>>,
+        reply: Sender<Result<Vec<Published>, Unavailable>>,
     },
     /// Send an `error` frame with a seq to every connected client.
     BroadcastError {
@@ -140,7 +144,7 @@ pub enum HubCommand {
         /// Optional extra JSON.
         context: Option<Value>,
         /// Gets the seq.
-        reply: Sender<Seq>,
+        reply: Sender<Result<Seq, Unavailable>>,
     },
     /// Start an in-process subscription, replaying first if `since` is set.
     SubscribeLocal {
@@ -188,4 +192,8 @@ pub enum HubCommand {
     },
     /// Graceful shutdown, last step: end the broadcaster thread.
     Stop,
+    /// News from the engine's threads (cluster mode): log entries, seqs
+    /// assigned, refusals, replays, holes, a new epoch. Never answered.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Engine(EngineInput),
 }

@@ -98,6 +98,10 @@ pub enum CloseReason {
     /// The connection's signed token expired, and no fresh one came in an
     /// `auth` message before (4001).
     TokenExpired = 7,
+    /// Cluster mode: the node lost events it cannot fill in (a hole in
+    /// the shared log, a new epoch); the client reconnects and resumes
+    /// with `since` (1012, after a `shutdown` frame with reason `resync`).
+    Resync = 8,
 }
 
 impl CloseReason {
@@ -109,6 +113,7 @@ impl CloseReason {
             CloseReason::AuthTimeout | CloseReason::RateLimited => 1008,
             CloseReason::Disconnected => 1000,
             CloseReason::TokenExpired => crate::protocol::CLOSE_TOKEN_EXPIRED,
+            CloseReason::Resync => 1012,
         }
     }
 
@@ -122,6 +127,7 @@ impl CloseReason {
             CloseReason::Disconnected => "disconnected by the hub",
             CloseReason::Shutdown => "server shutting down",
             CloseReason::TokenExpired => "token expired",
+            CloseReason::Resync => "resync",
         }
     }
 
@@ -146,6 +152,7 @@ impl CloseReason {
             5 => CloseReason::Disconnected,
             6 => CloseReason::Shutdown,
             7 => CloseReason::TokenExpired,
+            8 => CloseReason::Resync,
             _ => return None,
         })
     }

@@ -32,11 +32,13 @@ pub(super) enum Setting {
     AuthTimeoutMs,
     WriteTimeoutMs,
     HttpWorkers,
+    Redis,
+    RedisPrefix,
 }
 
 impl Setting {
     /// Every setting, in the order of the `Config` fields.
-    pub(super) const ALL: [Setting; 24] = [
+    pub(super) const ALL: [Setting; 26] = [
         Setting::Ws,
         Setting::Http,
         Setting::MaxConnections,
@@ -61,6 +63,8 @@ impl Setting {
         Setting::AuthTimeoutMs,
         Setting::WriteTimeoutMs,
         Setting::HttpWorkers,
+        Setting::Redis,
+        Setting::RedisPrefix,
     ];
 
     /// The flag without `--`, which is also the config-file key.
@@ -90,6 +94,8 @@ impl Setting {
             Setting::AuthTimeoutMs => "auth-timeout-ms",
             Setting::WriteTimeoutMs => "write-timeout-ms",
             Setting::HttpWorkers => "http-workers",
+            Setting::Redis => "redis",
+            Setting::RedisPrefix => "redis-prefix",
         }
     }
 

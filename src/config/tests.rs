@@ -132,6 +132,8 @@ fn every_flag_is_parsed() {
         "--auth-timeout-ms", "400",
         "--write-timeout-ms", "500",
         "--http-workers", "2",
+        "--redis", "redis://127.0.0.1:1/2",
+        "--redis-prefix", "hub-a",
     ]);
     let expected = Config {
         ws_addr: Some("127.0.0.1:0".into()),
@@ -158,6 +160,8 @@ fn every_flag_is_parsed() {
         auth_timeout: ms(400),
         write_timeout: ms(500),
         http_workers: 2,
+        redis: Some("redis://127.0.0.1:1/2".into()),
+        redis_prefix: "hub-a".into(),
     };
     assert_eq!(config, expected);
 }

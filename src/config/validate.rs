@@ -156,6 +156,51 @@ impl Rules<'_> {
             .map_err(|reason| self.invalid(Setting::AllowedOrigin, origin, reason))
     }
 
+    /// A URL the Redis client accepts. The value is not echoed: it may hold
+    /// a password.
+    pub(super) fn redis_url(&self, url: &str) -> Result<(), ConfigError> {
+        #[cfg(feature = "redis")]
+        {
+            use redis::IntoConnectionInfo;
+            if url.starts_with("rediss:") {
+                return Err(self.invalid(
+                    Setting::Redis,
+                    "",
+                    "TLS (rediss://) is not supported; reach Redis over a private network or a TLS tunnel",
+                ));
+            }
+            url.into_connection_info().map(|_| ()).map_err(|e| {
+                let reason = format!(
+                    "not a Redis URL ({}); expected redis://[user:password@]host[:port][/db]",
+                    e.detail().unwrap_or(e.category())
+                );
+                self.invalid(Setting::Redis, "", &reason)
+            })
+        }
+        #[cfg(not(feature = "redis"))]
+        {
+            let _ = url;
+            Err(self.invalid(
+                Setting::Redis,
+                "",
+                "this build has no Redis support (cargo feature `redis`)",
+            ))
+        }
+    }
+
+    /// The prefix becomes a hash tag `{prefix}`: no braces, nothing odd.
+    pub(super) fn redis_prefix(&self, prefix: &str) -> Result<(), ConfigError> {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-');
+        if (1..=64).contains(&prefix.len()) && prefix.chars().all(allowed) {
+            return Ok(());
+        }
+        Err(self.invalid(
+            Setting::RedisPrefix,
+            prefix,
+            "a prefix is 1 to 64 of A-Z a-z 0-9 _ . : -",
+        ))
+    }
+
     pub(super) fn channel(&self, channel: &str) -> Result<(), ConfigError> {
         let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-');
         if (1..=MAX_CHANNEL_LEN).contains(&channel.len()) && channel.chars().all(allowed) {

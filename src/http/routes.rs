@@ -163,13 +163,19 @@ fn health(context: &HttpContext) -> HttpResponse {
     let hub = &context.hub;
     let shutting_down = hub.is_shutting_down();
     let seq = hub.hub_stats().map(|s| s.seq.0).ok();
+    let engine = hub.engine_status();
+    // A node that cannot reach the shared log cannot publish: a load
+    // balancer should send new clients elsewhere.
     let status = if shutting_down || seq.is_none() {
         "shutting_down"
+    } else if !engine.is_serving() {
+        "unavailable"
     } else {
         "healthy"
     };
     let body = json!({
         "status": status,
+        "engine": engine.describe(),
         "connections": {"active": hub.metrics().connections_active()},
         "seq": seq.unwrap_or(0),
         "uptime_s": hub.uptime().as_secs(),
@@ -207,6 +213,7 @@ fn status(context: &HttpContext, request: &Request) -> HttpResponse {
             "events_delivered": stats.events_delivered,
             "uptime_s": stats.uptime.as_secs(),
         },
+        "engine": hub.engine_status().describe(),
         "connections": connections,
     });
     json_response(200, &body)
@@ -294,6 +301,11 @@ fn publish(context: &HttpContext, request: &mut Request) -> HttpResponse {
                 json_response(200, &answers.remove(0))
             }
         }
+        Err(Error::Unavailable { reason }) => error_response(
+            503,
+            ErrorCode::Unavailable.as_str(),
+            &format!("the shared event log is unavailable: {reason}"),
+        ),
         Err(_) => error_response(503, "shutting_down", "the hub is shutting down"),
     }
 }

@@ -3,6 +3,8 @@
 //! OS-assigned ports, so all of them run in parallel.
 
 mod support;
+// a real redis-server per test, for the cluster tests
+mod redis_support;
 
 // welcome, subscribe/unsubscribe replies, request errors
 mod protocol;
@@ -48,3 +50,9 @@ mod examples;
 mod embedding;
 // The import layers of src/ (docs/architecture.md) hold.
 mod layers;
+// the Redis engine's pieces against a real redis-server
+#[cfg(feature = "redis")]
+mod engine_redis;
+// cluster mode: several pumphub processes on one real redis-server
+#[cfg(feature = "redis")]
+mod cluster;
