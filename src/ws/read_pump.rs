@@ -244,6 +244,15 @@ impl ReadPump {
             let _ = self.socket.get_ref().tcp().set_read_timeout(wanted);
             self.read_timeout = wanted;
         }
+        // The authentication deadlines are absolute: a peer trickling bytes
+        // must not push them back (the silence limit counts whole messages
+        // and stays a socket timeout).
+        let absolute = if self.kicked {
+            None
+        } else {
+            self.auth.deadline()
+        };
+        self.socket.get_mut().set_deadline(absolute);
     }
 
     /// A read timed out: is a deadline really past?
