@@ -399,11 +399,10 @@ pub fn http_get(addr: SocketAddr, path: &str) -> HttpReply {
     http(addr, "GET", path, &[], b"")
 }
 
-/// Threads of this process now, from /proc (not just handles we kept).
+/// Threads of this process still running, from /proc (not just handles
+/// we kept). See [`live_threads`] for why exiting ones do not count.
 pub fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|d| d.count())
-        .unwrap_or(0)
+    live_threads().len()
 }
 
 /// Wait until `condition` holds, checking every 20 ms, or panic with `what`.
@@ -450,16 +449,43 @@ pub fn isolated(name: &str, body: impl FnOnce()) {
     );
 }
 
-/// Names of this process's threads (from /proc/self/task/*/comm).
+/// Names of this process's running threads (Linux truncates them to 15
+/// bytes). See [`live_threads`].
 pub fn thread_names() -> Vec<String> {
-    std::fs::read_dir("/proc/self/task")
-        .map(|dir| {
-            dir.filter_map(|entry| entry.ok())
-                .filter_map(|entry| std::fs::read_to_string(entry.path().join("comm")).ok())
-                .map(|name| name.trim().to_string())
-                .collect()
+    live_threads()
+}
+
+/// The names of the threads of this process that have not begun to exit,
+/// from /proc/self/task/*/stat.
+///
+/// A joined thread can still be listed there for a moment: `join` returns
+/// once the kernel has cleared the thread's id (in the middle of its exit,
+/// when it lets go of the address space), and the kernel unlists it only at
+/// the end of that exit. On a busy machine the thread can be preempted in
+/// between; `shutdown_ends_every_thread_the_hub_started` once saw
+/// `http-worker-1` that way, and a probe of 300 hub shutdowns under load
+/// caught `write-pump-1` with its address space already gone. Such a
+/// thread has `PF_EXITING` set in its flags, so it is left out here: it
+/// runs none of our code any more, and waiting for the kernel to reap it
+/// would be a sleep, not an event.
+fn live_threads() -> Vec<String> {
+    /// `PF_EXITING` in include/linux/sched.h: set as `do_exit` begins.
+    const PF_EXITING: u64 = 0x4;
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| entry.ok())
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // `TID (NAME) STATE PPID PGRP SESSION TTY TPGID FLAGS ...`; the
+            // name may hold spaces and parentheses, so split at the last `)`.
+            let open = stat.find('(')?;
+            let close = stat.rfind(')')?;
+            let name = stat.get(open + 1..close)?.to_string();
+            let flags: u64 = stat.get(close + 2..)?.split(' ').nth(6)?.parse().ok()?;
+            (flags & PF_EXITING == 0).then_some(name)
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 /// Threads a hub names for itself (Linux truncates names to 15 bytes).
