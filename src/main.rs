@@ -30,8 +30,12 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("pumphub: {e}");
-            eprintln!("run `pumphub --help` for the list of options");
+            // One line with the causes (`--config nope.toml` says why the
+            // OS could not read it), then one hint at most.
+            eprintln!("pumphub: {}", with_causes(&e));
+            if !e.has_suggestion() {
+                eprintln!("run `pumphub --help` for the list of options");
+            }
             return ExitCode::from(2);
         }
     };
@@ -51,10 +55,7 @@ fn main() -> ExitCode {
     let hub = match Hub::start(config) {
         Ok(hub) => hub,
         Err(e) => {
-            match std::error::Error::source(&e) {
-                Some(cause) => eprintln!("pumphub: {e}: {cause}"),
-                None => eprintln!("pumphub: {e}"),
-            }
+            eprintln!("pumphub: {}", with_causes(&e));
             return ExitCode::from(1);
         }
     };
@@ -83,6 +84,23 @@ fn main() -> ExitCode {
     }
     hub.shutdown();
     ExitCode::SUCCESS
+}
+
+/// `error: cause: its cause …` on one line, each cause once: a cause
+/// that `Display` already printed (its text ends the line so far) is not
+/// repeated.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = cause.source();
+    }
+    line
 }
 
 /// Route panic messages through the logger, naming the thread

@@ -338,9 +338,14 @@ fn check_config_rejects_bad_files_with_exit_2_naming_the_key() {
     }
     let missing = run(&["--check-config", "/nonexistent/pumphub.toml"]);
     assert_eq!(missing.status.code(), Some(2));
-    assert!(missing
-        .stderr
-        .contains("cannot read config file /nonexistent/pumphub.toml"));
+    // The OS's reason is on the same line, not only in a `source()`.
+    assert!(
+        missing.stderr.contains(
+            "cannot read config file /nonexistent/pumphub.toml: No such file or directory"
+        ),
+        "{}",
+        missing.stderr
+    );
 }
 
 /// The example config shipped in deploy/ is valid and mentions every
@@ -390,13 +395,27 @@ fn a_bad_flag_exits_2_before_binding() {
             "{needle:?} not in {}",
             failed.stderr
         );
+        // Exactly one hint, on the line after the message.
+        assert_eq!(
+            failed.stderr.matches("--help").count(),
+            1,
+            "{}",
+            failed.stderr
+        );
         assert!(
-            failed.stderr.contains("pumphub --help"),
+            failed.stderr.contains("run `pumphub --help` for the list of options"),
             "{}",
             failed.stderr
         );
         assert!(!failed.stderr.contains("listening"), "{}", failed.stderr);
     }
+    // A misspelling gets its correction as the one hint.
+    let misspelt = run(&["--max_connections", "5"]);
+    assert_eq!(misspelt.status.code(), Some(2));
+    assert_eq!(
+        misspelt.stderr,
+        "pumphub: unknown flag `--max_connections` (did you mean `--max-connections`?)\n"
+    );
 }
 
 /// A listener that cannot be bound is a runtime failure: exit 1, with a
