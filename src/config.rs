@@ -51,6 +51,7 @@ mod error;
 mod file;
 mod help;
 mod input;
+mod machine;
 mod setting;
 #[cfg(test)]
 mod tests;
@@ -70,6 +71,11 @@ use validate::Rules;
 pub use command_line::{parse_args, parse_args_with_env};
 pub use error::ConfigError;
 pub use help::{help_text, version_text};
+pub(crate) use machine::{os_connection_ceiling, MAX_PENDING_HANDSHAKES};
+
+/// The most WebSocket clients the hub takes by default, on a machine that
+/// can hold more; see [`Config::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 /// The environment variable read for [`Config::token`].
 pub const ENV_TOKEN: &str = "PUMPHUB_TOKEN";
@@ -123,8 +129,13 @@ pub struct Config {
     pub http_addr: String,
     /// Most WebSocket clients connected at once; more get HTTP 503.
     ///
-    /// Defaults to 10000 (`--max-connections`); at least 1. Each client costs
-    /// two threads, so this is also a thread budget.
+    /// Defaults to [`DEFAULT_MAX_CONNECTIONS`] (10000), or to what this
+    /// machine can hold if that is less (`--max-connections`); at least 1.
+    /// Each client costs two threads, four memory maps per thread and a
+    /// file descriptor, so the kernel's `vm.max_map_count` and the
+    /// open-files limit set a ceiling (7423 with the stock 65530 maps).
+    /// [`Hub::start`](crate::Hub::start) warns about a value over that
+    /// ceiling and refuses clients (503) beyond it.
     pub max_connections: usize,
     /// Most WebSocket clients from one remote IP; more get HTTP 429.
     ///
@@ -245,7 +256,7 @@ impl Default for Config {
         Config {
             ws_addr: "127.0.0.1:9001".to_owned(),
             http_addr: "127.0.0.1:9002".to_owned(),
-            max_connections: 10_000,
+            max_connections: machine::default_max_connections(),
             max_connections_per_ip: 1000,
             max_message_size: 65_536,
             ping_interval: Duration::from_millis(30_000),

@@ -39,7 +39,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 
 pub(crate) use acceptor::{run as run_acceptor, ThreadGauge};
-pub(crate) use admission::{os_connection_ceiling, ConnectionLimiter};
+pub(crate) use admission::ConnectionLimiter;
 #[cfg(feature = "testing")]
 pub use socket::READ_PUMP_STACK;
 #[cfg(feature = "testing")]

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::Config;
+use super::{Config, DEFAULT_MAX_CONNECTIONS};
 
 /// The `--version` text: `pumphub` and the crate version.
 pub fn version_text() -> String {
@@ -27,7 +27,7 @@ pub fn help_text() -> String {
             ("--http ADDR", "HTTP listener (/health /metrics /status /publish /)", defaults.http_addr.clone()),
         ]),
         ("Limits", vec![
-            ("--max-connections N", "WebSocket clients in total; more get 503", defaults.max_connections.to_string()),
+            ("--max-connections N", "WebSocket clients; more get 503", max_connections_default(&defaults)),
             ("--max-connections-per-ip N", "clients per remote IP; more get 429", defaults.max_connections_per_ip.to_string()),
             ("--max-message-size BYTES", "largest client message; longer gets Close 1009", defaults.max_message_size.to_string()),
             ("--rate-limit N", "client messages per second, burst 2N (0 = off)", defaults.rate_limit.to_string()),
@@ -91,6 +91,20 @@ pub fn help_text() -> String {
     text
 }
 
+/// `7423 = what fits here, max 10000` when the machine holds less than
+/// [`DEFAULT_MAX_CONNECTIONS`], else `10000`: the help says the default was
+/// derived, and from what.
+fn max_connections_default(defaults: &Config) -> String {
+    if defaults.max_connections < DEFAULT_MAX_CONNECTIONS {
+        format!(
+            "{} = what fits here, max {DEFAULT_MAX_CONNECTIONS}",
+            defaults.max_connections
+        )
+    } else {
+        defaults.max_connections.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,10 +124,16 @@ mod tests {
             "PUMPHUB_TOKEN",
             "PUMPHUB_PUBLISH_KEY",
             "--config FILE",
-            "[10000]",
         ] {
             assert!(help.contains(needle), "{needle}");
         }
+        let defaults = Config::default();
+        let max_connections = if defaults.max_connections < DEFAULT_MAX_CONNECTIONS {
+            format!("[{} = what fits here, max 10000]", defaults.max_connections)
+        } else {
+            "[10000]".to_owned()
+        };
+        assert!(help.contains(&max_connections), "{max_connections}");
         assert!(help.lines().count() <= 60, "{} lines", help.lines().count());
         assert!(
             help.lines().all(|line| line.len() <= 100),

@@ -76,7 +76,13 @@ fn defaults_are_the_documented_ones() {
     let config = Config::default();
     assert_eq!(config.ws_addr, "127.0.0.1:9001");
     assert_eq!(config.http_addr, "127.0.0.1:9002");
-    assert_eq!(config.max_connections, 10_000);
+    // 10000, or what the machine holds if less: never over the ceiling,
+    // so a stock machine starts without a warning.
+    let fits = match super::os_connection_ceiling() {
+        Some((ceiling, _)) => ceiling.clamp(1, 10_000),
+        None => 10_000,
+    };
+    assert_eq!(config.max_connections, fits);
     assert_eq!(config.max_connections_per_ip, 1000);
     assert_eq!(config.max_message_size, 65_536);
     assert_eq!(config.ping_interval, ms(30_000));

@@ -648,3 +648,34 @@ fn an_absurd_content_length_does_not_kill_the_binary() {
     hub.signal("TERM");
     assert_eq!(hub.wait_exit().0.code(), Some(0));
 }
+
+/// The default `--max-connections` fits the machine, so a plain start warns
+/// about nothing; asking for more than fits is warned about once, naming
+/// the limit to raise.
+#[test]
+fn max_connections_defaults_to_what_fits_and_warns_only_when_asked_for_more() {
+    let mut plain = Running::start(&[], &[]);
+    plain.signal("TERM");
+    let (status, lines) = plain.wait_exit();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        !lines.iter().any(|l| l.contains("WARN")),
+        "a warning on a plain start: {lines:#?}"
+    );
+
+    let mut greedy = Running::start(&["--max-connections", "100000000"], &[]);
+    let warnings: Vec<&String> = greedy.lines.iter().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 1, "{:#?}", greedy.lines);
+    assert!(
+        warnings[0].contains("max-connections 100000000 is more than this machine can hold"),
+        "{}",
+        warnings[0]
+    );
+    assert!(
+        warnings[0].contains("vm.max_map_count") || warnings[0].contains("open-files limit"),
+        "{}",
+        warnings[0]
+    );
+    greedy.signal("TERM");
+    assert_eq!(greedy.wait_exit().0.code(), Some(0));
+}
