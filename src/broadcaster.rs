@@ -523,7 +523,8 @@ impl Broadcaster {
             if let Some(Member::Client(client)) = &self.members[slot] {
                 warn!(
                     "connection {} from {}: outbound queue full, closing with 4008",
-                    client.connection.info.id, client.connection.info.remote_addr
+                    client.connection.info.id,
+                    client.connection.info.describe_peer()
                 );
             }
             self.metrics.slow_consumer_disconnects.inc();

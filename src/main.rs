@@ -5,11 +5,13 @@
 //! `--check-config`), 1 if a listener cannot be bound or a thread cannot be
 //! started, 2 for a bad flag or config.
 
+mod logger;
+
 use std::io;
 use std::process::ExitCode;
 use std::thread;
 
-use pumphub::config::{self, Invocation};
+use pumphub::config::{self, Config, Invocation};
 use pumphub::Hub;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -39,7 +41,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(config.log_level);
+    let style = init_logging(&config);
     log_panics();
 
     // Register for signals before binding, so a signal that arrives during
@@ -59,14 +61,13 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    // Printed directly, not through the logger, so it appears at every
-    // log level: scripts wait for this line.
-    eprintln!(
+    // Printed at every log level, even `off`: scripts wait for this line.
+    style.announce(format_args!(
         "pumphub {} listening: websocket ws://{}/ws, http http://{}",
         env!("CARGO_PKG_VERSION"),
         hub.ws_addr(),
         hub.http_addr()
-    );
+    ));
 
     if let Some(channel) = stdin_channel {
         let handle = hub.handle();
@@ -125,20 +126,22 @@ fn log_panics() {
 }
 
 /// One level for the whole process, already merged by the config module:
-/// `--log-level` > `RUST_LOG` > `log-level` in the file > `info`. (So not
-/// simple_logger's `env()`, which would let `RUST_LOG` beat the flag.)
-/// Lines carry no timestamp: under systemd the journal adds one, and leaving
-/// out the clock keeps the binary small.
+/// `--log-level` > `PUMPHUB_LOG_LEVEL` > `RUST_LOG` > `log-level` in the
+/// file > `info`. Timestamps unless under systemd, whose journal adds its
+/// own (`--log-timestamps auto`). Returns the style, for the `listening`
+/// line.
 ///
-/// tiny_http's own debug lines stay hidden below `trace`: one of them says
-/// "Server listening on …", and scripts wait for the first line containing
-/// `listening` to read both addresses from it.
-fn init_logging(level: log::LevelFilter) {
-    let mut logger = simple_logger::SimpleLogger::new().with_level(level);
-    if level < log::LevelFilter::Trace {
-        logger = logger.with_module_level("tiny_http", level.min(log::LevelFilter::Info));
-    }
-    let _ = logger.init();
+/// Then a word about what in the environment was not used: a `RUST_LOG`
+/// directive the single level cannot follow, and `PUMPHUB_` variables that
+/// are no setting (most likely misspelt, and otherwise silently ignored).
+fn init_logging(config: &Config) -> logger::Style {
+    let style = logger::Style {
+        format: config.log_format,
+        timestamps: config
+            .log_timestamps
+            .resolve(|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())),
+    };
+    logger::Logger::new(config.log_level, style).install();
     if let Ok(value) = std::env::var(config::ENV_LOG) {
         if config::level_from_rust_log(&value).is_none() {
             log::warn!(
@@ -147,4 +150,13 @@ fn init_logging(level: log::LevelFilter) {
             );
         }
     }
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("PUMPHUB_") && !config::env_var_names().any(|known| known == name) {
+            log::warn!(
+                "ignoring environment variable {name}: no setting has that name (see --help)"
+            );
+        }
+    }
+    style
 }

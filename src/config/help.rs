@@ -48,6 +48,7 @@ pub fn help_text() -> String {
             ("--publish-key KEY", "Bearer key for /publish and /status; env PUMPHUB_PUBLISH_KEY", "none".to_owned()),
             ("--allow-client-publish", "let WebSocket clients send publish", "off".to_owned()),
             ("--allowed-origin ORIGIN", "repeatable, scheme://host[:port]; others get 403", "any".to_owned()),
+            ("--trusted-proxy ADDR", "believe X-Forwarded-For from these; IPs or CIDRs, a,b", "none".to_owned()),
             ("--auth-timeout-ms N", "time to send auth when --token is set", ms(defaults.auth_timeout)),
         ]),
         ("Input", vec![
@@ -55,6 +56,8 @@ pub fn help_text() -> String {
         ]),
         ("Operations", vec![
             ("--log-level LEVEL", "off, error, warn, info, debug or trace", "info".to_owned()),
+            ("--log-format FORMAT", "text or json (one object per line)", "text".to_owned()),
+            ("--log-timestamps WHEN", "auto (on unless under systemd), on or off", "auto".to_owned()),
             ("--shutdown-grace-ms N", "how long shutdown may flush queued events", ms(defaults.shutdown_grace)),
             ("--http-workers N", "threads serving HTTP", defaults.http_workers.to_string()),
             ("--config FILE", "read settings from a TOML file first", "none".to_owned()),
@@ -69,9 +72,11 @@ pub fn help_text() -> String {
     let mut text = format!(
         "{}: a synchronous WebSocket event hub\n\n\
          Usage:\n  pumphub [OPTIONS]\n  pumphub --check-config FILE [OPTIONS]\n\n\
-         Settings come from flags, then PUMPHUB_TOKEN / PUMPHUB_PUBLISH_KEY, then\n\
-         the --config file, then defaults. File keys are flag names without `--`\n\
-         (max-connections = 10, allowed-origin = [\"https://a.example\"]).\n\
+         Settings come from flags, then the environment, then the --config file\n\
+         (or PUMPHUB_CONFIG), then defaults. Variables are PUMPHUB_ and the flag\n\
+         name (PUMPHUB_MAX_CONNECTIONS=10, PUMPHUB_TOKEN, PUMPHUB_PUBLISH_KEY).\n\
+         File keys are flag names without `--` (max-connections = 10,\n\
+         allowed-origin = [\"https://a.example\"]).\n\
          Durations are in milliseconds. Exit status: 0 ok, 1 runtime failure\n\
          (e.g. a port in use), 2 bad flags or config.\n",
         version_text()

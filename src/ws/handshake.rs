@@ -36,7 +36,7 @@ use super::admission::{ConnectionSlot, LimitExceeded};
 use super::ServerContext;
 use crate::auth::{bearer_token, AuthSession};
 use crate::metrics::RejectReason;
-use crate::peer::{ConnectionId, ConnectionInfo};
+use crate::peer::{describe_client, forwarded_client, ConnectionId, ConnectionInfo};
 use crate::protocol::{is_valid_channel_name, unix_ms};
 use crate::request_head::{find_head_end, read_some, reason_phrase, MAX_HEAD, MAX_HEADERS};
 
@@ -60,8 +60,9 @@ pub(crate) struct Admitted {
 /// Why a handshake did not complete.
 #[derive(Debug)]
 pub(crate) enum Refusal {
-    /// We answered with this HTTP status and closed.
-    Answered(u16, RejectReason),
+    /// We answered with this HTTP status and closed; the client a trusted
+    /// proxy forwarded the request for, if it was read by then.
+    Answered(u16, RejectReason, Option<SocketAddr>),
     /// No complete request before the deadline; TCP dropped.
     TimedOut,
     /// The peer went away, or the socket failed, before a request arrived.
@@ -71,7 +72,9 @@ pub(crate) enum Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Refusal::Answered(status, reason) => write!(f, "HTTP {status} ({})", reason.label()),
+            Refusal::Answered(status, reason, _) => {
+                write!(f, "HTTP {status} ({})", reason.label())
+            }
             Refusal::TimedOut => write!(f, "no complete request before the deadline"),
             Refusal::Gone(e) => write!(f, "connection lost: {e}"),
         }
@@ -79,10 +82,18 @@ impl fmt::Display for Refusal {
 }
 
 impl Refusal {
+    /// The same refusal, naming the forwarded client it refused.
+    fn for_client(self, client: Option<SocketAddr>) -> Refusal {
+        match self {
+            Refusal::Answered(status, reason, _) => Refusal::Answered(status, reason, client),
+            other => other,
+        }
+    }
+
     /// The reason it was counted under, if it was counted.
     fn reason(&self) -> Option<RejectReason> {
         match self {
-            Refusal::Answered(_, reason) => Some(*reason),
+            Refusal::Answered(_, reason, _) => Some(*reason),
             Refusal::TimedOut => Some(RejectReason::HandshakeTimeout),
             Refusal::Gone(_) => None,
         }
@@ -96,6 +107,10 @@ impl Refusal {
 /// Refusals while shutting down are expected and logged at `info`; a peer
 /// that just went away was not refused and gets `debug` only.
 pub(crate) fn log_refusal(metrics: &crate::metrics::Metrics, peer: SocketAddr, refusal: &Refusal) {
+    let peer = match refusal {
+        Refusal::Answered(_, _, Some(client)) => describe_client(*client, Some(peer)),
+        _ => peer.to_string(),
+    };
     debug!("handshake from {peer} refused: {refusal}");
     let Some(reason) = refusal.reason() else {
         return;
@@ -123,6 +138,10 @@ struct UpgradeRequest {
     user_agent: Option<String>,
     origin: Option<String>,
     authorization: Option<String>,
+    /// Every `X-Forwarded-For` line, joined with `,`.
+    x_forwarded_for: Option<String>,
+    /// Every `Forwarded` line, joined with `,`.
+    forwarded: Option<String>,
 }
 
 /// Run the handshake on `tcp`. On success the 101 response has been
@@ -169,16 +188,26 @@ pub(crate) fn accept(
         }
     };
 
+    // Who the client is: the peer, or whom a trusted proxy forwarded for
+    // (`--trusted-proxy`). It is what the per-address limit, the logs and
+    // `/status` go by.
+    let forwarded = forwarded_client(
+        peer.ip(),
+        &context.config.trusted_proxies,
+        request.x_forwarded_for.as_deref(),
+        request.forwarded.as_deref(),
+    );
+    let client = forwarded.unwrap_or(peer);
+    let refuse_client = |status, reason| refuse(tcp, context, status, reason).for_client(forwarded);
+
     // 4 and 5: capacity. The slot is taken now and kept on success.
     if context.is_shutting_down() {
-        return Err(refuse(tcp, context, 503, RejectReason::ShuttingDown));
+        return Err(refuse_client(503, RejectReason::ShuttingDown));
     }
-    let slot = match context.limiter.try_acquire(peer.ip()) {
+    let slot = match context.limiter.try_acquire(client.ip()) {
         Ok(slot) => slot,
-        Err(LimitExceeded::Total) => {
-            return Err(refuse(tcp, context, 503, RejectReason::MaxConnections))
-        }
-        Err(LimitExceeded::PerIp) => return Err(refuse(tcp, context, 429, RejectReason::PerIp)),
+        Err(LimitExceeded::Total) => return Err(refuse_client(503, RejectReason::MaxConnections)),
+        Err(LimitExceeded::PerIp) => return Err(refuse_client(429, RejectReason::PerIp)),
     };
 
     // 6 to 8. A refusal from here on gives the slot back before answering:
@@ -188,14 +217,15 @@ pub(crate) fn accept(
         Ok(query) => query,
         Err((status, reason)) => {
             drop(slot);
-            return Err(refuse(tcp, context, status, reason));
+            return Err(refuse_client(status, reason));
         }
     };
     // From here the authorizer knows the connection: `session` tells it
     // when the connection ends, a 401 just below included.
     let info = ConnectionInfo {
         id: ConnectionId::new(),
-        remote_addr: peer,
+        remote_addr: client,
+        via: forwarded.map(|_| peer),
         user_agent: request.user_agent.clone(),
         origin: request.origin.clone(),
         connected_at_ms: unix_ms(),
@@ -206,7 +236,7 @@ pub(crate) fn accept(
         Err((status, reason)) => {
             drop(slot);
             drop(session);
-            return Err(refuse(tcp, context, status, reason));
+            return Err(refuse_client(status, reason));
         }
     };
 
@@ -355,6 +385,16 @@ fn parse_request(head: &[u8]) -> Result<UpgradeRequest, u16> {
             .and_then(|h| std::str::from_utf8(h.value).ok())
             .map(|v| v.trim().to_string())
     };
+    // A header that may come in several lines, as one list.
+    let joined = |name: &str| -> Option<String> {
+        let values: Vec<&str> = parsed
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .filter_map(|h| std::str::from_utf8(h.value).ok())
+            .collect();
+        (!values.is_empty()).then(|| values.join(","))
+    };
     let has_token = |name: &str, token: &str| {
         parsed
             .headers
@@ -378,6 +418,8 @@ fn parse_request(head: &[u8]) -> Result<UpgradeRequest, u16> {
         user_agent: header("User-Agent"),
         origin: header("Origin"),
         authorization: header("Authorization"),
+        x_forwarded_for: joined("X-Forwarded-For"),
+        forwarded: joined("Forwarded"),
     })
 }
 
@@ -482,7 +524,7 @@ fn refuse(
             break;
         }
     }
-    Refusal::Answered(status, reason)
+    Refusal::Answered(status, reason, None)
 }
 
 #[cfg(test)]

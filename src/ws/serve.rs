@@ -212,6 +212,9 @@ pub(crate) fn serve(
         commands: context.commands.clone(),
         metrics: context.metrics.clone(),
     };
+    // From here on the client is named as the handshake saw it: behind a
+    // trusted proxy, the address the proxy forwarded for.
+    let peer = connection.info.describe_peer();
     info!(
         "connection {id} opened from {peer} (#{number}, user agent {:?})",
         user_agent.as_deref().unwrap_or("-")

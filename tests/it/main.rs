@@ -36,6 +36,8 @@ mod limits;
 mod http_exposure;
 // a hostile mix of aborts, garbage and half frames; events and counts survive
 mod hostile;
+// --trusted-proxy: X-Forwarded-For / Forwarded believed only from trusted peers
+mod forwarded;
 // the binary: --help, --check-config, exit codes, signals, log lines, --stdin
 mod cli;
 // pumphub::client: resume after cuts, gaps reported, shutdown, giving up
