@@ -36,6 +36,7 @@ mod subscriptions;
 
 pub(crate) use command::{HubCommand, PublishOrigin};
 pub(crate) use encoded_event::EncodedEvent;
+pub use history::{History, MAX_HISTORY_PAGE};
 pub(crate) use lifecycle::Lifecycle;
 pub(crate) use outbound::{
     outbound_queue, OutboundFrame, OutboundQueue, OutboundReceiver, QueueFull,
@@ -390,6 +391,14 @@ impl Broadcaster {
             }
             HubCommand::Stats { reply } => {
                 let _ = reply.try_send(self.stats());
+            }
+            HubCommand::History {
+                channel,
+                since,
+                limit,
+                reply,
+            } => {
+                let _ = reply.try_send(self.history_page(&channel, since, limit));
             }
             HubCommand::Status { reply } => {
                 let _ = reply.try_send(self.status());

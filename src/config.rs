@@ -144,7 +144,7 @@ pub struct Config {
     /// clients from other machines.
     pub ws_addr: String,
     /// Address of the HTTP listener (`/health`, `/metrics`, `/status`,
-    /// `/publish`, `/`).
+    /// `/publish`, `/history`, `/`).
     ///
     /// Defaults to `127.0.0.1:9002` (`--http`). Keep it on loopback unless
     /// `publish_key` is set: `/publish` can otherwise be used by anyone.
@@ -207,8 +207,8 @@ pub struct Config {
     /// keeps it out of `ps`). Must be non-empty printable ASCII without
     /// spaces, since it travels in an `Authorization` header.
     pub token: Option<String>,
-    /// If set, `POST /publish` and `GET /status` need `Authorization: Bearer
-    /// <key>`.
+    /// If set, `POST /publish`, `GET /history` and `GET /status` need
+    /// `Authorization: Bearer <key>`.
     ///
     /// Defaults to none (`--publish-key`, or [`ENV_PUBLISH_KEY`]). Same
     /// character rules as `token`.

@@ -119,7 +119,7 @@ pub mod client;
 pub mod testing;
 
 pub use auth::{Authorizer, ConfigAuthorizer};
-pub use broadcaster::ConnectionStatus;
+pub use broadcaster::{ConnectionStatus, History, MAX_HISTORY_PAGE};
 pub use config::Config;
 pub use error::Error;
 pub use handle::{HubHandle, Stats, Subscription};

@@ -24,7 +24,7 @@ pub fn help_text() -> String {
     let groups = [
         ("Listeners", vec![
             ("--ws ADDR", "WebSocket listener (GET /ws)", defaults.ws_addr.clone()),
-            ("--http ADDR", "HTTP listener (/health /metrics /status /publish /)", defaults.http_addr.clone()),
+            ("--http ADDR", "HTTP: /health /metrics /status /publish /history /", defaults.http_addr.clone()),
         ]),
         ("Limits", vec![
             ("--max-connections N", "WebSocket clients; more get 503", max_connections_default(&defaults)),
@@ -45,7 +45,7 @@ pub fn help_text() -> String {
         ]),
         ("Security", vec![
             ("--token TOKEN", "clients must present it; env PUMPHUB_TOKEN", "none".to_owned()),
-            ("--publish-key KEY", "Bearer key for /publish and /status; env PUMPHUB_PUBLISH_KEY", "none".to_owned()),
+            ("--publish-key KEY", "Bearer key for /publish, /history, /status", "none".to_owned()),
             ("--allow-client-publish", "let WebSocket clients send publish", "off".to_owned()),
             ("--allowed-origin ORIGIN", "repeatable, scheme://host[:port]; others get 403", "any".to_owned()),
             ("--trusted-proxy ADDR", "believe X-Forwarded-For from these; IPs or CIDRs, a,b", "none".to_owned()),

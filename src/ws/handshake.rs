@@ -38,7 +38,9 @@ use crate::auth::{bearer_token, AuthSession};
 use crate::metrics::RejectReason;
 use crate::peer::{describe_client, forwarded_client, ConnectionId, ConnectionInfo};
 use crate::protocol::{is_valid_channel_name, unix_ms};
-use crate::request_head::{find_head_end, read_some, reason_phrase, MAX_HEAD, MAX_HEADERS};
+use crate::request_head::{
+    find_head_end, percent_decode, read_some, reason_phrase, MAX_HEAD, MAX_HEADERS,
+};
 
 /// A request that passed every check.
 #[derive(Debug)]
@@ -465,32 +467,6 @@ fn parse_query(query: &str) -> Result<Query, ()> {
         initial: channels.map(|c| (c, since)),
         token,
     })
-}
-
-/// Decode `%XX` escapes and `+` (as space). `None` if malformed or not UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Answer with `status`, count the rejection, and close.

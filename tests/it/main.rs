@@ -10,6 +10,8 @@ mod protocol;
 mod publish;
 // replay with since, complete, URL subscribe, resume
 mod replay;
+// GET /history: kept events, complete/oldest/more, bounded, behind the key
+mod history;
 // 4008 for slow consumers, resume after it, stalled TCP clients
 mod slow_consumer;
 // graceful shutdown: frames, 503s, every thread ends
