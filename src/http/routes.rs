@@ -80,9 +80,13 @@ impl HttpServer {
             hub,
             publish_key: config.publish_key.clone(),
             max_body: config.max_message_size.saturating_mul(16),
-            page: PAGE
-                .replace("{{WS_PORT}}", &ws_addr.port().to_string())
-                .replace("{{VERSION}}", env!("CARGO_PKG_VERSION")),
+            page: fill_page(
+                PAGE,
+                &[
+                    ("{{WS_PORT}}", &ws_addr.port().to_string()),
+                    ("{{VERSION}}", env!("CARGO_PKG_VERSION")),
+                ],
+            ),
         });
         let mut workers = Vec::new();
         for n in 0..config.http_workers.max(1) {
@@ -437,7 +441,65 @@ fn html(page: &str) -> HttpResponse {
         .with_header(header("Content-Type", "text/html; charset=utf-8"))
 }
 
+/// The page with its placeholders filled in, except inside HTML comments:
+/// the page's own header comment names the placeholders to explain them,
+/// and a reader of the served source should still see their names there.
+fn fill_page(page: &str, values: &[(&str, &str)]) -> String {
+    let fill = |text: &str| {
+        values
+            .iter()
+            .fold(text.to_string(), |text, (placeholder, value)| {
+                text.replace(placeholder, value)
+            })
+    };
+    let mut out = String::with_capacity(page.len());
+    let mut rest = page;
+    while let Some(start) = rest.find("<!--") {
+        out.push_str(&fill(&rest[..start]));
+        let end = rest[start..]
+            .find("-->")
+            .map_or(rest.len(), |end| start + end + "-->".len());
+        out.push_str(&rest[start..end]);
+        rest = &rest[end..];
+    }
+    out.push_str(&fill(rest));
+    out
+}
+
 fn header(name: &str, value: &str) -> Header {
     // Both are ASCII literals chosen above, so this cannot fail.
     Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("static header is valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_is_filled_in_but_its_comments_are_not() {
+        let page = fill_page(PAGE, &[("{{WS_PORT}}", "9123"), ("{{VERSION}}", "9.9.9")]);
+        assert!(page.contains("9123") && page.contains("9.9.9"));
+        // Outside comments, no placeholder is left.
+        let mut outside = page.clone();
+        while let Some(start) = outside.find("<!--") {
+            let end = outside[start..]
+                .find("-->")
+                .map_or(outside.len(), |e| start + e + 3);
+            outside.replace_range(start..end, "");
+        }
+        assert!(!outside.contains("{{"), "a placeholder was left unfilled");
+        // Inside them, the text is as written.
+        let comments = |text: &str| -> Vec<String> {
+            text.split("<!--")
+                .skip(1)
+                .map(|c| c.split("-->").next().unwrap_or("").to_string())
+                .collect()
+        };
+        assert_eq!(comments(&page), comments(PAGE));
+        let filled = fill_page(
+            "a {{X}} <!-- {{X}} --> b {{X}} <!-- open",
+            &[("{{X}}", "1")],
+        );
+        assert_eq!(filled, "a 1 <!-- {{X}} --> b 1 <!-- open");
+    }
 }

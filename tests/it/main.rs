@@ -48,3 +48,5 @@ mod client;
 mod examples;
 // The import layers of src/ (docs/architecture.md) hold.
 mod layers;
+// README and docs/: every block tagged, the Quick start and Python snippets as written
+mod docs;
