@@ -87,14 +87,23 @@ fn start(command: &mut Command) -> Running {
     ))
 }
 
-/// Wait for the example to exit (at most `PATIENCE`) and collect its output.
+/// Wait for the example to exit (at most `PATIENCE`) and collect its output:
+/// a thread waits on the process, the test on that thread's answer.
 fn finish(mut running: Running) -> Output {
-    wait_until("the example exits", PATIENCE, || {
-        let child = running.0.as_mut().expect("not finished yet");
-        child.try_wait().expect("try_wait").is_some()
-    });
     let child = running.0.take().expect("not finished yet");
-    child.wait_with_output().expect("collect output")
+    let pid = child.id();
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    thread::spawn(move || {
+        let _ = done_tx.send(child.wait_with_output());
+    });
+    match done_rx.recv_timeout(PATIENCE) {
+        Ok(output) => output.expect("collect output"),
+        Err(_) => {
+            // Our own child, by its id: it outlived the test.
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            panic!("the example did not exit within {PATIENCE:?}");
+        }
+    }
 }
 
 #[test]
