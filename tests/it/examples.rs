@@ -100,7 +100,9 @@ fn finish(mut running: Running) -> Output {
         Ok(output) => output.expect("collect output"),
         Err(_) => {
             // Our own child, by its id: it outlived the test.
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
             panic!("the example did not exit within {PATIENCE:?}");
         }
     }
