@@ -328,25 +328,34 @@ fn read_request_head(
     let mut buffer = Vec::with_capacity(1024);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
+        // Past the deadline, one last read that hardly waits still takes
+        // what has already arrived: on a busy machine this thread may start
+        // after the deadline of a client that sent its request at once, and
+        // that client must not be dropped for the hub's lateness. A slow
+        // client gains nothing: whatever this read brings, an unfinished
+        // head ends the handshake.
+        let late = left.is_zero();
+        let wait = if late {
+            Duration::from_millis(1)
+        } else {
+            left.min(SHUTDOWN_CHECK)
+        };
         let searched_from = buffer.len().saturating_sub(3);
-        if !read_some(tcp, &mut buffer, left.min(SHUTDOWN_CHECK))? {
-            // A quiet moment: give up early only if the hub is going away
-            // (a prompt client still gets its 503 from the checks below).
-            if context.is_shutting_down() {
-                return Err(io::ErrorKind::TimedOut.into());
+        let got = read_some(tcp, &mut buffer, wait)?;
+        if got {
+            if let Some(end) = find_head_end(&buffer[searched_from..]) {
+                let end = searched_from + end;
+                let leftover = buffer.split_off(end);
+                return Ok(Some((buffer, leftover)));
             }
-            continue;
+            if buffer.len() > MAX_HEAD {
+                return Ok(None);
+            }
         }
-        if let Some(end) = find_head_end(&buffer[searched_from..]) {
-            let end = searched_from + end;
-            let leftover = buffer.split_off(end);
-            return Ok(Some((buffer, leftover)));
-        }
-        if buffer.len() > MAX_HEAD {
-            return Ok(None);
+        // A quiet moment: give up early only if the hub is going away (a
+        // prompt client still gets its 503 from the checks below).
+        if late || (!got && context.is_shutting_down()) {
+            return Err(io::ErrorKind::TimedOut.into());
         }
     }
 }
