@@ -215,6 +215,8 @@ impl Client {
                 }
                 Ok(Message::Binary(_)) => panic!("server sent a binary frame"),
                 Ok(_) => continue,
+                // See `interrupted`: read again.
+                Err(tungstenite::Error::Io(e)) if interrupted(&e) => continue,
                 Err(tungstenite::Error::Io(e))
                     if matches!(
                         e.kind(),
@@ -338,12 +340,45 @@ pub fn http(
     read_http_response(&mut tcp)
 }
 
+/// True for a read that a stop signal interrupted: on Linux, a socket read
+/// with a timeout (`SO_RCVTIMEO`) fails with EINTR after the process was
+/// stopped and continued, even without a signal handler (signal(7)). Seen
+/// under load (`Interrupted system call` in the auth tests); the hub's own
+/// readers treat it as "nothing yet" (`error::is_quiet`), and so do the
+/// test clients: they read again.
+pub fn interrupted(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::Interrupted
+}
+
+/// One `read`, again as long as it is [`interrupted`].
+pub fn read_some(tcp: &mut TcpStream, buffer: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match tcp.read(buffer) {
+            Err(e) if interrupted(&e) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// The next message of a tungstenite socket, reading again when
+/// [`interrupted`].
+pub fn read_message<S: Read + Write>(
+    socket: &mut WebSocket<S>,
+) -> Result<Message, tungstenite::Error> {
+    loop {
+        match socket.read() {
+            Err(tungstenite::Error::Io(e)) if interrupted(&e) => continue,
+            other => return other,
+        }
+    }
+}
+
 /// Read a response with a Content-Length (or until EOF).
 pub fn read_http_response(tcp: &mut TcpStream) -> HttpReply {
     let mut raw = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
-        let n = tcp.read(&mut chunk).expect("read HTTP response");
+        let n = read_some(tcp, &mut chunk).expect("read HTTP response");
         assert!(
             n > 0,
             "connection closed before the response head: {:?}",
@@ -377,7 +412,7 @@ pub fn read_http_response(tcp: &mut TcpStream) -> HttpReply {
     match length {
         Some(length) => {
             while body.len() < length {
-                let n = tcp.read(&mut chunk).expect("read HTTP body");
+                let n = read_some(tcp, &mut chunk).expect("read HTTP body");
                 assert!(n > 0, "body cut short");
                 body.extend_from_slice(&chunk[..n]);
             }
@@ -562,7 +597,7 @@ impl RawWs {
     /// Read more bytes; false at EOF or on error.
     fn fill(&mut self) -> bool {
         let mut chunk = [0u8; 8192];
-        match self.tcp.read(&mut chunk) {
+        match read_some(&mut self.tcp, &mut chunk) {
             Ok(0) | Err(_) => false,
             Ok(n) => {
                 self.buffer.extend_from_slice(&chunk[..n]);
