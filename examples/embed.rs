@@ -10,8 +10,12 @@
 //! Options (all optional; `--help` lists them): `--ws ADDR` (default
 //! `127.0.0.1:9001`), `--http ADDR` (default `127.0.0.1:9002`), `--count N`
 //! ticks (default 10), `--interval-ms MS` between ticks (default 1000).
-//! Port 0 picks a free port. An unknown flag or a bad value is an error
-//! (exit 2); a port in use is reported with the OS's reason (exit 1).
+//! Port 0 picks a free port; `off` binds no such listener. An unknown flag
+//! or a bad value is an error (exit 2); a port in use is reported with the
+//! OS's reason (exit 1).
+//!
+//! Each tick is a plain struct deriving `Serialize`: the hub turns it into
+//! JSON, so the application needs no JSON library of its own.
 //!
 //! Output:
 //!
@@ -28,7 +32,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use pumphub::{Config, Hub};
-use serde_json::json;
+use serde::Serialize;
+
+/// What the application publishes: its own type, not JSON.
+#[derive(Serialize)]
+struct Tick {
+    n: u64,
+    uptime_ms: u64,
+}
 
 #[path = "common/args.rs"]
 mod args;
@@ -41,8 +52,8 @@ embed: a sync application that owns a pumphub Hub and publishes from its loop
 
 Usage: embed [--ws ADDR] [--http ADDR] [--count N] [--interval-ms MS]
 
-  --ws ADDR          the hub's WebSocket listener; port 0 = any [127.0.0.1:9001]
-  --http ADDR        the hub's HTTP listener; port 0 = any [127.0.0.1:9002]
+  --ws ADDR|off      the hub's WebSocket listener; port 0 = any [127.0.0.1:9001]
+  --http ADDR|off    the hub's HTTP listener; port 0 = any [127.0.0.1:9002]
   --count N          ticks to publish before shutting down [10]
   --interval-ms MS   pause between ticks [1000]
   -h, --help         print this help
@@ -60,9 +71,13 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(exit) => return exit,
     };
+    let listener = |name: &str, default: &str| match args.get(name).unwrap_or(default) {
+        "off" => None,
+        address => Some(address.to_string()),
+    };
     let config = Config {
-        ws_addr: args.get("--ws").unwrap_or("127.0.0.1:9001").into(),
-        http_addr: args.get("--http").unwrap_or("127.0.0.1:9002").into(),
+        ws_addr: listener("--ws", "127.0.0.1:9001"),
+        http_addr: listener("--http", "127.0.0.1:9002"),
         ..Config::default()
     };
     let (count, interval_ms) = match (
@@ -82,11 +97,13 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    println!(
-        "hub listening ws://{}/ws http://{}",
-        hub.ws_addr(),
-        hub.http_addr()
-    );
+    let ws = hub
+        .ws_addr()
+        .map_or("off".into(), |a| format!("ws://{a}/ws"));
+    let http = hub
+        .http_addr()
+        .map_or("off".into(), |a| format!("http://{a}"));
+    println!("hub listening {ws} {http}");
     // The handle is what the rest of an application would hold: cheap to
     // clone into any thread, each call a few microseconds.
     let handle = hub.handle();
@@ -99,8 +116,11 @@ fn main() -> ExitCode {
     };
 
     for n in 1..=count {
-        let data = json!({"n": n, "uptime_ms": handle.uptime().as_millis() as u64});
-        match handle.publish("ticks", data) {
+        let tick = Tick {
+            n,
+            uptime_ms: handle.uptime().as_millis() as u64,
+        };
+        match handle.publish("ticks", tick) {
             Ok(published) => println!(
                 "published seq={} delivered={}",
                 published.seq, published.delivered

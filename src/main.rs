@@ -57,16 +57,22 @@ fn main() -> ExitCode {
     let hub = match Hub::start(config) {
         Ok(hub) => hub,
         Err(e) => {
+            // `Display` already names the direct cause (the OS error);
+            // `with_causes` adds any deeper one, each once.
             eprintln!("pumphub: {}", with_causes(&e));
             return ExitCode::from(1);
         }
     };
     // Printed at every log level, even `off`: scripts wait for this line.
+    let ws = hub
+        .ws_addr()
+        .map_or("off".into(), |a| format!("ws://{a}/ws"));
+    let http = hub
+        .http_addr()
+        .map_or("off".into(), |a| format!("http://{a}"));
     style.announce(format_args!(
-        "pumphub {} listening: websocket ws://{}/ws, http http://{}",
+        "pumphub {} listening: websocket {ws}, http {http}",
         env!("CARGO_PKG_VERSION"),
-        hub.ws_addr(),
-        hub.http_addr()
     ));
 
     if let Some(channel) = stdin_channel {

@@ -26,7 +26,13 @@ pub use reply::{
     encode_request_error, encode_shutdown, encode_subscribed, encode_subscribed_incomplete,
     encode_unsubscribed, encode_welcome,
 };
-pub use request::{parse_request, request_id, ClientMessage, Request, RequestError, RequestId};
+pub use request::{
+    parse_request, request_id, truncate, ClientMessage, Request, RequestError, RequestId,
+};
 
 /// Close code for a slow consumer whose outbound queue overflowed.
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
+
+/// Close code for a connection whose signed token expired before the
+/// client sent a fresh one in an `auth` message.
+pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;

@@ -28,17 +28,30 @@ impl Broadcaster {
     /// every subscriber of `channel`.
     pub(super) fn publish(&mut self, channel_name: &str, data: Value) -> Published {
         let seq = self.next_seq();
-        let history_size = self.settings.history_size;
-        let channel_key: Arc<str> = match self.channels.get_key_value(channel_name) {
+        let channel: Arc<str> = match self.channels.get_key_value(channel_name) {
             Some((key, _)) => key.clone(),
             None => channel_name.into(),
         };
-        let event = EncodedEvent::new(Event {
+        let delivered = self.fan_out(Event {
             seq,
-            channel: channel_key.clone(),
+            channel,
             ts_ms: unix_ms(),
             data,
         });
+        self.metrics.events_published.inc();
+        Published { seq, delivered }
+    }
+
+    /// Serialize an event that has its seq, keep it in its channel's
+    /// history and queue it for every subscriber. Returns how many it was
+    /// queued for. The memory engine's `publish` and the shared log's
+    /// entries (`cluster.rs`) both end here.
+    #[inline]
+    pub(super) fn fan_out(&mut self, event: Event) -> usize {
+        let seq = event.seq;
+        let history_size = self.settings.history_size;
+        let channel_key = event.channel.clone();
+        let event = EncodedEvent::new(event);
         let channel = self.channels.entry(channel_key).or_insert_with(|| Channel {
             subscribers: Vec::new(),
             history: ChannelHistory::new(history_size),
@@ -88,9 +101,8 @@ impl Broadcaster {
                 None => {}
             }
         }
-        self.metrics.events_published.inc();
         self.metrics.events_delivered.add(delivered as u64);
-        Published { seq, delivered }
+        delivered
     }
 
     /// Send an `error` frame with the next seq to every connected client,
@@ -102,8 +114,21 @@ impl Broadcaster {
         context: Option<&Value>,
     ) -> Seq {
         let seq = self.next_seq();
+        self.fan_out_error(seq, unix_ms(), code, message, context);
+        seq
+    }
+
+    /// Queue a broadcast `error` that has its seq for every client.
+    pub(super) fn fan_out_error(
+        &mut self,
+        seq: Seq,
+        ts_ms: u64,
+        code: &str,
+        message: &str,
+        context: Option<&Value>,
+    ) {
         let frame: Utf8Bytes =
-            protocol::encode_broadcast_error(code, message, context, seq.0, unix_ms()).into();
+            protocol::encode_broadcast_error(code, message, context, seq.0, ts_ms).into();
         let slots: Vec<usize> = self.clients_by_id.values().copied().collect();
         for slot in slots {
             let Some(Member::Client(client)) = &mut self.members[slot] else {
@@ -118,6 +143,5 @@ impl Broadcaster {
             }
         }
         self.metrics.broadcast_errors.inc();
-        seq
     }
 }

@@ -22,6 +22,8 @@ pub struct ConnectionStatus {
     pub via: Option<String>,
     /// The `User-Agent` of the upgrade request.
     pub user_agent: Option<String>,
+    /// Who its token names (a signed token's `sub`); `null` without one.
+    pub sub: Option<String>,
     /// When the handshake completed, Unix ms.
     pub connected_at: u64,
     /// Channels followed.
@@ -51,6 +53,7 @@ impl ConnectionStatus {
             },
             via: connection.info.via.map(|proxy| proxy.to_string()),
             user_agent: connection.info.user_agent.clone(),
+            sub: stats.subject(),
             connected_at: connection.info.connected_at_ms,
             channels,
             sent: stats.sent(),

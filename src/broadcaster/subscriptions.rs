@@ -8,10 +8,10 @@
 
 use std::sync::Arc;
 
-use crossbeam_channel::Sender;
-
 use super::history::{ChannelHistory, History, MAX_HISTORY_PAGE};
-use super::{Broadcaster, Channel, EncodedEvent, LocalSubscriber, Member, OutboundFrame};
+use super::{
+    Broadcaster, Channel, EncodedEvent, LocalSubscribed, LocalSubscriber, Member, OutboundFrame,
+};
 use crate::protocol::{self, ErrorCode, Event, RequestError, RequestId, Seq};
 
 impl Broadcaster {
@@ -128,7 +128,7 @@ impl Broadcaster {
         events.sort_unstable_by_key(|e| e.seq());
         for event in &events {
             // Replayed events do not count against --queue-size
-            // (docs/protocol.md, clarifications): a client resuming after a
+            // (docs/protocol.md, "Sequence numbers"): a client resuming after a
             // 4008 gets its whole replay.
             let frame = OutboundFrame::Event((*event).clone());
             client.push_uncounted(slot, frame, &mut self.to_wake);
@@ -143,11 +143,15 @@ impl Broadcaster {
     /// `HubHandle::history`. Only `Arc`s are cloned: the answer shares the
     /// events with the history.
     pub(super) fn history_page(&self, channel: &str, since: Seq, limit: usize) -> History {
+        // In cluster mode this node's memory starts at its floor: what came
+        // before is in Redis only, so a `since` below it is not complete.
+        let floor = self.memory_floor();
+        let before_floor = (since < floor).then(|| Seq(floor.0 + 1));
         let Some(channel) = self.channels.get(channel) else {
             return History {
                 events: Vec::new(),
-                complete: true,
-                oldest: None,
+                complete: before_floor.is_none(),
+                oldest: before_floor,
                 more: false,
                 seq: self.seq,
             };
@@ -159,14 +163,26 @@ impl Broadcaster {
             .take(limit.min(MAX_HISTORY_PAGE))
             .cloned()
             .collect();
-        let complete = history.is_complete_after(since);
+        let evicted = (!history.is_complete_after(since)).then(|| history.first_kept());
+        let oldest = evicted.max(before_floor);
         History {
             events,
-            complete,
-            oldest: (!complete).then(|| history.first_kept()),
+            complete: oldest.is_none(),
+            oldest,
             more: after.next().is_some(),
             seq: self.seq,
         }
+    }
+
+    /// The seq at or before which this node may never have seen events:
+    /// zero with the memory engine, the join (or resync) point with the
+    /// shared log.
+    fn memory_floor(&self) -> Seq {
+        #[cfg(feature = "redis")]
+        if matches!(self.engine, crate::engine::Engine::Redis(_)) {
+            return self.shared_floor();
+        }
+        Seq(0)
     }
 
     pub(super) fn unsubscribe(&mut self, slot: usize, names: &[String]) {
@@ -185,18 +201,57 @@ impl Broadcaster {
         }
     }
 
-    pub(super) fn subscribe_local(&mut self, names: &[String], events: Sender<Event>) -> u64 {
+    /// Add an in-process subscriber. With `since`, the kept events after it
+    /// go into its channel first, inside this one command, so the live
+    /// events that follow can neither overlap the replay nor leave a gap:
+    /// the same guarantee a client's `subscribe` has.
+    pub(super) fn subscribe_local(
+        &mut self,
+        names: &[String],
+        since: Option<Seq>,
+        capacity: usize,
+    ) -> LocalSubscribed {
+        let mut replay: Vec<Event> = Vec::new();
+        let mut complete = true;
+        if let Some(since) = since {
+            // A seq this instance never reached came from another instance
+            // (another epoch): replaying "after" it would silently skip
+            // everything, so say it is not complete.
+            complete = since <= self.seq;
+            for name in names {
+                let Some(channel) = self.channels.get(name.as_str()) else {
+                    continue;
+                };
+                complete &= channel.history.is_complete_after(since);
+                replay.extend(channel.history.events_after(since).map(|e| e.event.clone()));
+            }
+            replay.sort_unstable_by_key(|e| e.seq);
+        }
+        // Replayed events do not count against the live capacity, as for
+        // clients: a subscriber resuming after being dropped as slow gets its
+        // whole replay. History bounds how long it can be.
+        let (events_tx, events_rx) = crossbeam_channel::bounded(capacity + replay.len());
+        let replayed = replay.len();
+        for event in replay {
+            // Cannot fail: the channel is new and has room for all of them.
+            let _ = events_tx.try_send(event);
+        }
         let key = self.next_local_key;
         self.next_local_key += 1;
         let slot = self.insert_member(Member::Local(LocalSubscriber {
             key,
-            events,
+            events: events_tx,
             channels: Vec::new(),
         }));
         self.locals_by_key.insert(key, slot);
         for name in names {
             self.join_channel(slot, name);
         }
-        key
+        LocalSubscribed {
+            key,
+            events: events_rx,
+            replayed,
+            complete,
+        }
     }
 }

@@ -137,7 +137,8 @@ struct CommandLine {
 }
 
 impl CommandLine {
-    /// Records one setting flag, refusing repeats except `--allowed-origin`.
+    /// Records one setting flag, refusing repeats except of the repeatable
+    /// ones (`--allowed-origin`, `--token-secret`).
     fn add(&mut self, setting: Setting, value: Option<String>) -> Result<(), ConfigError> {
         let existing = self.settings.iter_mut().find(|(s, _)| *s == setting);
         match (existing, value) {

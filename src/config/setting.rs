@@ -19,6 +19,8 @@ pub(super) enum Setting {
     HistorySize,
     RateLimit,
     Token,
+    TokenSecret,
+    TokenAllowNoExp,
     PublishKey,
     AllowClientPublish,
     AllowedOrigin,
@@ -33,11 +35,13 @@ pub(super) enum Setting {
     AuthTimeoutMs,
     WriteTimeoutMs,
     HttpWorkers,
+    Redis,
+    RedisPrefix,
 }
 
 impl Setting {
     /// Every setting, in the order of the `Config` fields.
-    pub(super) const ALL: [Setting; 25] = [
+    pub(super) const ALL: [Setting; 29] = [
         Setting::Ws,
         Setting::Http,
         Setting::MaxConnections,
@@ -49,6 +53,8 @@ impl Setting {
         Setting::HistorySize,
         Setting::RateLimit,
         Setting::Token,
+        Setting::TokenSecret,
+        Setting::TokenAllowNoExp,
         Setting::PublishKey,
         Setting::AllowClientPublish,
         Setting::AllowedOrigin,
@@ -63,6 +69,8 @@ impl Setting {
         Setting::AuthTimeoutMs,
         Setting::WriteTimeoutMs,
         Setting::HttpWorkers,
+        Setting::Redis,
+        Setting::RedisPrefix,
     ];
 
     /// The flag without `--`, which is also the config-file key.
@@ -79,6 +87,8 @@ impl Setting {
             Setting::HistorySize => "history-size",
             Setting::RateLimit => "rate-limit",
             Setting::Token => "token",
+            Setting::TokenSecret => "token-secret",
+            Setting::TokenAllowNoExp => "token-allow-no-exp",
             Setting::PublishKey => "publish-key",
             Setting::AllowClientPublish => "allow-client-publish",
             Setting::AllowedOrigin => "allowed-origin",
@@ -93,6 +103,8 @@ impl Setting {
             Setting::AuthTimeoutMs => "auth-timeout-ms",
             Setting::WriteTimeoutMs => "write-timeout-ms",
             Setting::HttpWorkers => "http-workers",
+            Setting::Redis => "redis",
+            Setting::RedisPrefix => "redis-prefix",
         }
     }
 
@@ -112,6 +124,8 @@ impl Setting {
             Setting::HistorySize => "PUMPHUB_HISTORY_SIZE",
             Setting::RateLimit => "PUMPHUB_RATE_LIMIT",
             Setting::Token => "PUMPHUB_TOKEN",
+            Setting::TokenSecret => "PUMPHUB_TOKEN_SECRET",
+            Setting::TokenAllowNoExp => "PUMPHUB_TOKEN_ALLOW_NO_EXP",
             Setting::PublishKey => "PUMPHUB_PUBLISH_KEY",
             Setting::AllowClientPublish => "PUMPHUB_ALLOW_CLIENT_PUBLISH",
             Setting::AllowedOrigin => "PUMPHUB_ALLOWED_ORIGIN",
@@ -126,6 +140,8 @@ impl Setting {
             Setting::AuthTimeoutMs => "PUMPHUB_AUTH_TIMEOUT_MS",
             Setting::WriteTimeoutMs => "PUMPHUB_WRITE_TIMEOUT_MS",
             Setting::HttpWorkers => "PUMPHUB_HTTP_WORKERS",
+            Setting::Redis => "PUMPHUB_REDIS",
+            Setting::RedisPrefix => "PUMPHUB_REDIS_PREFIX",
         }
     }
 
@@ -135,14 +151,19 @@ impl Setting {
             .find(|setting| setting.name() == name)
     }
 
-    /// False only for the bare flag `--allow-client-publish`.
+    /// False only for the bare flags `--allow-client-publish` and
+    /// `--token-allow-no-exp`.
     pub(super) fn takes_value(self) -> bool {
-        self != Setting::AllowClientPublish
+        !matches!(self, Setting::AllowClientPublish | Setting::TokenAllowNoExp)
     }
 
-    /// True for the lists, `--allowed-origin` and `--trusted-proxy`.
+    /// True for the lists: `--allowed-origin`, `--trusted-proxy` and
+    /// `--token-secret`.
     pub(super) fn repeatable(self) -> bool {
-        matches!(self, Setting::AllowedOrigin | Setting::TrustedProxy)
+        matches!(
+            self,
+            Setting::AllowedOrigin | Setting::TrustedProxy | Setting::TokenSecret
+        )
     }
 }
 

@@ -1,6 +1,6 @@
 //! The operator surface on its own port, served by tiny_http:
 //! `GET /health`, `GET /metrics`, `GET /status`, `POST /publish`,
-//! `GET /history`, `GET /`.
+//! `GET /history`, `GET /` and `GET /pumphub.js`.
 //!
 //! A few worker threads (`--http-workers`) take requests from tiny_http's
 //! queue and talk to the hub only through a [`HubHandle`], like any
@@ -37,6 +37,11 @@ use crate::request_head::percent_decode;
 /// The live page served at `GET /`.
 const PAGE: &str = include_str!("page.html");
 
+/// The browser client at `GET /pumphub.js`: the live page loads it, and so
+/// may any web page. Served as is (no substitution), so it stays the file
+/// in the repository that its documentation describes.
+const CLIENT_SCRIPT: &str = include_str!("pumphub.js");
+
 /// The HTTP listener: the guard on the public port, tiny_http behind it,
 /// and the worker threads.
 pub(crate) struct HttpServer {
@@ -64,7 +69,7 @@ impl HttpServer {
         public: TcpListener,
         hub: HubHandle,
         config: &Config,
-        ws_addr: SocketAddr,
+        ws_addr: Option<SocketAddr>,
     ) -> Result<HttpServer, Error> {
         // Failing here is a bind failure (exit 1), of our private socket.
         let internal = |source| Error::Bind {
@@ -83,7 +88,12 @@ impl HttpServer {
             page: fill_page(
                 PAGE,
                 &[
-                    ("{{WS_PORT}}", &ws_addr.port().to_string()),
+                    // Without a WebSocket listener of the hub's own the page
+                    // falls back to its default URL, which the operator edits.
+                    (
+                        "{{WS_PORT}}",
+                        &ws_addr.map_or_else(String::new, |a| a.port().to_string()),
+                    ),
                     ("{{VERSION}}", env!("CARGO_PKG_VERSION")),
                 ],
             ),
@@ -146,7 +156,8 @@ fn serve(context: &HttpContext, mut request: Request) {
         (Method::Post, "/publish") => publish(context, &mut request),
         (Method::Get, "/history") => history(context, &request),
         (Method::Get, "/") => html(&context.page),
-        (_, "/health" | "/metrics" | "/status" | "/publish" | "/history" | "/") => {
+        (Method::Get, "/pumphub.js") => javascript(CLIENT_SCRIPT),
+        (_, "/health" | "/metrics" | "/status" | "/publish" | "/history" | "/" | "/pumphub.js") => {
             error_response(405, "method_not_allowed", "method not allowed on this path")
         }
         _ => error_response(404, "not_found", "no such path"),
@@ -159,13 +170,19 @@ fn health(context: &HttpContext) -> HttpResponse {
     let hub = &context.hub;
     let shutting_down = hub.is_shutting_down();
     let seq = hub.hub_stats().map(|s| s.seq.0).ok();
+    let engine = hub.engine_status();
+    // A node that cannot reach the shared log cannot publish: a load
+    // balancer should send new clients elsewhere.
     let status = if shutting_down || seq.is_none() {
         "shutting_down"
+    } else if !engine.is_serving() {
+        "unavailable"
     } else {
         "healthy"
     };
     let body = json!({
         "status": status,
+        "engine": engine.describe(),
         "connections": {"active": hub.metrics().connections_active()},
         "seq": seq.unwrap_or(0),
         "uptime_s": hub.uptime().as_secs(),
@@ -203,6 +220,7 @@ fn status(context: &HttpContext, request: &Request) -> HttpResponse {
             "events_delivered": stats.events_delivered,
             "uptime_s": stats.uptime.as_secs(),
         },
+        "engine": hub.engine_status().describe(),
         "connections": connections,
     });
     json_response(200, &body)
@@ -273,10 +291,10 @@ fn publish(context: &HttpContext, request: &mut Request) -> HttpResponse {
         },
     };
     let result = if is_array {
-        context.hub.publish_all(events)
+        context.hub.publish_values(events)
     } else {
         let (channel, data) = events.into_iter().next().expect("one event was pushed");
-        context.hub.publish(&channel, data).map(|p| vec![p])
+        context.hub.publish_value(&channel, data).map(|p| vec![p])
     };
     match result {
         Ok(published) => {
@@ -290,6 +308,11 @@ fn publish(context: &HttpContext, request: &mut Request) -> HttpResponse {
                 json_response(200, &answers.remove(0))
             }
         }
+        Err(Error::Unavailable { reason }) => error_response(
+            503,
+            ErrorCode::Unavailable.as_str(),
+            &format!("the shared event log is unavailable: {reason}"),
+        ),
         Err(_) => error_response(503, "shutting_down", "the hub is shutting down"),
     }
 }
@@ -464,6 +487,11 @@ fn fill_page(page: &str, values: &[(&str, &str)]) -> String {
     }
     out.push_str(&fill(rest));
     out
+}
+
+fn javascript(script: &str) -> HttpResponse {
+    Response::from_data(script.as_bytes().to_vec())
+        .with_header(header("Content-Type", "text/javascript; charset=utf-8"))
 }
 
 fn header(name: &str, value: &str) -> Header {

@@ -1,4 +1,4 @@
-//! Authentication and permissions (docs/protocol.md: replies, clarifications): one test
+//! Authentication and permissions (docs/protocol.md, "Authentication"): one test
 //! per way of presenting `--token` and per way of getting it wrong, the
 //! authentication deadline, and an application's own `Authorizer` deciding
 //! subscribe and publish per channel.

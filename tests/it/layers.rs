@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// Top-level modules by layer, bottom first (the order of `src/lib.rs`).
 const LAYERS: &[&[&str]] = &[
     &["config", "error", "peer", "protocol", "request_head"],
-    &["auth", "metrics"],
+    &["auth", "engine", "metrics"],
     &["broadcaster"],
     &["handle"],
     &["http", "stdin_feed", "ws"],
@@ -25,6 +25,8 @@ const SIDEWAYS: &[(&str, &str)] = &[
     ("request_head", "error"),
     ("config", "error"),
     ("config", "peer"),
+    // `/metrics` counts refused tokens under auth's `RefusalReason`.
+    ("metrics", "auth"),
 ];
 
 /// The client is outside the stack: it may use only these.

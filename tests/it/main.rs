@@ -3,6 +3,8 @@
 //! OS-assigned ports, so all of them run in parallel.
 
 mod support;
+// a real redis-server per test, for the cluster tests
+mod redis_support;
 
 // welcome, subscribe/unsubscribe replies, request errors
 mod protocol;
@@ -18,7 +20,7 @@ mod slow_consumer;
 mod shutdown;
 // heartbeat, message-size limit, handshake that never comes
 mod heartbeat;
-// the live page (GET /) in headless Chromium, driven over CDP
+// the live page (GET /) and pumphub.js in headless Chromium, driven over CDP
 mod browser;
 // the echo server Autobahn grades: the hub's pumps without the hub
 mod echo;
@@ -32,6 +34,8 @@ mod metrics;
 mod status;
 // --token, auth, the Authorizer trait deciding subscribe and publish
 mod auth;
+// --token-secret: signed tokens, their claims, expiry, refresh, rotation
+mod signed_tokens;
 // section 6 limits: 503/429/403/404, deadlines, raw bad frames, rate limit
 mod limits;
 // the HTTP guard: absurd Content-Length, huge heads, slowloris
@@ -46,7 +50,15 @@ mod cli;
 mod client;
 // the examples' binaries, run briefly against a hub
 mod examples;
+// embedding: no listeners, handed-over connections, one port, in-process resume
+mod embedding;
 // The import layers of src/ (docs/architecture.md) hold.
 mod layers;
 // README and docs/: every block tagged, the Quick start and Python snippets as written
 mod docs;
+// the Redis engine's pieces against a real redis-server
+#[cfg(feature = "redis")]
+mod engine_redis;
+// cluster mode: several pumphub processes on one real redis-server
+#[cfg(feature = "redis")]
+mod cluster;
