@@ -6,10 +6,11 @@
 //! # open http://127.0.0.1:8080/ : the page follows the ticks over ws://127.0.0.1:8080/live
 //! ```
 //!
-//! Options (all optional): `--addr ADDR` (default `127.0.0.1:8080`; port 0
-//! picks a free one), `--count N` (default 60): stop after N ticks have
-//! reached at least one client, `--interval-ms MS` between ticks (default
-//! 1000).
+//! Options (all optional; `--help` lists them): `--addr ADDR` (default
+//! `127.0.0.1:8080`; port 0 picks a free one), `--count N` (default 60):
+//! stop after N ticks have reached at least one client, `--interval-ms MS`
+//! between ticks (default 1000). An unknown flag or a bad value is an
+//! error (exit 2).
 //!
 //! Output:
 //!
@@ -48,6 +49,29 @@ const HUB_PATH: &str = "/live";
 /// The largest request head the front reads before deciding.
 const MAX_HEAD: usize = 16 * 1024;
 
+#[path = "common/args.rs"]
+mod args;
+use args::{Repeat, Spec};
+
+const SPEC: Spec = Spec {
+    program: "one_port",
+    help: "\
+one_port: an application's pages and the hub's WebSocket (/live) on one port
+
+Usage: one_port [--addr ADDR] [--count N] [--interval-ms MS]
+
+  --addr ADDR        the application's port; port 0 = any [127.0.0.1:8080]
+  --count N          stop after N ticks reached at least one client [60]
+  --interval-ms MS   pause between ticks [1000]
+  -h, --help         print this help
+",
+    flags: &[
+        ("--addr", Repeat::Once),
+        ("--count", Repeat::Once),
+        ("--interval-ms", Repeat::Once),
+    ],
+};
+
 /// What the application publishes.
 #[derive(Serialize)]
 struct Tick {
@@ -56,16 +80,17 @@ struct Tick {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let addr = flag(&args, "--addr").unwrap_or("127.0.0.1:8080");
-    let (Ok(count), Ok(interval_ms)) = (
-        flag(&args, "--count").unwrap_or("60").parse::<u64>(),
-        flag(&args, "--interval-ms")
-            .unwrap_or("1000")
-            .parse::<u64>(),
-    ) else {
-        eprintln!("usage: one_port [--addr ADDR] [--count N] [--interval-ms MS]");
-        return ExitCode::from(2);
+    let args = match SPEC.parse() {
+        Ok(args) => args,
+        Err(exit) => return exit,
+    };
+    let addr = args.get("--addr").unwrap_or("127.0.0.1:8080");
+    let (count, interval_ms) = match (
+        args.number::<u64>("--count", 60),
+        args.number::<u64>("--interval-ms", 1000),
+    ) {
+        (Ok(count), Ok(interval_ms)) => (count, interval_ms),
+        (Err(exit), _) | (_, Err(exit)) => return exit,
     };
     match run(addr, count, Duration::from_millis(interval_ms)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -246,10 +271,3 @@ ws.onmessage = (message) => {
 };
 </script>
 "#;
-
-/// The value after `name`.
-fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
-    args.windows(2)
-        .find(|pair| pair[0] == name)
-        .map(|pair| pair[1].as_str())
-}

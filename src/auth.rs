@@ -363,6 +363,7 @@ mod tests {
         ConnectionInfo {
             id: ConnectionId::new(),
             remote_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
+            via: None,
             user_agent: None,
             origin: None,
             connected_at_ms: 0,

@@ -40,6 +40,7 @@ mod subscriptions;
 pub(crate) use cluster::engine_sink;
 pub(crate) use command::{HubCommand, LocalSubscribed, PublishOrigin};
 pub(crate) use encoded_event::EncodedEvent;
+pub use history::{History, MAX_HISTORY_PAGE};
 pub(crate) use lifecycle::Lifecycle;
 pub(crate) use outbound::{
     outbound_queue, OutboundFrame, OutboundQueue, OutboundReceiver, QueueFull,
@@ -435,6 +436,14 @@ impl Broadcaster {
             HubCommand::Stats { reply } => {
                 let _ = reply.try_send(self.stats());
             }
+            HubCommand::History {
+                channel,
+                since,
+                limit,
+                reply,
+            } => {
+                let _ = reply.try_send(self.history_page(&channel, since, limit));
+            }
             HubCommand::Status { reply } => {
                 let _ = reply.try_send(self.status());
             }
@@ -568,7 +577,8 @@ impl Broadcaster {
             if let Some(Member::Client(client)) = &self.members[slot] {
                 warn!(
                     "connection {} from {}: outbound queue full, closing with 4008",
-                    client.connection.info.id, client.connection.info.remote_addr
+                    client.connection.info.id,
+                    client.connection.info.describe_peer()
                 );
             }
             self.metrics.slow_consumer_disconnects.inc();

@@ -11,13 +11,20 @@
 //!
 //! 1. the defaults of [`Config::default`],
 //! 2. the TOML file named by `--config FILE` (or `--check-config FILE`),
-//! 3. the environment, which is read for three secrets,
-//!    [`ENV_TOKEN`], [`ENV_TOKEN_SECRET`] and [`ENV_PUBLISH_KEY`], so they can stay off the command
-//!    line and out of `ps`, and for the log level, [`ENV_LOG`] (`RUST_LOG`,
-//!    the usual variable of Rust programs; see [`level_from_rust_log`]),
+//! 3. the environment: every setting as `PUMPHUB_` and its flag name in
+//!    upper case with `_` for `-` (`PUMPHUB_MAX_CONNECTIONS=500`,
+//!    `PUMPHUB_ALLOW_CLIENT_PUBLISH=true`, `PUMPHUB_WS=off`, lists
+//!    comma-separated), as container deployments set them; the secrets
+//!    [`ENV_TOKEN`], [`ENV_TOKEN_SECRET`] and [`ENV_PUBLISH_KEY`] stay off
+//!    the command line and out of `ps` that way. The log level may also
+//!    come from [`ENV_LOG`] (`RUST_LOG`, the usual variable of Rust
+//!    programs; see [`level_from_rust_log`]), below `PUMPHUB_LOG_LEVEL`.
+//!    [`ENV_CONFIG`] names the file when no flag does.
 //! 4. command-line flags.
 //!
-//! So: flags > environment > file > defaults. The position of `--config` on
+//! So: flags > environment > file > defaults. A variable that is set counts,
+//! even when empty (`PUMPHUB_TOKEN=` is an empty token, an error). The
+//! position of `--config` on
 //! the command line does not matter: `--queue-size 5 --config f.toml` still
 //! uses 5. A repeated flag (`--allowed-origin`) replaces the file's list; it
 //! does not add to it.
@@ -51,6 +58,7 @@ mod error;
 mod file;
 mod help;
 mod input;
+mod machine;
 mod setting;
 #[cfg(test)]
 mod tests;
@@ -63,6 +71,7 @@ use std::time::Duration;
 
 use log::LevelFilter;
 
+pub use crate::peer::IpRange;
 use input::{Input, Raw};
 use setting::Setting;
 use validate::Rules;
@@ -70,11 +79,32 @@ use validate::Rules;
 pub use command_line::{parse_args, parse_args_with_env};
 pub use error::ConfigError;
 pub use help::{help_text, version_text};
+pub(crate) use machine::{os_connection_ceiling, MAX_PENDING_HANDSHAKES};
+
+/// The most WebSocket clients the hub takes by default, on a machine that
+/// can hold more; see [`Config::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// The environment variable naming a config file, read when neither
+/// `--config` nor `--check-config` is given.
+pub const ENV_CONFIG: &str = "PUMPHUB_CONFIG";
+
+/// Every environment variable the configuration reads except [`ENV_LOG`]:
+/// `PUMPHUB_` and a setting's flag name in upper case with `_` for `-`
+/// (`PUMPHUB_MAX_CONNECTIONS`), and [`ENV_CONFIG`]. The binary warns about
+/// any other `PUMPHUB_` variable, which is most likely misspelt.
+pub fn env_var_names() -> impl Iterator<Item = &'static str> {
+    Setting::ALL
+        .into_iter()
+        .map(Setting::env_var)
+        .chain([ENV_CONFIG])
+}
+
 #[cfg(test)] // for the test in auth/jwt that checks the two agree
 pub(crate) use validate::{MAX_TOKEN_SECRETS, MIN_TOKEN_SECRET_LEN};
 
-/// What `--ws` and `--http` (and `ws`, `http` in the file) take to bind no
-/// listener at all.
+/// What `--ws` and `--http` (and `ws`, `http` in the file, `PUMPHUB_WS`,
+/// `PUMPHUB_HTTP`) take to bind no listener at all.
 pub const LISTENER_OFF: &str = "off";
 
 /// The environment variable read for [`Config::token`].
@@ -94,8 +124,8 @@ pub const ENV_LOG: &str = "RUST_LOG";
 /// The level `RUST_LOG` asks for, if it is a single level such as `debug`
 /// (any case, surrounding spaces ignored).
 ///
-/// pumphub logs through simple_logger, which has one level for the whole
-/// process, so env_logger-style directives such as `pumphub=debug` or
+/// The binary's logger has one level for the whole process (and
+/// `PUMPHUB_LOG_LEVEL` wins over `RUST_LOG`), so env_logger-style directives such as `pumphub=debug` or
 /// `info,tiny_http=warn` cannot be honoured: they give `None`, the variable
 /// is ignored, and the binary logs a warning saying so. It is not a config
 /// error, because `RUST_LOG` is often set for other programs too.
@@ -128,9 +158,9 @@ pub struct Config {
     /// `0.0.0.0:9001` to accept clients from other machines.
     pub ws_addr: Option<String>,
     /// Address of the HTTP listener (`/health`, `/metrics`, `/status`,
-    /// `/publish`, `/`). `None` binds no HTTP listener; the same figures
-    /// stay available through `HubHandle` (`stats`, `connections`,
-    /// `render_metrics`).
+    /// `/publish`, `/history`, `/`). `None` binds no HTTP listener; the
+    /// same figures stay available through `HubHandle` (`stats`,
+    /// `connections`, `render_metrics`).
     ///
     /// Defaults to `127.0.0.1:9002` (`--http`; `--http off` for none). Keep
     /// it on loopback unless `publish_key` is set: `/publish` can otherwise
@@ -138,8 +168,13 @@ pub struct Config {
     pub http_addr: Option<String>,
     /// Most WebSocket clients connected at once; more get HTTP 503.
     ///
-    /// Defaults to 10000 (`--max-connections`); at least 1. Each client costs
-    /// two threads, so this is also a thread budget.
+    /// Defaults to [`DEFAULT_MAX_CONNECTIONS`] (10000), or to what this
+    /// machine can hold if that is less (`--max-connections`); at least 1.
+    /// Each client costs two threads, four memory maps per thread and a
+    /// file descriptor, so the kernel's `vm.max_map_count` and the
+    /// open-files limit set a ceiling (7423 with the stock 65530 maps).
+    /// [`Hub::start`](crate::Hub::start) warns about a value over that
+    /// ceiling and refuses clients (503) beyond it.
     pub max_connections: usize,
     /// Most WebSocket clients from one remote IP; more get HTTP 429.
     ///
@@ -206,8 +241,8 @@ pub struct Config {
     ///
     /// Defaults to false (`--token-allow-no-exp`, a bare flag).
     pub token_allow_no_exp: bool,
-    /// If set, `POST /publish` and `GET /status` need `Authorization: Bearer
-    /// <key>`.
+    /// If set, `POST /publish`, `GET /history` and `GET /status` need
+    /// `Authorization: Bearer <key>`.
     ///
     /// Defaults to none (`--publish-key`, or [`ENV_PUBLISH_KEY`]). Same
     /// character rules as `token`.
@@ -226,6 +261,16 @@ pub struct Config {
     /// an array of strings in the file). The parser stores them
     /// ASCII-lowercased; compare with `eq_ignore_ascii_case`.
     pub allowed_origins: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` (or `Forwarded`) header is
+    /// believed: a connection from one of these addresses is taken to be
+    /// from the client the header names, in the logs, in `/status` and for
+    /// `max_connections_per_ip`. Headers from any other peer are ignored,
+    /// so a client cannot choose its own address.
+    ///
+    /// Defaults to empty (`--trusted-proxy ADDR[,ADDR...]`, repeatable;
+    /// addresses or CIDR blocks such as `127.0.0.1` or `10.0.0.0/8`; an
+    /// array of strings in the file).
+    pub trusted_proxies: Vec<IpRange>,
     /// If set, each stdin line is published to this channel (as JSON if it
     /// parses, else as a string).
     ///
@@ -237,6 +282,17 @@ pub struct Config {
     ///
     /// Defaults to `info` (`--log-level off|error|warn|info|debug|trace`).
     pub log_level: LevelFilter,
+    /// How the binary writes log lines: `text` (`LEVEL [module] message`)
+    /// or `json` (one object per line).
+    ///
+    /// Defaults to text (`--log-format text|json`). The library never
+    /// installs a logger; this is read by the `pumphub` binary.
+    pub log_format: LogFormat,
+    /// Whether the binary starts each log line with a UTC timestamp.
+    ///
+    /// Defaults to [`LogTimestamps::Auto`] (`--log-timestamps auto|on|off`):
+    /// on, except under systemd, whose journal stamps each line itself.
+    pub log_timestamps: LogTimestamps,
     /// How long a graceful shutdown may spend flushing queued events before
     /// connections are dropped.
     ///
@@ -291,7 +347,7 @@ impl Default for Config {
         Config {
             ws_addr: Some("127.0.0.1:9001".to_owned()),
             http_addr: Some("127.0.0.1:9002".to_owned()),
-            max_connections: 10_000,
+            max_connections: machine::default_max_connections(),
             max_connections_per_ip: 1000,
             max_message_size: 65_536,
             ping_interval: Duration::from_millis(30_000),
@@ -305,8 +361,11 @@ impl Default for Config {
             publish_key: None,
             allow_client_publish: false,
             allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
             stdin_channel: None,
             log_level: LevelFilter::Info,
+            log_format: LogFormat::Text,
+            log_timestamps: LogTimestamps::Auto,
             shutdown_grace: Duration::from_millis(5000),
             max_subscriptions: 100,
             handshake_timeout: Duration::from_millis(10_000),
@@ -344,8 +403,11 @@ impl fmt::Debug for Config {
             .field("publish_key", &redact(&self.publish_key))
             .field("allow_client_publish", &self.allow_client_publish)
             .field("allowed_origins", &self.allowed_origins)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("stdin_channel", &self.stdin_channel)
             .field("log_level", &self.log_level)
+            .field("log_format", &self.log_format)
+            .field("log_timestamps", &self.log_timestamps)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("max_subscriptions", &self.max_subscriptions)
             .field("handshake_timeout", &self.handshake_timeout)
@@ -401,8 +463,14 @@ impl Config {
                 let origins = input.list()?;
                 self.allowed_origins = origins.iter().map(|o| o.to_ascii_lowercase()).collect();
             }
+            Setting::TrustedProxy => self.trusted_proxies = input.ip_ranges()?,
             Setting::Stdin => self.stdin_channel = Some(input.text()?),
             Setting::LogLevel => self.log_level = input.log_level()?,
+            Setting::LogFormat => {
+                self.log_format =
+                    input.one_of(&[("text", LogFormat::Text), ("json", LogFormat::Json)])?
+            }
+            Setting::LogTimestamps => self.log_timestamps = input.log_timestamps()?,
             Setting::ShutdownGraceMs => self.shutdown_grace = input.millis()?,
             Setting::MaxSubscriptions => self.max_subscriptions = input.count()?,
             Setting::HandshakeTimeoutMs => self.handshake_timeout = input.millis()?,
@@ -453,6 +521,44 @@ impl Config {
         }
         rules.redis_prefix(&self.redis_prefix)?;
         Ok(())
+    }
+}
+
+/// How the binary writes log lines ([`Config::log_format`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// `LEVEL [module] message`, after the timestamp if there is one.
+    Text,
+    /// `{"ts":…,"level":…,"target":…,"message":…}`, one object per line
+    /// (`ts` only with timestamps on).
+    Json,
+}
+
+/// Whether log lines carry a timestamp ([`Config::log_timestamps`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogTimestamps {
+    /// On, unless the process runs under systemd (`JOURNAL_STREAM` or
+    /// `INVOCATION_ID` is set): the journal adds its own.
+    Auto,
+    /// Always: `2026-12-07T22:48:39.123Z`, UTC.
+    On,
+    /// Never.
+    Off,
+}
+
+impl LogTimestamps {
+    /// Whether to print timestamps, with `env` as the environment (for
+    /// `Auto`).
+    pub fn resolve(self, env: impl Fn(&str) -> Option<String>) -> bool {
+        match self {
+            LogTimestamps::On => true,
+            LogTimestamps::Off => false,
+            LogTimestamps::Auto => {
+                env("JOURNAL_STREAM").is_none() && env("INVOCATION_ID").is_none()
+            }
+        }
     }
 }
 

@@ -17,7 +17,9 @@ use crossbeam_channel::{Receiver, RecvError, RecvTimeoutError, Sender, TryRecvEr
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::broadcaster::{CloseReason, ConnectionStatus, HubCommand, Lifecycle, PublishOrigin};
+use crate::broadcaster::{
+    CloseReason, ConnectionStatus, History, HubCommand, Lifecycle, PublishOrigin,
+};
 use crate::engine::{EngineStatus, Unavailable};
 use crate::error::Error;
 use crate::metrics::{HubStats, Metrics};
@@ -277,6 +279,44 @@ impl HubHandle {
             history_events: hub.history_events,
             local_subscribers: hub.local_subscribers,
             uptime: self.uptime(),
+        })
+    }
+
+    /// Up to `limit` kept events of `channel` with a seq after `since`,
+    /// oldest first (at most [`MAX_HISTORY_PAGE`](crate::MAX_HISTORY_PAGE)
+    /// per call), and whether
+    /// they are all there: [`History::complete`] is false if events after
+    /// `since` were already evicted (then [`History::oldest`] says from
+    /// where the history is whole), and [`History::more`] is true if the
+    /// page stopped at the limit. This is what `GET /history` serves.
+    ///
+    /// ```
+    /// # use pumphub::{Config, Hub, Seq};
+    /// # let mut config = Config::default();
+    /// # config.ws_addr = Some("127.0.0.1:0".into());
+    /// # config.http_addr = Some("127.0.0.1:0".into());
+    /// # let hub = Hub::start(config)?;
+    /// let handle = hub.handle();
+    /// for n in 1..=3 {
+    ///     handle.publish("news", serde_json::json!(n))?;
+    /// }
+    /// let page = handle.history("news", Seq(1), 100)?;
+    /// let seqs: Vec<u64> = page.events().map(|e| e.seq.0).collect();
+    /// assert_eq!(seqs, [2, 3]);
+    /// assert!(page.complete && !page.more);
+    /// # Ok::<(), pumphub::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidChannel`]; [`Error::ShuttingDown`] once the
+    /// broadcaster has stopped (it still answers while draining).
+    pub fn history(&self, channel: &str, since: Seq, limit: usize) -> Result<History, Error> {
+        check_channel(channel)?;
+        self.ask_even_when_stopping(|reply| HubCommand::History {
+            channel: channel.to_string(),
+            since,
+            limit,
+            reply,
         })
     }
 

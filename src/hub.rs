@@ -36,15 +36,13 @@ use uuid::Uuid;
 
 use crate::auth::{Authorizer, ConfigAuthorizer};
 use crate::broadcaster::{Broadcaster, HubCommand, HubSettings, Lifecycle};
-use crate::config::Config;
+use crate::config::{os_connection_ceiling, Config};
 use crate::engine::{Engine, EngineStatus};
 use crate::error::Error;
 use crate::handle::HubHandle;
 use crate::http::HttpServer;
 use crate::metrics::Metrics;
-use crate::ws::{
-    os_connection_ceiling, ConnectionLimiter, ConnectionThreads, ServerContext, Upgrader,
-};
+use crate::ws::{ConnectionLimiter, ConnectionThreads, ServerContext, Upgrader};
 
 /// A running hub. Dropping it shuts it down gracefully.
 ///
@@ -128,6 +126,8 @@ impl Hub {
         let broadcaster = Broadcaster::new(settings, metrics.clone(), commands_rx, engine);
         let broadcaster = spawn("broadcaster", move || broadcaster.run())?;
 
+        // The default already fits (config/machine.rs), so this warns only
+        // when someone asked for more than the machine can hold.
         let max_connections = match os_connection_ceiling() {
             Some((ceiling, why)) if ceiling < config.max_connections => {
                 warn!(

@@ -257,8 +257,41 @@ pub mod client;
 #[doc(hidden)]
 pub mod testing;
 
+// The README and the guides in docs/ as doctests: their Rust blocks
+// compile (and run unless marked `no_run`) with every `cargo test`, so a
+// snippet cannot drift from the API. Every other block carries a language
+// tag, which rustdoc leaves alone (tests/it/docs.rs checks both).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}
+#[cfg(doctest)]
+mod guides {
+    #[doc = include_str!("../docs/architecture.md")]
+    mod architecture {}
+    #[doc = include_str!("../docs/browser-client.md")]
+    mod browser_client {}
+    #[doc = include_str!("../docs/cluster.md")]
+    mod cluster {}
+    #[doc = include_str!("../docs/conformance.md")]
+    mod conformance {}
+    #[doc = include_str!("../docs/decisions.md")]
+    mod decisions {}
+    #[doc = include_str!("../docs/embedding.md")]
+    mod embedding {}
+    #[doc = include_str!("../docs/operations.md")]
+    mod operations {}
+    #[doc = include_str!("../docs/performance.md")]
+    mod performance {}
+    #[doc = include_str!("../docs/protocol.md")]
+    mod protocol {}
+    #[doc = include_str!("../docs/pumps.md")]
+    mod pumps {}
+    #[doc = include_str!("../docs/security.md")]
+    mod security {}
+}
+
 pub use auth::{Authorizer, ConfigAuthorizer};
-pub use broadcaster::ConnectionStatus;
+pub use broadcaster::{ConnectionStatus, History, MAX_HISTORY_PAGE};
 pub use config::Config;
 pub use error::Error;
 pub use handle::{HubHandle, Stats, Subscription};

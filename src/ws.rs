@@ -41,7 +41,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 
 pub(crate) use acceptor::{run as run_acceptor, ConnectionThreads};
-pub(crate) use admission::{os_connection_ceiling, ConnectionLimiter};
+pub(crate) use admission::ConnectionLimiter;
 pub use handover::Upgrader;
 #[cfg(feature = "testing")]
 pub use socket::READ_PUMP_STACK;

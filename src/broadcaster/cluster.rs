@@ -221,6 +221,11 @@ impl Broadcaster {
         None
     }
 
+    /// This node's floor (see [`Shared::floor`]), for `GET /history`.
+    pub(super) fn shared_floor(&self) -> Seq {
+        self.shared.floor
+    }
+
     fn redis(&self) -> Option<&crate::engine::redis::RedisEngine> {
         match &self.engine {
             Engine::Redis(engine) => Some(engine),
@@ -660,9 +665,20 @@ impl Broadcaster {
             }
             _ => (false, since.max(self.shared.floor)),
         };
+        // If it is not complete, `oldest` (docs/protocol.md) must be a seq
+        // from which the replay is surely whole: Redis does not say where
+        // each channel was trimmed, so count only on what memory holds, and
+        // memory only from this node's floor on.
+        let memory_from = local_from.max(self.shared.floor);
+        let mut whole_from = Seq(memory_from.0 + 1);
         for name in &channels {
             if let Some(channel) = self.channels.get(name.as_str()) {
-                complete &= channel.history.is_complete_after(local_from);
+                if !channel.history.is_complete_after(local_from) {
+                    complete = false;
+                }
+                if !channel.history.is_complete_after(memory_from) {
+                    whole_from = whole_from.max(channel.history.first_kept());
+                }
                 events.extend(channel.history.events_after(local_from).cloned());
             }
         }
@@ -675,6 +691,7 @@ impl Broadcaster {
         let floor = since.max(client.last_sent);
         if events.first().is_some_and(|e| e.seq() <= floor) {
             complete = false;
+            whole_from = whole_from.max(Seq(floor.0 + 1));
         }
         let mut replayed = 0;
         for event in events.into_iter().filter(|e| e.seq() > floor) {
@@ -682,7 +699,16 @@ impl Broadcaster {
             client.push_uncounted(slot, OutboundFrame::Event(event), &mut self.to_wake);
             replayed += 1;
         }
-        let reply = protocol::encode_subscribed(request_id.as_ref(), &channels, replayed, complete);
+        let reply = if complete {
+            protocol::encode_subscribed(request_id.as_ref(), &channels, replayed, true)
+        } else {
+            protocol::encode_subscribed_incomplete(
+                request_id.as_ref(),
+                &channels,
+                replayed,
+                whole_from.0,
+            )
+        };
         self.reply_to(slot, reply);
         let _ = done.try_send(());
     }

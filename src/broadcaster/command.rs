@@ -18,6 +18,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender};
 use serde_json::Value;
 
+use super::history::History;
 use super::outbound::OutboundQueue;
 use super::registry::{CloseReason, Connection};
 use super::stats::ConnectionStatus;
@@ -176,6 +177,17 @@ pub enum HubCommand {
     Stats {
         /// Gets the numbers.
         reply: Sender<HubStats>,
+    },
+    /// Read kept events of one channel (`HubHandle::history`).
+    History {
+        /// A valid channel name.
+        channel: String,
+        /// Events after this seq.
+        since: Seq,
+        /// At most this many (and at most `MAX_HISTORY_PAGE`).
+        limit: usize,
+        /// Gets the page.
+        reply: Sender<History>,
     },
     /// Describe every connection, for `GET /status`.
     Status {

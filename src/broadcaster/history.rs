@@ -12,7 +12,53 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::encoded_event::EncodedEvent;
-use crate::protocol::Seq;
+use crate::protocol::{Event, Seq};
+
+/// The most events one [`History`] page holds, whatever is asked.
+pub const MAX_HISTORY_PAGE: usize = 1000;
+
+/// Kept events of one channel after a seq, from
+/// [`HubHandle::history`](crate::HubHandle::history) and `GET /history`.
+///
+/// Built by the broadcaster thread from its history (the events are shared
+/// with it, not copied), then read by the asker.
+#[derive(Debug, Clone)]
+pub struct History {
+    pub(super) events: Vec<Arc<EncodedEvent>>,
+    /// True if no event of the channel after the asked `since` has been
+    /// evicted: with `more` false, the page holds every event after it.
+    pub complete: bool,
+    /// With `complete` false, the seq from which the channel's history is
+    /// whole (its oldest kept event): events after `since` and before it
+    /// are gone.
+    pub oldest: Option<Seq>,
+    /// True if kept events follow the last one on this page (it reached
+    /// the asked limit): ask again with `since` = the last seq.
+    pub more: bool,
+    /// The newest seq the hub has handed out, on any channel.
+    pub seq: Seq,
+}
+
+impl History {
+    /// The events, oldest first.
+    pub fn events(&self) -> impl ExactSizeIterator<Item = &Event> {
+        self.events.iter().map(|e| &e.event)
+    }
+
+    /// Each event's `event` frame, as serialized once by the broadcaster.
+    pub(crate) fn frames(&self) -> impl Iterator<Item = &str> {
+        self.events.iter().map(|e| e.frame.as_str())
+    }
+
+    /// Keep only the first `n` events (the rest did not fit an answer);
+    /// `more` becomes true if any were dropped.
+    pub(crate) fn truncate(&mut self, n: usize) {
+        if n < self.events.len() {
+            self.events.truncate(n);
+            self.more = true;
+        }
+    }
+}
 
 /// The kept events of one channel, oldest first.
 #[derive(Debug)]
@@ -61,6 +107,16 @@ impl ChannelHistory {
         self.newest_evicted <= since
     }
 
+    /// The seq from which this channel's history is whole: its oldest kept
+    /// event, or, if it keeps none, the seq after the newest evicted one.
+    /// Events of this channel before it are gone.
+    pub fn first_kept(&self) -> Seq {
+        match self.events.front() {
+            Some(oldest) => oldest.seq(),
+            None => Seq(self.newest_evicted.0 + 1),
+        }
+    }
+
     /// How many events are kept.
     pub fn len(&self) -> usize {
         self.events.len()
@@ -107,6 +163,7 @@ mod tests {
         assert!(!history.is_complete_after(Seq(1)));
         assert!(history.is_complete_after(Seq(2)));
         assert!(history.is_complete_after(Seq(3)));
+        assert_eq!(history.first_kept(), Seq(4));
     }
 
     #[test]
@@ -117,5 +174,6 @@ mod tests {
         assert!(history.is_empty());
         assert!(!history.is_complete_after(Seq(4)));
         assert!(history.is_complete_after(Seq(5)));
+        assert_eq!(history.first_kept(), Seq(6));
     }
 }

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::history::ChannelHistory;
+use super::history::{ChannelHistory, History, MAX_HISTORY_PAGE};
 use super::{
     Broadcaster, Channel, EncodedEvent, LocalSubscribed, LocalSubscriber, Member, OutboundFrame,
 };
@@ -46,11 +46,16 @@ impl Broadcaster {
         for name in names {
             self.join_channel(slot, name);
         }
-        let (replayed, complete) = match since {
+        let (replayed, whole_from) = match since {
             Some(since) => self.replay(slot, names, Seq(since)),
-            None => (0, true),
+            None => (0, None),
         };
-        let reply = protocol::encode_subscribed(request_id, names, replayed, complete);
+        let reply = match whole_from {
+            None => protocol::encode_subscribed(request_id, names, replayed, true),
+            Some(oldest) => {
+                protocol::encode_subscribed_incomplete(request_id, names, replayed, oldest.0)
+            }
+        };
         self.reply_to(slot, reply);
     }
 
@@ -86,25 +91,36 @@ impl Broadcaster {
     }
 
     /// Queue the kept events of `names` after `since` (and after what this
-    /// client was already sent), in seq order. Returns how many were queued
-    /// and whether the replay is complete.
-    pub(super) fn replay(&mut self, slot: usize, names: &[String], since: Seq) -> (usize, bool) {
+    /// client was already sent), in seq order. Returns how many were queued,
+    /// and `None` if the replay is complete, else the seq from which it is
+    /// whole (`oldest` in `subscribed`).
+    pub(super) fn replay(
+        &mut self,
+        slot: usize,
+        names: &[String],
+        since: Seq,
+    ) -> (usize, Option<Seq>) {
         let Some(Member::Client(client)) = &mut self.members[slot] else {
-            return (0, true);
+            return (0, None);
         };
         // Never go below what this connection already has: order stays
         // strictly increasing, and anything skipped makes the replay incomplete.
         let floor = since.max(client.last_sent);
-        let mut complete = true;
+        let mut whole_from: Option<Seq> = None;
         let mut events: Vec<&Arc<EncodedEvent>> = Vec::new();
         for name in names {
             let Some(channel) = self.channels.get(name.as_str()) else {
                 continue;
             };
-            complete &= channel.history.is_complete_after(since);
+            let mut incomplete_from = |seq: Seq| {
+                whole_from = Some(whole_from.map_or(seq, |s| s.max(seq)));
+            };
+            if !channel.history.is_complete_after(since) {
+                incomplete_from(channel.history.first_kept());
+            }
             let mut after_since = channel.history.events_after(since).peekable();
             if after_since.peek().is_some_and(|e| e.seq() <= floor) {
-                complete = false;
+                incomplete_from(Seq(floor.0 + 1));
             }
             events.extend(after_since.filter(|e| e.seq() > floor));
         }
@@ -120,7 +136,53 @@ impl Broadcaster {
         if let Some(last) = events.last() {
             client.last_sent = last.seq();
         }
-        (events.len(), complete)
+        (events.len(), whole_from)
+    }
+
+    /// Up to `limit` kept events of `channel` after `since`, for
+    /// `HubHandle::history`. Only `Arc`s are cloned: the answer shares the
+    /// events with the history.
+    pub(super) fn history_page(&self, channel: &str, since: Seq, limit: usize) -> History {
+        // In cluster mode this node's memory starts at its floor: what came
+        // before is in Redis only, so a `since` below it is not complete.
+        let floor = self.memory_floor();
+        let before_floor = (since < floor).then(|| Seq(floor.0 + 1));
+        let Some(channel) = self.channels.get(channel) else {
+            return History {
+                events: Vec::new(),
+                complete: before_floor.is_none(),
+                oldest: before_floor,
+                more: false,
+                seq: self.seq,
+            };
+        };
+        let history = &channel.history;
+        let mut after = history.events_after(since);
+        let events: Vec<Arc<EncodedEvent>> = after
+            .by_ref()
+            .take(limit.min(MAX_HISTORY_PAGE))
+            .cloned()
+            .collect();
+        let evicted = (!history.is_complete_after(since)).then(|| history.first_kept());
+        let oldest = evicted.max(before_floor);
+        History {
+            events,
+            complete: oldest.is_none(),
+            oldest,
+            more: after.next().is_some(),
+            seq: self.seq,
+        }
+    }
+
+    /// The seq at or before which this node may never have seen events:
+    /// zero with the memory engine, the join (or resync) point with the
+    /// shared log.
+    fn memory_floor(&self) -> Seq {
+        #[cfg(feature = "redis")]
+        if matches!(self.engine, crate::engine::Engine::Redis(_)) {
+            return self.shared_floor();
+        }
+        Seq(0)
     }
 
     pub(super) fn unsubscribe(&mut self, slot: usize, names: &[String]) {

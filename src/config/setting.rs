@@ -24,8 +24,11 @@ pub(super) enum Setting {
     PublishKey,
     AllowClientPublish,
     AllowedOrigin,
+    TrustedProxy,
     Stdin,
     LogLevel,
+    LogFormat,
+    LogTimestamps,
     ShutdownGraceMs,
     MaxSubscriptions,
     HandshakeTimeoutMs,
@@ -38,7 +41,7 @@ pub(super) enum Setting {
 
 impl Setting {
     /// Every setting, in the order of the `Config` fields.
-    pub(super) const ALL: [Setting; 26] = [
+    pub(super) const ALL: [Setting; 29] = [
         Setting::Ws,
         Setting::Http,
         Setting::MaxConnections,
@@ -55,8 +58,11 @@ impl Setting {
         Setting::PublishKey,
         Setting::AllowClientPublish,
         Setting::AllowedOrigin,
+        Setting::TrustedProxy,
         Setting::Stdin,
         Setting::LogLevel,
+        Setting::LogFormat,
+        Setting::LogTimestamps,
         Setting::ShutdownGraceMs,
         Setting::MaxSubscriptions,
         Setting::HandshakeTimeoutMs,
@@ -86,8 +92,11 @@ impl Setting {
             Setting::PublishKey => "publish-key",
             Setting::AllowClientPublish => "allow-client-publish",
             Setting::AllowedOrigin => "allowed-origin",
+            Setting::TrustedProxy => "trusted-proxy",
             Setting::Stdin => "stdin",
             Setting::LogLevel => "log-level",
+            Setting::LogFormat => "log-format",
+            Setting::LogTimestamps => "log-timestamps",
             Setting::ShutdownGraceMs => "shutdown-grace-ms",
             Setting::MaxSubscriptions => "max-subscriptions",
             Setting::HandshakeTimeoutMs => "handshake-timeout-ms",
@@ -96,6 +105,43 @@ impl Setting {
             Setting::HttpWorkers => "http-workers",
             Setting::Redis => "redis",
             Setting::RedisPrefix => "redis-prefix",
+        }
+    }
+
+    /// The environment variable that sets it: `PUMPHUB_` and the name in
+    /// upper case with `_` for `-` (`PUMPHUB_MAX_CONNECTIONS`). Spelled out
+    /// so that each can be found by searching for it.
+    pub(super) fn env_var(self) -> &'static str {
+        match self {
+            Setting::Ws => "PUMPHUB_WS",
+            Setting::Http => "PUMPHUB_HTTP",
+            Setting::MaxConnections => "PUMPHUB_MAX_CONNECTIONS",
+            Setting::MaxConnectionsPerIp => "PUMPHUB_MAX_CONNECTIONS_PER_IP",
+            Setting::MaxMessageSize => "PUMPHUB_MAX_MESSAGE_SIZE",
+            Setting::PingIntervalMs => "PUMPHUB_PING_INTERVAL_MS",
+            Setting::PongTimeoutMs => "PUMPHUB_PONG_TIMEOUT_MS",
+            Setting::QueueSize => "PUMPHUB_QUEUE_SIZE",
+            Setting::HistorySize => "PUMPHUB_HISTORY_SIZE",
+            Setting::RateLimit => "PUMPHUB_RATE_LIMIT",
+            Setting::Token => "PUMPHUB_TOKEN",
+            Setting::TokenSecret => "PUMPHUB_TOKEN_SECRET",
+            Setting::TokenAllowNoExp => "PUMPHUB_TOKEN_ALLOW_NO_EXP",
+            Setting::PublishKey => "PUMPHUB_PUBLISH_KEY",
+            Setting::AllowClientPublish => "PUMPHUB_ALLOW_CLIENT_PUBLISH",
+            Setting::AllowedOrigin => "PUMPHUB_ALLOWED_ORIGIN",
+            Setting::TrustedProxy => "PUMPHUB_TRUSTED_PROXY",
+            Setting::Stdin => "PUMPHUB_STDIN",
+            Setting::LogLevel => "PUMPHUB_LOG_LEVEL",
+            Setting::LogFormat => "PUMPHUB_LOG_FORMAT",
+            Setting::LogTimestamps => "PUMPHUB_LOG_TIMESTAMPS",
+            Setting::ShutdownGraceMs => "PUMPHUB_SHUTDOWN_GRACE_MS",
+            Setting::MaxSubscriptions => "PUMPHUB_MAX_SUBSCRIPTIONS",
+            Setting::HandshakeTimeoutMs => "PUMPHUB_HANDSHAKE_TIMEOUT_MS",
+            Setting::AuthTimeoutMs => "PUMPHUB_AUTH_TIMEOUT_MS",
+            Setting::WriteTimeoutMs => "PUMPHUB_WRITE_TIMEOUT_MS",
+            Setting::HttpWorkers => "PUMPHUB_HTTP_WORKERS",
+            Setting::Redis => "PUMPHUB_REDIS",
+            Setting::RedisPrefix => "PUMPHUB_REDIS_PREFIX",
         }
     }
 
@@ -111,9 +157,13 @@ impl Setting {
         !matches!(self, Setting::AllowClientPublish | Setting::TokenAllowNoExp)
     }
 
-    /// True for `--allowed-origin` and `--token-secret`.
+    /// True for the lists: `--allowed-origin`, `--trusted-proxy` and
+    /// `--token-secret`.
     pub(super) fn repeatable(self) -> bool {
-        matches!(self, Setting::AllowedOrigin | Setting::TokenSecret)
+        matches!(
+            self,
+            Setting::AllowedOrigin | Setting::TrustedProxy | Setting::TokenSecret
+        )
     }
 }
 
@@ -121,4 +171,20 @@ impl Setting {
 /// `Max-Connections` both suggest `max-connections`.
 pub(super) fn suggest(name: &str) -> Option<&'static str> {
     Setting::from_name(&name.replace('_', "-").to_ascii_lowercase()).map(Setting::name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Setting;
+
+    #[test]
+    fn every_env_var_is_pumphub_and_the_flag_name() {
+        for setting in Setting::ALL {
+            let expected = format!(
+                "PUMPHUB_{}",
+                setting.name().to_ascii_uppercase().replace('-', "_")
+            );
+            assert_eq!(setting.env_var(), expected);
+        }
+    }
 }

@@ -76,7 +76,13 @@ fn defaults_are_the_documented_ones() {
     let config = Config::default();
     assert_eq!(config.ws_addr.as_deref(), Some("127.0.0.1:9001"));
     assert_eq!(config.http_addr.as_deref(), Some("127.0.0.1:9002"));
-    assert_eq!(config.max_connections, 10_000);
+    // 10000, or what the machine holds if less: never over the ceiling,
+    // so a stock machine starts without a warning.
+    let fits = match super::os_connection_ceiling() {
+        Some((ceiling, _)) => ceiling.clamp(1, 10_000),
+        None => 10_000,
+    };
+    assert_eq!(config.max_connections, fits);
     assert_eq!(config.max_connections_per_ip, 1000);
     assert_eq!(config.max_message_size, 65_536);
     assert_eq!(config.ping_interval, ms(30_000));
@@ -104,38 +110,45 @@ fn no_arguments_give_the_defaults() {
     assert_eq!(run(&[]), Config::default());
 }
 
-#[test]
-fn every_flag_is_parsed() {
-    #[rustfmt::skip]
-    let config = run(&[
-        "--ws", "127.0.0.1:0",
-        "--http", "127.0.0.1:1",
-        "--max-connections", "7",
-        "--max-connections-per-ip", "3",
-        "--max-message-size", "512",
-        "--ping-interval-ms", "0",
-        "--pong-timeout-ms", "250",
-        "--queue-size", "2",
-        "--history-size", "0",
-        "--rate-limit", "0",
-        "--token", "s3cret",
-        "--token-secret", SECRET_A,
-        "--token-allow-no-exp",
-        "--publish-key", "k3y",
-        "--allow-client-publish",
-        "--allowed-origin", "https://a.example",
-        "--stdin", "feed",
-        "--log-level", "debug",
-        "--shutdown-grace-ms", "100",
-        "--max-subscriptions", "5",
-        "--handshake-timeout-ms", "300",
-        "--auth-timeout-ms", "400",
-        "--write-timeout-ms", "500",
-        "--http-workers", "2",
-        "--redis", "redis://127.0.0.1:1/2",
-        "--redis-prefix", "hub-a",
-    ]);
-    let expected = Config {
+/// Every setting with a value that is not its default: (flag name, value).
+/// `None` is a bare switch, `--allow-client-publish` or
+/// `--token-allow-no-exp` (`true` in the environment).
+#[rustfmt::skip]
+const EVERY_SETTING: &[(&str, Option<&str>)] = &[
+    ("ws", Some("127.0.0.1:0")),
+    ("http", Some("127.0.0.1:1")),
+    ("max-connections", Some("7")),
+    ("max-connections-per-ip", Some("3")),
+    ("max-message-size", Some("512")),
+    ("ping-interval-ms", Some("0")),
+    ("pong-timeout-ms", Some("250")),
+    ("queue-size", Some("2")),
+    ("history-size", Some("0")),
+    ("rate-limit", Some("0")),
+    ("token", Some("s3cret")),
+    ("token-secret", Some(SECRET_A)),
+    ("token-allow-no-exp", None),
+    ("publish-key", Some("k3y")),
+    ("allow-client-publish", None),
+    ("allowed-origin", Some("https://a.example")),
+    ("trusted-proxy", Some("127.0.0.1,10.0.0.0/8")),
+    ("stdin", Some("feed")),
+    ("log-level", Some("debug")),
+    ("log-format", Some("json")),
+    ("log-timestamps", Some("off")),
+    ("shutdown-grace-ms", Some("100")),
+    ("max-subscriptions", Some("5")),
+    ("handshake-timeout-ms", Some("300")),
+    ("auth-timeout-ms", Some("400")),
+    ("write-timeout-ms", Some("500")),
+    ("http-workers", Some("2")),
+    ("redis", Some("redis://127.0.0.1:1/2")),
+    ("redis-prefix", Some("hub-a")),
+];
+
+/// The config [`EVERY_SETTING`] gives, from any source.
+fn every_setting_expected() -> Config {
+    Config {
         ws_addr: Some("127.0.0.1:0".into()),
         http_addr: Some("127.0.0.1:1".into()),
         max_connections: 7,
@@ -152,8 +165,11 @@ fn every_flag_is_parsed() {
         publish_key: Some("k3y".into()),
         allow_client_publish: true,
         allowed_origins: vec!["https://a.example".into()],
+        trusted_proxies: vec!["127.0.0.1".parse().unwrap(), "10.0.0.0/8".parse().unwrap()],
         stdin_channel: Some("feed".into()),
         log_level: LevelFilter::Debug,
+        log_format: LogFormat::Json,
+        log_timestamps: LogTimestamps::Off,
         shutdown_grace: ms(100),
         max_subscriptions: 5,
         handshake_timeout: ms(300),
@@ -162,8 +178,147 @@ fn every_flag_is_parsed() {
         http_workers: 2,
         redis: Some("redis://127.0.0.1:1/2".into()),
         redis_prefix: "hub-a".into(),
+    }
+}
+
+#[test]
+fn every_flag_is_parsed() {
+    assert_eq!(
+        EVERY_SETTING.len(),
+        Setting::ALL.len(),
+        "a setting is missing here"
+    );
+    let mut args = Vec::new();
+    for (name, value) in EVERY_SETTING {
+        args.push(format!("--{name}"));
+        args.extend(value.map(String::from));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_eq!(run(&args), every_setting_expected());
+}
+
+#[test]
+fn every_setting_can_come_from_the_environment() {
+    let env: Vec<(String, &str)> = EVERY_SETTING
+        .iter()
+        .map(|(name, value)| {
+            let var = format!("PUMPHUB_{}", name.to_ascii_uppercase().replace('-', "_"));
+            (var, value.unwrap_or("true"))
+        })
+        .collect();
+    let env: Vec<(&str, &str)> = env
+        .iter()
+        .map(|(var, value)| (var.as_str(), *value))
+        .collect();
+    match parse_with_env(&[], &env) {
+        Ok(Invocation::Run(config)) => assert_eq!(config, every_setting_expected()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn flags_beat_the_environment_which_beats_the_file() {
+    let file = TempToml::new("queue-size = 5\nhistory-size = 6\nrate-limit = 7\n");
+    let env = [
+        ("PUMPHUB_HISTORY_SIZE", "60"),
+        ("PUMPHUB_RATE_LIMIT", "70"),
+        ("PUMPHUB_CONFIG", file.path()),
+    ];
+    // No --config: PUMPHUB_CONFIG names the file.
+    let Ok(Invocation::Run(config)) = parse_with_env(&["--rate-limit", "700"], &env) else {
+        panic!("expected Run");
     };
-    assert_eq!(config, expected);
+    assert_eq!(config.queue_size, 5, "file");
+    assert_eq!(config.history_size, 60, "environment over file");
+    assert_eq!(config.rate_limit, 700, "flag over environment");
+    // --config wins over PUMPHUB_CONFIG.
+    let other = TempToml::new("queue-size = 9\n");
+    let Ok(Invocation::Run(config)) = parse_with_env(&["--config", other.path()], &env) else {
+        panic!("expected Run");
+    };
+    assert_eq!(config.queue_size, 9);
+    assert_eq!(config.rate_limit, 70);
+}
+
+#[test]
+fn environment_values_are_checked_and_name_their_variable() {
+    let cases = [
+        (
+            "PUMPHUB_QUEUE_SIZE",
+            "lots",
+            "environment variable PUMPHUB_QUEUE_SIZE",
+        ),
+        (
+            "PUMPHUB_QUEUE_SIZE",
+            "0",
+            "environment variable PUMPHUB_QUEUE_SIZE is out of range",
+        ),
+        (
+            "PUMPHUB_ALLOW_CLIENT_PUBLISH",
+            "maybe",
+            "expected true or false",
+        ),
+        (
+            "PUMPHUB_TRUSTED_PROXY",
+            "10.0.0.0/99",
+            "the prefix length must be 0 to 32",
+        ),
+        ("PUMPHUB_LOG_FORMAT", "xml", "expected one of text, json"),
+        (
+            "PUMPHUB_LOG_TIMESTAMPS",
+            "sometimes",
+            "expected one of auto, on, off",
+        ),
+    ];
+    for (var, value, needle) in cases {
+        match parse_with_env(&[], &[(var, value)]) {
+            Err(error) => assert!(error.to_string().contains(needle), "{var}={value}: {error}"),
+            Ok(other) => panic!("{var}={value} was accepted: {other:?}"),
+        }
+    }
+    // A flag can rescue a bad variable, as it can a bad file value.
+    let rescued = parse_with_env(&["--queue-size", "3"], &[("PUMPHUB_QUEUE_SIZE", "0")]);
+    assert!(matches!(rescued, Ok(Invocation::Run(c)) if c.queue_size == 3));
+    // Lists: comma-separated in one variable.
+    let env = [(
+        "PUMPHUB_ALLOWED_ORIGIN",
+        "https://a.example, https://B.example",
+    )];
+    let Ok(Invocation::Run(config)) = parse_with_env(&[], &env) else {
+        panic!("expected Run");
+    };
+    assert_eq!(
+        config.allowed_origins,
+        ["https://a.example", "https://b.example"]
+    );
+    assert!(env_var_names().any(|name| name == "PUMPHUB_MAX_CONNECTIONS"));
+    assert!(env_var_names().any(|name| name == "PUMPHUB_CONFIG"));
+}
+
+#[test]
+fn pumphub_log_level_beats_rust_log() {
+    let env = [("RUST_LOG", "debug"), ("PUMPHUB_LOG_LEVEL", "warn")];
+    let Ok(Invocation::Run(config)) = parse_with_env(&[], &env) else {
+        panic!("expected Run");
+    };
+    assert_eq!(config.log_level, LevelFilter::Warn);
+}
+
+#[test]
+fn log_timestamps_follow_systemd_when_auto() {
+    let none = |_: &str| None;
+    let journal = |name: &str| (name == "JOURNAL_STREAM").then(|| "8:1234".to_owned());
+    let unit = |name: &str| (name == "INVOCATION_ID").then(|| "abc".to_owned());
+    assert!(LogTimestamps::Auto.resolve(none));
+    assert!(!LogTimestamps::Auto.resolve(journal));
+    assert!(!LogTimestamps::Auto.resolve(unit));
+    assert!(LogTimestamps::On.resolve(journal));
+    assert!(!LogTimestamps::Off.resolve(none));
+    let file = TempToml::new("log-timestamps = true\n");
+    assert_eq!(
+        run(&["--config", file.path()]).log_timestamps,
+        LogTimestamps::On
+    );
 }
 
 #[test]
@@ -664,6 +819,21 @@ fn off_binds_no_listener_from_flags_and_file() {
     // A flag turns back on what the file turned off.
     let config = run(&["--config", file.path(), "--http", "127.0.0.1:0"]);
     assert_eq!(config.http_addr.as_deref(), Some("127.0.0.1:0"));
+}
+
+#[test]
+fn off_binds_no_listener_from_the_environment() {
+    let env = [("PUMPHUB_WS", "off"), ("PUMPHUB_HTTP", "Off")];
+    let Ok(Invocation::Run(config)) = parse_with_env(&[], &env) else {
+        panic!("expected Run");
+    };
+    assert_eq!((config.ws_addr, config.http_addr), (None, None));
+    // A flag turns back on what the environment turned off.
+    let Ok(Invocation::Run(config)) = parse_with_env(&["--ws", "127.0.0.1:0"], &env) else {
+        panic!("expected Run");
+    };
+    assert_eq!(config.ws_addr.as_deref(), Some("127.0.0.1:0"));
+    assert_eq!(config.http_addr, None);
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The operator surface on its own port, served by tiny_http:
-//! `GET /health`, `GET /metrics`, `GET /status`, `POST /publish`, `GET /`
-//! and `GET /pumphub.js`.
+//! `GET /health`, `GET /metrics`, `GET /status`, `POST /publish`,
+//! `GET /history`, `GET /` and `GET /pumphub.js`.
 //!
 //! A few worker threads (`--http-workers`) take requests from tiny_http's
 //! queue and talk to the hub only through a [`HubHandle`], like any
@@ -27,10 +27,12 @@ use tiny_http::{Header, Method, Request, Response, Server};
 
 use super::guard::{HttpGuard, InternalSocket};
 use crate::auth::{bearer_token, constant_time_eq};
+use crate::broadcaster::MAX_HISTORY_PAGE;
 use crate::config::Config;
 use crate::error::Error;
 use crate::handle::HubHandle;
-use crate::protocol::{is_valid_channel_name, unix_ms, ErrorCode};
+use crate::protocol::{is_valid_channel_name, unix_ms, ErrorCode, Seq};
+use crate::request_head::percent_decode;
 
 /// The live page served at `GET /`.
 const PAGE: &str = include_str!("page.html");
@@ -83,14 +85,18 @@ impl HttpServer {
             hub,
             publish_key: config.publish_key.clone(),
             max_body: config.max_message_size.saturating_mul(16),
-            page: PAGE
-                // Without a WebSocket listener of the hub's own the page
-                // falls back to its default URL, which the operator edits.
-                .replace(
-                    "{{WS_PORT}}",
-                    &ws_addr.map_or_else(String::new, |a| a.port().to_string()),
-                )
-                .replace("{{VERSION}}", env!("CARGO_PKG_VERSION")),
+            page: fill_page(
+                PAGE,
+                &[
+                    // Without a WebSocket listener of the hub's own the page
+                    // falls back to its default URL, which the operator edits.
+                    (
+                        "{{WS_PORT}}",
+                        &ws_addr.map_or_else(String::new, |a| a.port().to_string()),
+                    ),
+                    ("{{VERSION}}", env!("CARGO_PKG_VERSION")),
+                ],
+            ),
         });
         let mut workers = Vec::new();
         for n in 0..config.http_workers.max(1) {
@@ -148,9 +154,10 @@ fn serve(context: &HttpContext, mut request: Request) {
         (Method::Get, "/metrics") => metrics(context),
         (Method::Get, "/status") => status(context, &request),
         (Method::Post, "/publish") => publish(context, &mut request),
+        (Method::Get, "/history") => history(context, &request),
         (Method::Get, "/") => html(&context.page),
         (Method::Get, "/pumphub.js") => javascript(CLIENT_SCRIPT),
-        (_, "/health" | "/metrics" | "/status" | "/publish" | "/" | "/pumphub.js") => {
+        (_, "/health" | "/metrics" | "/status" | "/publish" | "/history" | "/" | "/pumphub.js") => {
             error_response(405, "method_not_allowed", "method not allowed on this path")
         }
         _ => error_response(404, "not_found", "no such path"),
@@ -310,6 +317,87 @@ fn publish(context: &HttpContext, request: &mut Request) -> HttpResponse {
     }
 }
 
+/// Events on one `GET /history` page unless `limit` says otherwise.
+const HISTORY_DEFAULT_LIMIT: usize = 100;
+
+/// `GET /history?channel=NAME&since=SEQ&limit=N`: kept events of one
+/// channel after `since`, oldest first, as the same objects as WebSocket
+/// `event` frames; with `complete`, `oldest` (when not complete), `more`
+/// and the hub's `seq`. Behind the publish key, like `/status`.
+///
+/// The answer is bounded: at most `limit` events (1 to
+/// [`MAX_HISTORY_PAGE`], default 100), and events stop once they pass the
+/// publish body limit in bytes (one event always fits), with `more` set.
+fn history(context: &HttpContext, request: &Request) -> HttpResponse {
+    if !authorized(context, request) {
+        return unauthorized();
+    }
+    let bad = |message: &str| error_response(400, ErrorCode::BadMessage.as_str(), message);
+    let query = request.url().split_once('?').map_or("", |(_, q)| q);
+    let (mut channel, mut since, mut limit) = (None, 0, HISTORY_DEFAULT_LIMIT);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let Some(value) = percent_decode(value) else {
+            return bad("malformed %-escape in the query");
+        };
+        match name {
+            "channel" => channel = Some(value),
+            "since" => match value.parse() {
+                Ok(seq) => since = seq,
+                Err(_) => return bad("`since` must be a whole number"),
+            },
+            "limit" => match value.parse() {
+                Ok(n) if (1..=MAX_HISTORY_PAGE).contains(&n) => limit = n,
+                _ => return bad(&format!("`limit` must be 1 to {MAX_HISTORY_PAGE}")),
+            },
+            _ => {}
+        }
+    }
+    let Some(channel) = channel else {
+        return bad("missing `channel`: GET /history?channel=NAME&since=SEQ&limit=N");
+    };
+    if !is_valid_channel_name(&channel) {
+        return error_response(
+            400,
+            ErrorCode::BadChannel.as_str(),
+            "invalid channel name: use 1-128 of A-Z a-z 0-9 _ . : -",
+        );
+    }
+    let mut page = match context.hub.history(&channel, Seq(since), limit) {
+        Ok(page) => page,
+        Err(_) => return error_response(503, "shutting_down", "the hub has stopped"),
+    };
+    // Bound the body by bytes too: stop before the event that would pass
+    // the budget, but keep at least one so that paging always advances.
+    let mut bytes = 0;
+    let fits = page
+        .frames()
+        .take_while(|frame| {
+            bytes += frame.len() + 1;
+            bytes <= context.max_body || bytes == frame.len() + 1
+        })
+        .count();
+    page.truncate(fits);
+    let mut body = String::with_capacity(bytes.min(context.max_body) + 256);
+    body.push_str("{\"channel\":");
+    body.push_str(&Value::from(channel).to_string());
+    body.push_str(&format!(",\"since\":{since},\"events\":["));
+    for (n, frame) in page.frames().enumerate() {
+        if n > 0 {
+            body.push(',');
+        }
+        body.push_str(frame);
+    }
+    body.push_str(&format!("],\"complete\":{}", page.complete));
+    if let Some(oldest) = page.oldest {
+        body.push_str(&format!(",\"oldest\":{}", oldest.0));
+    }
+    body.push_str(&format!(",\"more\":{},\"seq\":{}}}", page.more, page.seq.0));
+    Response::from_data(body.into_bytes())
+        .with_status_code(200)
+        .with_header(header("Content-Type", "application/json"))
+}
+
 /// One `{"channel":…,"data":…}` object, checked.
 fn publish_item(item: Value) -> Result<(String, Value), (ErrorCode, String)> {
     let Value::Object(mut object) = item else {
@@ -376,6 +464,31 @@ fn html(page: &str) -> HttpResponse {
         .with_header(header("Content-Type", "text/html; charset=utf-8"))
 }
 
+/// The page with its placeholders filled in, except inside HTML comments:
+/// the page's own header comment names the placeholders to explain them,
+/// and a reader of the served source should still see their names there.
+fn fill_page(page: &str, values: &[(&str, &str)]) -> String {
+    let fill = |text: &str| {
+        values
+            .iter()
+            .fold(text.to_string(), |text, (placeholder, value)| {
+                text.replace(placeholder, value)
+            })
+    };
+    let mut out = String::with_capacity(page.len());
+    let mut rest = page;
+    while let Some(start) = rest.find("<!--") {
+        out.push_str(&fill(&rest[..start]));
+        let end = rest[start..]
+            .find("-->")
+            .map_or(rest.len(), |end| start + end + "-->".len());
+        out.push_str(&rest[start..end]);
+        rest = &rest[end..];
+    }
+    out.push_str(&fill(rest));
+    out
+}
+
 fn javascript(script: &str) -> HttpResponse {
     Response::from_data(script.as_bytes().to_vec())
         .with_header(header("Content-Type", "text/javascript; charset=utf-8"))
@@ -384,4 +497,37 @@ fn javascript(script: &str) -> HttpResponse {
 fn header(name: &str, value: &str) -> Header {
     // Both are ASCII literals chosen above, so this cannot fail.
     Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("static header is valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_is_filled_in_but_its_comments_are_not() {
+        let page = fill_page(PAGE, &[("{{WS_PORT}}", "9123"), ("{{VERSION}}", "9.9.9")]);
+        assert!(page.contains("9123") && page.contains("9.9.9"));
+        // Outside comments, no placeholder is left.
+        let mut outside = page.clone();
+        while let Some(start) = outside.find("<!--") {
+            let end = outside[start..]
+                .find("-->")
+                .map_or(outside.len(), |e| start + e + 3);
+            outside.replace_range(start..end, "");
+        }
+        assert!(!outside.contains("{{"), "a placeholder was left unfilled");
+        // Inside them, the text is as written.
+        let comments = |text: &str| -> Vec<String> {
+            text.split("<!--")
+                .skip(1)
+                .map(|c| c.split("-->").next().unwrap_or("").to_string())
+                .collect()
+        };
+        assert_eq!(comments(&page), comments(PAGE));
+        let filled = fill_page(
+            "a {{X}} <!-- {{X}} --> b {{X}} <!-- open",
+            &[("{{X}}", "1")],
+        );
+        assert_eq!(filled, "a 1 <!-- {{X}} --> b 1 <!-- open");
+    }
 }

@@ -27,6 +27,9 @@ enum ServerMessage<'a> {
         channels: &'a [String],
         replayed: usize,
         complete: bool,
+        /// With `complete: false`: the seq from which the replay is whole.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        oldest: Option<u64>,
     },
     Unsubscribed {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -89,7 +92,8 @@ pub fn encode_welcome(connection_id: &str, epoch: &str, seq: u64, heartbeat_ms: 
     })
 }
 
-/// `subscribed`, sent after any replayed events.
+/// `subscribed`, sent after any replayed events. The hub itself sends
+/// `complete: false` only through [`encode_subscribed_incomplete`].
 pub fn encode_subscribed(
     id: Option<&RequestId>,
     channels: &[String],
@@ -101,6 +105,26 @@ pub fn encode_subscribed(
         channels,
         replayed,
         complete,
+        oldest: None,
+    })
+}
+
+/// `subscribed` with `complete: false` and `oldest`: events after the
+/// client's `since` and before `oldest` are lost to it; from `oldest` on,
+/// the replay is whole (it is the oldest seq the hub still keeps for those
+/// channels).
+pub fn encode_subscribed_incomplete(
+    id: Option<&RequestId>,
+    channels: &[String],
+    replayed: usize,
+    oldest: u64,
+) -> String {
+    encode(&ServerMessage::Subscribed {
+        id,
+        channels,
+        replayed,
+        complete: false,
+        oldest: Some(oldest),
     })
 }
 

@@ -109,6 +109,11 @@ fn replies_without_id_have_no_id_field() {
         value,
         json!({"type":"subscribed","id":3,"channels":["a"],"replayed":0,"complete":true})
     );
+    let text = encode_subscribed_incomplete(None, &["a".to_string()], 2, 7);
+    assert_eq!(
+        text,
+        r#"{"type":"subscribed","channels":["a"],"replayed":2,"complete":false,"oldest":7}"#
+    );
 }
 
 #[test]

@@ -177,6 +177,7 @@ fn serve_connection(tcp: TcpStream, peer: SocketAddr, number: u64) {
         info: ConnectionInfo {
             id: ConnectionId::new(),
             remote_addr: peer,
+            via: None,
             user_agent: None,
             origin: None,
             connected_at_ms: unix_ms(),

@@ -43,9 +43,11 @@ use super::admission::{ConnectionSlot, LimitExceeded};
 use super::ServerContext;
 use crate::auth::{bearer_token, AuthSession, Identity, Refusal as TokenRefusal, RefusalReason};
 use crate::metrics::RejectReason;
-use crate::peer::{ConnectionId, ConnectionInfo};
+use crate::peer::{describe_client, forwarded_client, ConnectionId, ConnectionInfo};
 use crate::protocol::{is_valid_channel_name, unix_ms};
-use crate::request_head::{find_head_end, read_some, reason_phrase, MAX_HEAD, MAX_HEADERS};
+use crate::request_head::{
+    find_head_end, percent_decode, read_some, reason_phrase, MAX_HEAD, MAX_HEADERS,
+};
 
 /// How a connection reached the hub, which decides the one check that
 /// differs: the path.
@@ -80,10 +82,12 @@ pub(crate) struct Admitted {
 /// Why a handshake did not complete.
 #[derive(Debug)]
 pub(crate) enum Refusal {
-    /// We answered with this HTTP status and closed.
-    Answered(u16, RejectReason),
-    /// We answered 401 to this token and closed.
-    Unauthorized(TokenRefusal),
+    /// We answered with this HTTP status and closed; the client a trusted
+    /// proxy forwarded the request for, if it was read by then.
+    Answered(u16, RejectReason, Option<SocketAddr>),
+    /// We answered 401 to this token and closed; the forwarded client, as
+    /// for `Answered`.
+    Unauthorized(TokenRefusal, Option<SocketAddr>),
     /// No complete request before the deadline; TCP dropped.
     TimedOut,
     /// The peer went away, or the socket failed, before a request arrived.
@@ -93,8 +97,12 @@ pub(crate) enum Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Refusal::Answered(status, reason) => write!(f, "HTTP {status} ({})", reason.label()),
-            Refusal::Unauthorized(refusal) => write!(f, "HTTP 401 (token refused: {refusal})"),
+            Refusal::Answered(status, reason, _) => {
+                write!(f, "HTTP {status} ({})", reason.label())
+            }
+            Refusal::Unauthorized(refusal, _) => {
+                write!(f, "HTTP 401 (token refused: {refusal})")
+            }
             Refusal::TimedOut => write!(f, "no complete request before the deadline"),
             Refusal::Gone(e) => write!(f, "connection lost: {e}"),
         }
@@ -102,11 +110,20 @@ impl fmt::Display for Refusal {
 }
 
 impl Refusal {
+    /// The same refusal, naming the forwarded client it refused.
+    fn for_client(self, client: Option<SocketAddr>) -> Refusal {
+        match self {
+            Refusal::Answered(status, reason, _) => Refusal::Answered(status, reason, client),
+            Refusal::Unauthorized(refusal, _) => Refusal::Unauthorized(refusal, client),
+            other => other,
+        }
+    }
+
     /// The reason it was counted under, if it was counted.
     fn reason(&self) -> Option<RejectReason> {
         match self {
-            Refusal::Answered(_, reason) => Some(*reason),
-            Refusal::Unauthorized(_) => Some(RejectReason::Unauthorized),
+            Refusal::Answered(_, reason, _) => Some(*reason),
+            Refusal::Unauthorized(..) => Some(RejectReason::Unauthorized),
             Refusal::TimedOut => Some(RejectReason::HandshakeTimeout),
             Refusal::Gone(_) => None,
         }
@@ -120,6 +137,12 @@ impl Refusal {
 /// Refusals while shutting down are expected and logged at `info`; a peer
 /// that just went away was not refused and gets `debug` only.
 pub(crate) fn log_refusal(metrics: &crate::metrics::Metrics, peer: SocketAddr, refusal: &Refusal) {
+    let peer = match refusal {
+        Refusal::Answered(_, _, Some(client)) | Refusal::Unauthorized(_, Some(client)) => {
+            describe_client(*client, Some(peer))
+        }
+        _ => peer.to_string(),
+    };
     debug!("handshake from {peer} refused: {refusal}");
     let Some(reason) = refusal.reason() else {
         return;
@@ -147,6 +170,10 @@ struct UpgradeRequest {
     user_agent: Option<String>,
     origin: Option<String>,
     authorization: Option<String>,
+    /// Every `X-Forwarded-For` line, joined with `,`.
+    x_forwarded_for: Option<String>,
+    /// Every `Forwarded` line, joined with `,`.
+    forwarded: Option<String>,
 }
 
 /// Run the handshake on `tcp`, whose first bytes, if the application read
@@ -196,16 +223,26 @@ pub(crate) fn accept(
         }
     };
 
+    // Who the client is: the peer, or whom a trusted proxy forwarded for
+    // (`--trusted-proxy`). It is what the per-address limit, the logs and
+    // `/status` go by.
+    let forwarded = forwarded_client(
+        peer.ip(),
+        &context.config.trusted_proxies,
+        request.x_forwarded_for.as_deref(),
+        request.forwarded.as_deref(),
+    );
+    let client = forwarded.unwrap_or(peer);
+    let refuse_client = |status, reason| refuse(tcp, context, status, reason).for_client(forwarded);
+
     // 4 and 5: capacity. The slot is taken now and kept on success.
     if context.is_shutting_down() {
-        return Err(refuse(tcp, context, 503, RejectReason::ShuttingDown));
+        return Err(refuse_client(503, RejectReason::ShuttingDown));
     }
-    let slot = match context.limiter.try_acquire(peer.ip()) {
+    let slot = match context.limiter.try_acquire(client.ip()) {
         Ok(slot) => slot,
-        Err(LimitExceeded::Total) => {
-            return Err(refuse(tcp, context, 503, RejectReason::MaxConnections))
-        }
-        Err(LimitExceeded::PerIp) => return Err(refuse(tcp, context, 429, RejectReason::PerIp)),
+        Err(LimitExceeded::Total) => return Err(refuse_client(503, RejectReason::MaxConnections)),
+        Err(LimitExceeded::PerIp) => return Err(refuse_client(429, RejectReason::PerIp)),
     };
 
     // 6 to 8. A refusal from here on gives the slot back before answering:
@@ -215,14 +252,15 @@ pub(crate) fn accept(
         Ok(query) => query,
         Err((status, reason)) => {
             drop(slot);
-            return Err(refuse(tcp, context, status, reason));
+            return Err(refuse_client(status, reason));
         }
     };
     // From here the authorizer knows the connection: `session` tells it
     // when the connection ends, a 401 just below included.
     let info = ConnectionInfo {
         id: ConnectionId::new(),
-        remote_addr: peer,
+        remote_addr: client,
+        via: forwarded.map(|_| peer),
         user_agent: request.user_agent.clone(),
         origin: request.origin.clone(),
         connected_at_ms: unix_ms(),
@@ -233,11 +271,11 @@ pub(crate) fn accept(
         Err(token_refusal) => {
             drop(slot);
             drop(session);
-            let answered = refuse(tcp, context, 401, RejectReason::Unauthorized);
+            let answered = refuse_client(401, RejectReason::Unauthorized);
             return Err(match token_refusal {
                 Some(refusal) => {
                     context.metrics.count_token_refusal(refusal.reason);
-                    Refusal::Unauthorized(refusal)
+                    Refusal::Unauthorized(refusal, forwarded)
                 }
                 None => answered,
             });
@@ -352,25 +390,34 @@ fn read_request_head(
     buffer.reserve(1024);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
+        // Past the deadline, one last read that hardly waits still takes
+        // what has already arrived: on a busy machine this thread may start
+        // after the deadline of a client that sent its request at once, and
+        // that client must not be dropped for the hub's lateness. A slow
+        // client gains nothing: whatever this read brings, an unfinished
+        // head ends the handshake.
+        let late = left.is_zero();
+        let wait = if late {
+            Duration::from_millis(1)
+        } else {
+            left.min(SHUTDOWN_CHECK)
+        };
         let searched_from = buffer.len().saturating_sub(3);
-        if !read_some(tcp, &mut buffer, left.min(SHUTDOWN_CHECK))? {
-            // A quiet moment: give up early only if the hub is going away
-            // (a prompt client still gets its 503 from the checks below).
-            if context.is_shutting_down() {
-                return Err(io::ErrorKind::TimedOut.into());
+        let got = read_some(tcp, &mut buffer, wait)?;
+        if got {
+            if let Some(end) = find_head_end(&buffer[searched_from..]) {
+                let end = searched_from + end;
+                let leftover = buffer.split_off(end);
+                return Ok(Some((buffer, leftover)));
             }
-            continue;
+            if buffer.len() > MAX_HEAD {
+                return Ok(None);
+            }
         }
-        if let Some(end) = find_head_end(&buffer[searched_from..]) {
-            let end = searched_from + end;
-            let leftover = buffer.split_off(end);
-            return Ok(Some((buffer, leftover)));
-        }
-        if buffer.len() > MAX_HEAD {
-            return Ok(None);
+        // A quiet moment: give up early only if the hub is going away (a
+        // prompt client still gets its 503 from the checks below).
+        if late || (!got && context.is_shutting_down()) {
+            return Err(io::ErrorKind::TimedOut.into());
         }
     }
 }
@@ -411,6 +458,16 @@ fn parse_request(head: &[u8], entry: Entry) -> Result<UpgradeRequest, u16> {
             .and_then(|h| std::str::from_utf8(h.value).ok())
             .map(|v| v.trim().to_string())
     };
+    // A header that may come in several lines, as one list.
+    let joined = |name: &str| -> Option<String> {
+        let values: Vec<&str> = parsed
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .filter_map(|h| std::str::from_utf8(h.value).ok())
+            .collect();
+        (!values.is_empty()).then(|| values.join(","))
+    };
     let has_token = |name: &str, token: &str| {
         parsed
             .headers
@@ -434,6 +491,8 @@ fn parse_request(head: &[u8], entry: Entry) -> Result<UpgradeRequest, u16> {
         user_agent: header("User-Agent"),
         origin: header("Origin"),
         authorization: header("Authorization"),
+        x_forwarded_for: joined("X-Forwarded-For"),
+        forwarded: joined("Forwarded"),
     })
 }
 
@@ -481,32 +540,6 @@ fn parse_query(query: &str) -> Result<Query, ()> {
     })
 }
 
-/// Decode `%XX` escapes and `+` (as space). `None` if malformed or not UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 /// Answer with `status`, count the rejection, and close.
 fn refuse(
     mut tcp: &TcpStream,
@@ -538,7 +571,7 @@ fn refuse(
             break;
         }
     }
-    Refusal::Answered(status, reason)
+    Refusal::Answered(status, reason, None)
 }
 
 #[cfg(test)]

@@ -546,7 +546,8 @@ impl ReadPump {
                 let info = &self.connection.info;
                 warn!(
                     "connection {} from {}: outbound queue full of replies, closing with 4008",
-                    info.id, info.remote_addr
+                    info.id,
+                    info.describe_peer()
                 );
                 self.metrics.slow_consumer_disconnects.inc();
             }

@@ -232,6 +232,9 @@ pub(crate) fn serve(mut arrival: Arrival, context: Arc<ServerContext>, in_handsh
         commands: context.commands.clone(),
         metrics: context.metrics.clone(),
     };
+    // From here on the client is named as the handshake saw it: behind a
+    // trusted proxy, the address the proxy forwarded for.
+    let peer = connection.info.describe_peer();
     // `{:?}` quotes and escapes what a token said, so a `sub` cannot
     // forge log lines.
     let sub = match &subject {

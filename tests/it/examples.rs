@@ -87,14 +87,25 @@ pub(crate) fn start(command: &mut Command) -> Running {
     ))
 }
 
-/// Wait for the example to exit (at most `PATIENCE`) and collect its output.
+/// Wait for the example to exit (at most `PATIENCE`) and collect its output:
+/// a thread waits on the process, the test on that thread's answer.
 fn finish(mut running: Running) -> Output {
-    wait_until("the example exits", PATIENCE, || {
-        let child = running.0.as_mut().expect("not finished yet");
-        child.try_wait().expect("try_wait").is_some()
-    });
     let child = running.0.take().expect("not finished yet");
-    child.wait_with_output().expect("collect output")
+    let pid = child.id();
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    thread::spawn(move || {
+        let _ = done_tx.send(child.wait_with_output());
+    });
+    match done_rx.recv_timeout(PATIENCE) {
+        Ok(output) => output.expect("collect output"),
+        Err(_) => {
+            // Our own child, by its id: it outlived the test.
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("the example did not exit within {PATIENCE:?}");
+        }
+    }
 }
 
 #[test]
@@ -179,6 +190,129 @@ fn publisher_reports_a_hub_that_refuses_client_publishing() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("forbidden"), "{stderr}");
+    assert!(
+        stderr.contains("--allow-client-publish"),
+        "a hint at the fix: {stderr}"
+    );
+}
+
+/// Run an example to completion with `args`, capturing both streams.
+fn run(name: &str, args: &[&str]) -> Output {
+    finish(start(
+        Command::new(example(name))
+            .args(args)
+            .stderr(Stdio::piped()),
+    ))
+}
+
+/// Each example's flags: `--help` prints them and exits 0 without doing
+/// anything else (the subscriber used to connect and wait instead).
+#[test]
+fn every_example_has_a_help_that_lists_its_flags() {
+    let flags: [(&str, &[&str]); 4] = [
+        (
+            "subscriber",
+            &["--url", "--channel", "--count", "--since", "--token"],
+        ),
+        (
+            "publisher",
+            &["--url", "--channel", "--count", "--interval-ms", "--token"],
+        ),
+        ("embed", &["--ws", "--http", "--count", "--interval-ms"]),
+        ("one_port", &["--addr", "--count", "--interval-ms"]),
+    ];
+    for (name, flags) in flags {
+        for help in ["--help", "-h"] {
+            // After other flags too: --help wins wherever it is.
+            let output = run(name, &["--count", "1", help]);
+            assert_eq!(output.status.code(), Some(0), "{name} {help}: {output:?}");
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(stdout.starts_with(&format!("{name}: ")), "{stdout}");
+            assert!(stdout.contains(&format!("Usage: {name}")), "{stdout}");
+            for flag in flags {
+                assert!(
+                    stdout.contains(flag),
+                    "{name} --help lacks {flag}: {stdout}"
+                );
+            }
+            assert!(output.stderr.is_empty(), "{output:?}");
+        }
+    }
+}
+
+/// Mistakes on the command line are errors, exit 2, with one hint, before
+/// anything connects or binds: no hub runs here, so an example that went
+/// on would fail differently (exit 1) or wait.
+#[test]
+fn examples_refuse_unknown_flags_and_bad_values_with_exit_2() {
+    let cases: [(&str, &[&str], &str); 9] = [
+        (
+            "subscriber",
+            &["--chanel", "x"],
+            "unknown flag `--chanel` (did you mean `--channel`?)",
+        ),
+        (
+            "subscriber",
+            &["--count", "three"],
+            "`--count` needs a number, got `three`",
+        ),
+        ("subscriber", &["--url"], "`--url` needs a value"),
+        ("subscriber", &["news"], "unexpected argument `news`"),
+        (
+            "publisher",
+            &["--interval", "5"],
+            "did you mean `--interval-ms`?",
+        ),
+        (
+            "publisher",
+            &["--channel", "a", "--channel", "b"],
+            "`--channel` is given more than once",
+        ),
+        ("embed", &["--bogus", "1"], "unknown flag `--bogus`"),
+        (
+            "embed",
+            &["--count=-1"],
+            "`--count` needs a number, got `-1`",
+        ),
+        (
+            "one_port",
+            &["--adr", "127.0.0.1:0"],
+            "did you mean `--addr`?",
+        ),
+    ];
+    for (name, args, needle) in cases {
+        let output = run(name, args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name} {args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{name} {args:?}: {stderr}");
+        let hints = stderr.matches("did you mean").count() + stderr.matches("--help").count();
+        assert!(hints <= 1, "one hint at most: {stderr}");
+        assert!(
+            output.stdout.is_empty(),
+            "{name} {args:?} went on: {output:?}"
+        );
+    }
+}
+
+/// `embed` on a port that is taken says which listener, which address and
+/// the OS's reason, and exits 1.
+#[test]
+fn embed_reports_a_bind_error_with_its_cause() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = held.local_addr().unwrap().to_string();
+    let output = run(
+        "embed",
+        &["--ws", &address, "--http", "127.0.0.1:0", "--count", "1"],
+    );
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "cannot bind the websocket listener to {address}: "
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Address already in use"), "{stderr}");
 }
 
 #[test]

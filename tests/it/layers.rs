@@ -16,7 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["handle"],
     &["http", "stdin_feed", "ws"],
     &["hub"],
-    &["lib", "main", "testing"],
+    &["lib", "main", "logger", "testing"],
 ];
 
 /// Modules in one layer that may still use each other (each pair says
@@ -24,6 +24,7 @@ const LAYERS: &[&[&str]] = &[
 const SIDEWAYS: &[(&str, &str)] = &[
     ("request_head", "error"),
     ("config", "error"),
+    ("config", "peer"),
     // `/metrics` counts refused tokens under auth's `RefusalReason`.
     ("metrics", "auth"),
 ];

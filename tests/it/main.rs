@@ -12,6 +12,8 @@ mod protocol;
 mod publish;
 // replay with since, complete, URL subscribe, resume
 mod replay;
+// GET /history: kept events, complete/oldest/more, bounded, behind the key
+mod history;
 // 4008 for slow consumers, resume after it, stalled TCP clients
 mod slow_consumer;
 // graceful shutdown: frames, 503s, every thread ends
@@ -40,6 +42,8 @@ mod limits;
 mod http_exposure;
 // a hostile mix of aborts, garbage and half frames; events and counts survive
 mod hostile;
+// --trusted-proxy: X-Forwarded-For / Forwarded believed only from trusted peers
+mod forwarded;
 // the binary: --help, --check-config, exit codes, signals, log lines, --stdin
 mod cli;
 // pumphub::client: resume after cuts, gaps reported, shutdown, giving up
@@ -50,6 +54,8 @@ mod examples;
 mod embedding;
 // The import layers of src/ (docs/architecture.md) hold.
 mod layers;
+// README and docs/: every block tagged, the Quick start and Python snippets as written
+mod docs;
 // the Redis engine's pieces against a real redis-server
 #[cfg(feature = "redis")]
 mod engine_redis;

@@ -11,6 +11,7 @@ fn connection() -> ConnectionInfo {
     ConnectionInfo {
         id: ConnectionId::new(),
         remote_addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+        via: None,
         user_agent: None,
         origin: None,
         connected_at_ms: 0,
