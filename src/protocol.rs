@@ -25,7 +25,9 @@ pub use reply::{
     encode_authenticated, encode_broadcast_error, encode_event, encode_pong, encode_published,
     encode_request_error, encode_shutdown, encode_subscribed, encode_unsubscribed, encode_welcome,
 };
-pub use request::{parse_request, request_id, ClientMessage, Request, RequestError, RequestId};
+pub use request::{
+    parse_request, request_id, ClientMessage, Request, RequestError, RequestId, MAX_REQUEST_ID_LEN,
+};
 
 /// Close code for a slow consumer whose outbound queue overflowed.
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;

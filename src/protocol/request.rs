@@ -8,8 +8,16 @@ use serde_json::{Map, Value};
 use super::channel::is_valid_channel_name;
 use super::error_code::ErrorCode;
 
+/// A request's `id`: a JSON string or number, chosen by the client and sent
 /// back verbatim in the reply.
 pub type RequestId = Value;
+
+/// The longest string `id` the hub echoes, in bytes. Every reply echoes the
+/// `id` (`unauthenticated` and `rate_limited` included), so without a bound
+/// a client that never reads could make each of its queued replies as big
+/// as a whole message. A longer `id` is refused with `bad_message` (without
+/// `id`); a number `id` is at most a few dozen characters anyway.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
 
 /// A request a client sent, after parsing and validation.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +107,13 @@ pub fn parse_request(text: &str) -> Result<ClientMessage, RequestError> {
     };
     let id = match object.remove("id") {
         None => None,
+        Some(Value::String(id)) if id.len() > MAX_REQUEST_ID_LEN => {
+            return Err(RequestError::new(
+                None,
+                ErrorCode::BadMessage,
+                format!("`id` must be at most {MAX_REQUEST_ID_LEN} bytes"),
+            ))
+        }
         Some(id @ (Value::String(_) | Value::Number(_))) => Some(id),
         Some(_) => {
             return Err(RequestError::new(
@@ -162,8 +177,9 @@ pub fn parse_request(text: &str) -> Result<ClientMessage, RequestError> {
 
 /// Only the `id` of a request, for a reply to a message the hub will not
 /// otherwise handle (one dropped by the rate limit): a string or number
-/// `id` of a JSON object, else `None`. Skims the other fields without
-/// building them, and never fails.
+/// `id` of a JSON object, else `None`; also `None` for a string longer than
+/// [`MAX_REQUEST_ID_LEN`], which is never echoed. Skims the other fields
+/// without building them, and never fails.
 ///
 /// ```
 /// use pumphub::protocol::request_id;
@@ -177,6 +193,7 @@ pub fn request_id(text: &str) -> Option<RequestId> {
         id: Option<Value>,
     }
     match serde_json::from_str::<OnlyId>(text).ok()?.id? {
+        Value::String(id) if id.len() > MAX_REQUEST_ID_LEN => None,
         id @ (Value::String(_) | Value::Number(_)) => Some(id),
         _ => None,
     }
