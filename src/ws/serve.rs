@@ -36,7 +36,7 @@ use super::socket::{read_config, write_side, ReadSide, WRITE_PUMP_STACK};
 use super::write_pump::WritePump;
 use super::ServerContext;
 use crate::auth;
-use crate::broadcaster::{outbound_queue, Connection, HubCommand};
+use crate::broadcaster::{outbound_queue, Connection, HubCommand, QueueLimits};
 use crate::metrics::Metrics;
 
 /// Run `body`, and if it panics, log that with `whose` work it was, the
@@ -186,7 +186,10 @@ pub(crate) fn serve(
         initial
     };
 
-    let (queue, outbound_rx) = outbound_queue(config.queue_size);
+    let (queue, outbound_rx) = outbound_queue(QueueLimits {
+        frames: config.queue_size,
+        bytes: config.queue_bytes,
+    });
     let (done_tx, done_rx) = crossbeam_channel::bounded::<Done>(1);
     let (connected_tx, connected_rx) = crossbeam_channel::bounded::<()>(1);
     if context
