@@ -110,6 +110,9 @@ impl Hub {
 
         let settings = HubSettings {
             history_size: config.history_size,
+            history_bytes: config.history_bytes,
+            max_channels: config.max_channels,
+            channel_idle: (!config.channel_idle.is_zero()).then_some(config.channel_idle),
             max_subscriptions: config.max_subscriptions,
             heartbeat_ms: config.ping_interval.as_millis() as u64,
             epoch: lifecycle.epoch.clone(),

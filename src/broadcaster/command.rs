@@ -161,3 +161,46 @@ pub enum HubCommand {
     /// Graceful shutdown, last step: end the broadcaster thread.
     Stop,
 }
+
+impl HubCommand {
+    /// The connection this command is a request of, if it is one: such
+    /// commands are served in the order their connection sent them, even
+    /// when one of them is deferred (`Broadcaster::admit`). Commands about
+    /// a connection from elsewhere (`Kick`) are not its requests. No
+    /// wildcard: a new variant must decide.
+    pub fn connection(&self) -> Option<ConnectionId> {
+        match self {
+            HubCommand::Connect { connection, .. } => Some(connection.info.id),
+            HubCommand::Disconnect { id }
+            | HubCommand::Subscribe { id, .. }
+            | HubCommand::Unsubscribe { id, .. } => Some(*id),
+            HubCommand::Publish { origin, .. } => match origin {
+                PublishOrigin::Client { id, .. } => Some(*id),
+                PublishOrigin::Api { .. } => None,
+            },
+            HubCommand::PublishBatch { .. }
+            | HubCommand::BroadcastError { .. }
+            | HubCommand::SubscribeLocal { .. }
+            | HubCommand::UnsubscribeLocal { .. }
+            | HubCommand::Kick { .. }
+            | HubCommand::Stats { .. }
+            | HubCommand::Status { .. }
+            | HubCommand::BeginShutdown { .. }
+            | HubCommand::Stop => None,
+        }
+    }
+
+    /// True for a command that replays history: a `subscribe` with
+    /// `since`, or a connection whose URL asked for one. The broadcaster
+    /// serves these after the other commands of a round.
+    pub fn is_replay(&self) -> bool {
+        matches!(
+            self,
+            HubCommand::Subscribe { since: Some(_), .. }
+                | HubCommand::Connect {
+                    initial: Some((_, Some(_))),
+                    ..
+                }
+        )
+    }
+}

@@ -8,14 +8,11 @@
 //! history), and no other client waits for it. The write pumps are woken
 //! at the end of the broadcaster's round (`Broadcaster::wake_writers`).
 
-use std::sync::Arc;
-
 use crossbeam_channel::TrySendError;
 use serde_json::Value;
 use tungstenite::protocol::frame::Utf8Bytes;
 
-use super::history::ChannelHistory;
-use super::{Broadcaster, Channel, EncodedEvent, Member, OutboundFrame};
+use super::{Broadcaster, EncodedEvent, Member, OutboundFrame};
 use crate::protocol::{self, unix_ms, Event, Published, Seq};
 
 impl Broadcaster {
@@ -28,10 +25,13 @@ impl Broadcaster {
     /// every subscriber of `channel`.
     pub(super) fn publish(&mut self, channel_name: &str, data: Value) -> Published {
         let seq = self.next_seq();
-        let history_size = self.settings.history_size;
-        let channel_key: Arc<str> = match self.channels.get_key_value(channel_name) {
-            Some((key, _)) => key.clone(),
-            None => channel_name.into(),
+        let Some(channel_key) = self.channel_for_publish(channel_name) else {
+            // At --max-channels with every channel followed: a new channel
+            // has nobody to deliver to and no place to be kept. Its seq is
+            // remembered as forgotten, so `complete` stays honest.
+            self.forgotten = self.forgotten.max(seq);
+            self.metrics.events_published.inc();
+            return Published { seq, delivered: 0 };
         };
         let event = EncodedEvent::new(Event {
             seq,
@@ -39,11 +39,16 @@ impl Broadcaster {
             ts_ms: unix_ms(),
             data,
         });
-        let channel = self.channels.entry(channel_key).or_insert_with(|| Channel {
-            subscribers: Vec::new(),
-            history: ChannelHistory::new(history_size),
-        });
-        channel.history.push(event.clone());
+        self.keep_in_history(&channel_key, &event);
+        let Some(channel) = self.channels.get(&channel_key) else {
+            return Published { seq, delivered: 0 };
+        };
+        if channel.subscribers.is_empty() {
+            // Unfollowed, and used just now: forgotten last.
+            self.mark_unfollowed(&channel_key, event.accepted_at);
+            self.metrics.events_published.inc();
+            return Published { seq, delivered: 0 };
+        }
 
         let mut delivered = 0;
         let mut slow: Vec<usize> = Vec::new();
