@@ -33,7 +33,7 @@ use crate::auth::{Authorizer, ConfigAuthorizer};
 use crate::broadcaster::{Broadcaster, HubCommand, HubSettings, Lifecycle};
 use crate::config::Config;
 use crate::error::Error;
-use crate::handle::HubHandle;
+use crate::handle::{BatchLimit, HubHandle};
 use crate::http::HttpServer;
 use crate::metrics::Metrics;
 use crate::ws::{os_connection_ceiling, ConnectionLimiter, ServerContext, ThreadGauge};
@@ -106,6 +106,7 @@ impl Hub {
             metrics.clone(),
             lifecycle.clone(),
             config.queue_size,
+            BatchLimit::for_queue(config.queue_size, config.queue_bytes),
         );
 
         let settings = HubSettings {
@@ -162,6 +163,15 @@ impl Hub {
             broadcaster: Some(broadcaster),
             http: Some(http),
         })
+    }
+
+    /// Remove the private socket directories (`$TMPDIR/pumphub-…`) that
+    /// hubs of this user left behind when they could not clean up: killed
+    /// with SIGKILL, or crashed. A directory whose socket still answers
+    /// belongs to a live hub and stays. Returns how many were removed. The
+    /// binary calls this at start; a hub that ends normally removes its own.
+    pub fn remove_stale_socket_dirs() -> usize {
+        crate::http::remove_stale_socket_dirs(&std::env::temp_dir())
     }
 
     /// A handle for publishing, subscribing and reading stats.

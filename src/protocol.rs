@@ -24,6 +24,7 @@ pub use event::{unix_ms, Event, Published, Seq};
 pub use reply::{
     encode_authenticated, encode_broadcast_error, encode_event, encode_pong, encode_published,
     encode_request_error, encode_shutdown, encode_subscribed, encode_unsubscribed, encode_welcome,
+    EVENT_FRAME_OVERHEAD,
 };
 pub use request::{
     parse_request, request_id, ClientMessage, Request, RequestError, RequestId, MAX_REQUEST_ID_LEN,
