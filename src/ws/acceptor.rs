@@ -17,6 +17,14 @@
 //! exit, so the shutdown can wait (with a deadline) for the clients to
 //! finish closing; and those still in their handshake, so the acceptor can
 //! wait for one to end before accepting past `MAX_PENDING_HANDSHAKES`.
+//!
+//! That wait is fair only if no one address can fill those places: 1,100
+//! silent connections from one address used to make everyone's handshake
+//! wait in the listen backlog for 10 s. So an address also gets at most
+//! `--max-handshakes-per-ip` of them ([`HandshakesPerIp`]); a connection
+//! over its address's share is answered 429 at once and handed to the
+//! acceptor's [`Refuser`] (thread `ws-refuse`), which closes it a moment
+//! later, so refusing never holds up the next accept.
 
 use std::io;
 use std::net::TcpListener;
@@ -27,10 +35,13 @@ use std::time::{Duration, Instant};
 
 use log::{debug, error, warn};
 
-use super::admission::MAX_PENDING_HANDSHAKES;
+use super::admission::{HandshakePlace, HandshakesPerIp, MAX_PENDING_HANDSHAKES};
+use super::handshake::refusal_answer;
 use super::serve;
 use super::socket::READ_PUMP_STACK;
 use super::ServerContext;
+use crate::metrics::RejectReason;
+use crate::refusal::Refuser;
 
 /// How often an acceptor waiting for a free handshake slot looks at `stop`.
 const STOP_CHECK: Duration = Duration::from_millis(100);
@@ -47,6 +58,13 @@ pub(crate) struct ThreadGauge {
 /// One thread counted by a [`ThreadGauge`]; leaves it when dropped, even if
 /// the thread panics.
 pub(crate) struct GaugeEntry(Arc<ThreadGauge>);
+
+/// A connection thread's places while it is in its handshake: among all
+/// handshakes and among its address's. Dropping it frees both.
+pub(crate) struct InHandshake {
+    _all: GaugeEntry,
+    _address: HandshakePlace,
+}
 
 impl ThreadGauge {
     fn enter(self: &Arc<Self>) -> GaugeEntry {
@@ -97,8 +115,11 @@ pub(crate) fn run(
     live: Arc<ThreadGauge>,
 ) {
     let mut connections: Vec<JoinHandle<()>> = Vec::new();
-    // Connection threads still in their handshake.
+    // Connection threads still in their handshake, in all and per address.
     let pending = Arc::new(ThreadGauge::default());
+    let per_address = HandshakesPerIp::new(context.config.max_handshakes_per_ip);
+    // Without a refuser (no thread to be had), refused sockets close at once.
+    let refuser = Refuser::start("ws-refuse").ok();
     let mut accepted: u64 = 0;
     loop {
         // Bound threads sitting in handshakes: without this, a flood of
@@ -134,7 +155,24 @@ pub(crate) fn run(
             break;
         }
         let accepted_at = Instant::now();
-        let in_handshake = pending.enter();
+        let Some(address_place) = per_address.try_enter(peer.ip()) else {
+            context.metrics.count_rejection(RejectReason::PerIp);
+            if let Some(count) = context.metrics.rejection_warning_due(RejectReason::PerIp) {
+                warn!(
+                    "{peer}: its address has {} handshakes in progress; answered 429 \
+                     ({count} refused for per_ip since the last such warning)",
+                    context.config.max_handshakes_per_ip
+                );
+            }
+            if let Some(refuser) = &refuser {
+                refuser.refuse(tcp, &refusal_answer(429, RejectReason::PerIp));
+            }
+            continue;
+        };
+        let in_handshake = InHandshake {
+            _all: pending.enter(),
+            _address: address_place,
+        };
         accepted += 1;
         let number = accepted;
         let thread_context = context.clone();

@@ -28,7 +28,7 @@ use log::{error, info};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{Role, WebSocket};
 
-use super::acceptor::GaugeEntry;
+use super::acceptor::InHandshake;
 use super::done::{Done, DoneSender};
 use super::handshake::{self, Admitted};
 use super::read_pump::ReadPump;
@@ -136,7 +136,7 @@ pub(crate) fn serve(
     accepted_at: Instant,
     number: u64,
     context: Arc<ServerContext>,
-    in_handshake: GaugeEntry,
+    in_handshake: InHandshake,
 ) {
     // The handshake runs the application's authorizer too: a panic there
     // drops this TCP connection and nothing else. `run_handshake` keeps its
