@@ -285,9 +285,10 @@ impl Broadcaster {
     }
 
     fn serve(&mut self, helpers: &[Sender<Vec<OutboundQueue>>]) {
-        let sweep_every = self.settings.channel_idle.map(|idle| {
-            (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
-        });
+        let sweep_every = self
+            .settings
+            .channel_idle
+            .map(|idle| (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)));
         let mut next_sweep = sweep_every.map(|every| Instant::now() + every);
         let mut stopping = false;
         while !stopping {

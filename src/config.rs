@@ -397,9 +397,7 @@ impl Config {
             Setting::MaxConnections => self.max_connections = input.count()?,
             Setting::MaxConnectionsPerIp => self.max_connections_per_ip = input.count()?,
             Setting::MaxHandshakesPerIp => self.max_handshakes_per_ip = input.count()?,
-            Setting::HttpMaxConnectionsPerIp => {
-                self.http_max_connections_per_ip = input.count()?
-            }
+            Setting::HttpMaxConnectionsPerIp => self.http_max_connections_per_ip = input.count()?,
             Setting::MaxMessageSize => self.max_message_size = input.count()?,
             Setting::PingIntervalMs => self.ping_interval = input.millis()?,
             Setting::PongTimeoutMs => self.pong_timeout = input.millis()?,

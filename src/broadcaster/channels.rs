@@ -134,7 +134,10 @@ impl Broadcaster {
             Forgotten::Idle => self.metrics.channels_forgotten_idle.inc(),
             Forgotten::Limit => self.metrics.channels_forgotten_limit.inc(),
         }
-        debug!("channel {name} forgotten ({why:?}); forgotten seq now {}", self.forgotten);
+        debug!(
+            "channel {name} forgotten ({why:?}); forgotten seq now {}",
+            self.forgotten
+        );
     }
 
     /// Forget every channel unused for `--channel-idle-ms` by `now`.

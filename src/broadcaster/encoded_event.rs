@@ -102,7 +102,11 @@ mod tests {
         });
         assert!(small.memory < 400, "{}", small.memory);
         // The text twice: in the frame and in the decoded value.
-        assert!(text.memory > 20_000 && text.memory < 21_000, "{}", text.memory);
+        assert!(
+            text.memory > 20_000 && text.memory < 21_000,
+            "{}",
+            text.memory
+        );
         let deep = (0..1000).fold(json!(0), |inner, _| json!([inner]));
         assert!(value_heap_bytes(&deep) >= 1000 * size_of::<Value>());
     }

@@ -75,7 +75,11 @@ impl ChannelHistory {
     /// Evict the oldest kept event if its seq is `seq`; returns the memory
     /// freed (0 if the oldest is another event or there is none).
     pub fn evict_oldest_if(&mut self, seq: Seq) -> usize {
-        if self.events.front().is_some_and(|oldest| oldest.seq() == seq) {
+        if self
+            .events
+            .front()
+            .is_some_and(|oldest| oldest.seq() == seq)
+        {
             if let Some(oldest) = self.events.pop_front() {
                 self.newest_evicted = oldest.seq();
                 self.bytes -= oldest.memory;
@@ -106,10 +110,7 @@ impl ChannelHistory {
     }
 
     /// The kept events with seq greater than `after`, oldest first.
-    pub fn events_after(
-        &self,
-        after: Seq,
-    ) -> impl DoubleEndedIterator<Item = &Arc<EncodedEvent>> {
+    pub fn events_after(&self, after: Seq) -> impl DoubleEndedIterator<Item = &Arc<EncodedEvent>> {
         // Events are in seq order, so binary search for the first one to send.
         let start = self.events.partition_point(|e| e.seq() <= after);
         self.events.range(start..)

@@ -11,9 +11,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 
-use super::{
-    Broadcaster, EncodedEvent, LocalSubscriber, Member, OutboundFrame, FRAME_OVERHEAD,
-};
+use super::{Broadcaster, EncodedEvent, LocalSubscriber, Member, OutboundFrame, FRAME_OVERHEAD};
 use crate::protocol::{self, ErrorCode, Event, RequestError, RequestId, Seq};
 
 impl Broadcaster {
@@ -147,7 +145,9 @@ impl Broadcaster {
         // Replayed events do not count against --queue-size (the contract:
         // a client resuming after a 4008 gets its replay); their bytes do,
         // and they were bounded above.
-        let frames = picked.iter().map(|event| OutboundFrame::Event((*event).clone()));
+        let frames = picked
+            .iter()
+            .map(|event| OutboundFrame::Event((*event).clone()));
         client.push_replay(slot, frames, &mut self.to_wake);
         (picked.len(), complete)
     }

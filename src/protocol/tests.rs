@@ -124,7 +124,10 @@ fn an_id_longer_than_the_limit_is_refused_and_never_echoed() {
     let at_limit = "i".repeat(MAX_REQUEST_ID_LEN);
     let over = "i".repeat(MAX_REQUEST_ID_LEN + 1);
     let ping = |id: &str| json!({"type": "ping", "id": id}).to_string();
-    assert_eq!(parse_request(&ping(&at_limit)).unwrap().id, Some(json!(at_limit)));
+    assert_eq!(
+        parse_request(&ping(&at_limit)).unwrap().id,
+        Some(json!(at_limit))
+    );
     let error = parse_request(&ping(&over)).unwrap_err();
     assert_eq!(error.code, ErrorCode::BadMessage);
     assert_eq!(error.id, None);

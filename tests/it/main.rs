@@ -44,3 +44,9 @@ mod client;
 mod examples;
 // The import layers of src/ (docs/architecture.md) hold.
 mod layers;
+// clients that never read: queues and replays bounded in bytes (the binary's RSS)
+mod budgets;
+// channel lifetime: --max-channels, --channel-idle-ms, --history-bytes
+mod channels;
+// per-address limits at accept on both ports; refusals never block accepting
+mod front_doors;
