@@ -44,9 +44,9 @@ fn http_with_key(addr: std::net::SocketAddr, body: &[u8]) -> HttpReply {
 }
 
 /// Finding 1: 24 connections without a token that never read, each
-/// sending 100 `ping`s with a 60,000-character `id`. Before, each reply
-/// (`unauthenticated`) echoed the id, and 2,400 replies of 60 KB waited in
-/// the queues: about 150 MB (1.5 GB with 1,100 frames each). Now the id is
+/// sending 200 `ping`s (their burst) with a 60,000-character `id`. Before, each reply
+/// (`unauthenticated`) echoed the id, and 4,800 replies of 60 KB waited in
+/// the queues: 200 MB measured here (1.5 GB with 1,100 frames each). Now the id is
 /// refused with `bad_message`, which has no `id`; the hub grows by less
 /// than 64 MiB, a reader with the token gets every event, and each
 /// attacker, once it reads, finds small replies and Close 1008 (it never
@@ -54,7 +54,7 @@ fn http_with_key(addr: std::net::SocketAddr, body: &[u8]) -> HttpReply {
 #[test]
 fn long_ids_from_clients_that_never_read_cost_them_little() {
     const ATTACKERS: usize = 24;
-    const FRAMES: usize = 100;
+    const FRAMES: usize = 200;
     const EVENTS: u64 = 50;
     let hub = HubProcess::start(&[
         "--token",
