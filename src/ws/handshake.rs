@@ -330,6 +330,15 @@ pub(crate) fn check_request_head(head: &[u8]) -> Result<(), u16> {
     Ok(())
 }
 
+/// Check 7 alone on a `/ws` query string: the channels (with `since`) and
+/// whether a token came, or `Err` for a query answered 400. For the fuzz
+/// targets (`testing/fuzzing.rs`).
+#[cfg(feature = "testing")]
+#[allow(clippy::type_complexity)]
+pub(crate) fn check_query(query: &str) -> Result<(Option<(Vec<String>, Option<u64>)>, bool), ()> {
+    parse_query(query).map(|query| (query.initial, query.token.is_some()))
+}
+
 /// Checks 1-3: HTTP GET, path `/ws`, a WebSocket upgrade. The error is the
 /// HTTP status to answer.
 fn parse_request(head: &[u8]) -> Result<UpgradeRequest, u16> {
