@@ -392,11 +392,11 @@ fn generated_ids_are_echoed_only_when_short() {
     use pumphub::protocol::MAX_REQUEST_ID_LEN;
     let mut rng = Rng(0x51de_c0de_0000_0001);
     let valid = valid_requests();
-    for _ in 0..BYTE_CASES {
+    for _ in 0..1000 {
         let len = match rng.below(3) {
             0 => MAX_REQUEST_ID_LEN + rng.below(3) - 1,
             1 => rng.below(MAX_REQUEST_ID_LEN),
-            _ => rng.below(10_000),
+            _ => rng.below(4000),
         };
         let id: String = (0..len)
             .map(|_| *rng.pick(&['i', 'é', '"', '\\', '🦀']))
