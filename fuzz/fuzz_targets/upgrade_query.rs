@@ -6,14 +6,18 @@
 
 use libfuzzer_sys::fuzz_target;
 use pumphub::protocol::is_valid_channel_name;
-use pumphub::testing::fuzzing::check_upgrade_query;
+use pumphub::testing::fuzzing::{check_upgrade_query, UpgradeQuery};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(query) = std::str::from_utf8(data) else {
         return; // httparse gives the path as text
     };
     let verdict = check_upgrade_query(query);
-    if let Ok((Some((channels, _since)), _)) = &verdict {
+    if let Some(UpgradeQuery {
+        channels: Some(channels),
+        ..
+    }) = &verdict
+    {
         assert!(!channels.is_empty());
         for (i, name) in channels.iter().enumerate() {
             assert!(is_valid_channel_name(name));

@@ -31,11 +31,30 @@ pub fn check_request_head(head: &[u8]) -> Result<(), u16> {
     crate::ws::check_request_head(head)
 }
 
-/// What the `/ws` query asks for: the URL's channels (with `since`), and
-/// whether it carries a token. `Err(())` for a query answered 400.
-#[allow(clippy::type_complexity)]
-pub fn check_upgrade_query(query: &str) -> Result<(Option<(Vec<String>, Option<u64>)>, bool), ()> {
-    crate::ws::check_query(query)
+/// What a `/ws` query asks for, as the handshake reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpgradeQuery {
+    /// `?channels=`: valid names, duplicates removed.
+    pub channels: Option<Vec<String>>,
+    /// `?since=`, only beside `channels`.
+    pub since: Option<u64>,
+    /// Whether a `?token=` came.
+    pub token: bool,
+}
+
+/// The `/ws` query check alone: what the query asks for, or `None` for a
+/// query answered 400. Never panics.
+pub fn check_upgrade_query(query: &str) -> Option<UpgradeQuery> {
+    let (initial, token) = crate::ws::check_query(query).ok()?;
+    let (channels, since) = match initial {
+        Some((channels, since)) => (Some(channels), since),
+        None => (None, None),
+    };
+    Some(UpgradeQuery {
+        channels,
+        since,
+        token,
+    })
 }
 
 /// The `id` the hub would echo in a reply to `text`, checked both ways it

@@ -16,6 +16,7 @@ use pumphub::protocol::{
 };
 use pumphub::testing::fuzzing::{
     check_request_head, check_request_id, check_upgrade_query, read_client_stream, StreamEnd,
+    UpgradeQuery,
 };
 use pumphub::testing::READ_PUMP_STACK;
 use serde_json::{json, Value};
@@ -403,7 +404,8 @@ fn generated_ids_are_echoed_only_when_short() {
             .collect();
         let mut request = rng.pick(&valid).clone();
         request["id"] = json!(id);
-        let mut text = request.to_string();
+        let whole = request.to_string();
+        let mut text = whole.clone();
         if rng.chance(4) {
             let mut cut = rng.below(text.len() + 1);
             while !text.is_char_boundary(cut) {
@@ -415,7 +417,7 @@ fn generated_ids_are_echoed_only_when_short() {
         if let Some(Value::String(echoed)) = &echoed {
             assert!(echoed.len() <= MAX_REQUEST_ID_LEN);
         }
-        if text == request.to_string() {
+        if text == whole {
             // Whole: echoed exactly when short.
             assert_eq!(echoed.is_some(), id.len() <= MAX_REQUEST_ID_LEN, "{len}");
         }
@@ -458,7 +460,11 @@ fn generated_queries_ignore_unknown_parameters() {
             }
         }
         let verdict = check_upgrade_query(&query);
-        if let Ok((Some((channels, _)), _)) = &verdict {
+        if let Some(UpgradeQuery {
+            channels: Some(channels),
+            ..
+        }) = &verdict
+        {
             accepted += 1;
             for (i, name) in channels.iter().enumerate() {
                 assert!(is_valid_channel_name(name), "{query:?}");
