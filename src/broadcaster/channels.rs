@@ -80,15 +80,19 @@ impl Broadcaster {
     }
 
     /// At `--max-channels`, forget the unfollowed channel unused the
-    /// longest. True if there is room for one more channel.
+    /// longest. True if there is room for one more channel: below the
+    /// limit, or one was forgotten. One at most: followed channels may keep
+    /// the count over the limit, and each new channel then replaces one
+    /// unfollowed channel rather than wiping them all.
     fn make_room(&mut self) -> bool {
-        while self.channels.len() >= self.settings.max_channels {
-            let Some((_, oldest)) = self.unfollowed.first_key_value() else {
-                return false;
-            };
-            let oldest = oldest.clone();
-            self.forget_channel(&oldest, Forgotten::Limit);
+        if self.channels.len() < self.settings.max_channels {
+            return true;
         }
+        let Some((_, oldest)) = self.unfollowed.first_key_value() else {
+            return false;
+        };
+        let oldest = oldest.clone();
+        self.forget_channel(&oldest, Forgotten::Limit);
         true
     }
 
