@@ -188,14 +188,45 @@ pub fn parse_request(text: &str) -> Result<ClientMessage, RequestError> {
 /// assert_eq!(request_id("{nope"), None);
 /// ```
 pub fn request_id(text: &str) -> Option<RequestId> {
-    #[derive(serde::Deserialize)]
-    struct OnlyId {
-        id: Option<Value>,
-    }
-    match serde_json::from_str::<OnlyId>(text).ok()?.id? {
+    match serde_json::from_str::<LastId>(text).ok()?.0? {
         Value::String(id) if id.len() > MAX_REQUEST_ID_LEN => None,
         id @ (Value::String(_) | Value::Number(_)) => Some(id),
         _ => None,
+    }
+}
+
+/// The last `id` of a JSON object, every other value skipped unbuilt. The
+/// last, because that is the one `parse_request` keeps when a client sends
+/// `id` twice (serde_json's map keeps the last value of a key); a derived
+/// struct would refuse the duplicate instead, and the rate limit's reply
+/// would then lose an `id` every other reply echoes (found by the
+/// `request_id` fuzz target).
+struct LastId(Option<Value>);
+
+impl<'de> serde::Deserialize<'de> for LastId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = LastId;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<LastId, A::Error> {
+                let mut id = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "id" {
+                        id = Some(map.next_value::<Value>()?);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(LastId(id))
+            }
+        }
+        deserializer.deserialize_map(Fields)
     }
 }
 

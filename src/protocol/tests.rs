@@ -141,4 +141,11 @@ fn an_id_longer_than_the_limit_is_refused_and_never_echoed() {
     assert_eq!(request_id(&huge), None);
     // Numbers are short by nature and always echoed.
     assert_eq!(request_id(r#"{"id":-1.5e300}"#), Some(json!(-1.5e300)));
+    // A key twice: the last one, as parse_request keeps it (fuzz finding).
+    let twice = format!(r#"{{"type":"ping","id":"{over}","id":"short"}}"#);
+    assert_eq!(parse_request(&twice).unwrap().id, Some(json!("short")));
+    assert_eq!(request_id(&twice), Some(json!("short")));
+    let twice = format!(r#"{{"type":"ping","id":"short","id":"{over}"}}"#);
+    assert_eq!(parse_request(&twice).unwrap_err().id, None);
+    assert_eq!(request_id(&twice), None);
 }
