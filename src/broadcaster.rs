@@ -322,7 +322,9 @@ impl Broadcaster {
                     next = self.commands_rx.try_recv().ok();
                 }
             }
-            if !stopping {
+            self.serve_deferred();
+            // Everything sent before `Stop` is served, deferred or not.
+            while stopping && !self.deferred.is_empty() {
                 self.serve_deferred();
             }
             if let (Some(at), Some(every)) = (next_sweep, sweep_every) {
@@ -721,5 +723,122 @@ impl Broadcaster {
                 _ => None,
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+    use crate::peer::ConnectionInfo;
+    use crate::protocol::unix_ms;
+
+    fn settings() -> HubSettings {
+        HubSettings {
+            history_size: 16,
+            history_bytes: 1 << 20,
+            max_channels: 100,
+            channel_idle: None,
+            max_subscriptions: 10,
+            heartbeat_ms: 0,
+            epoch: "e".into(),
+        }
+    }
+
+    /// The `type` (and `seq`, for events) of every frame queued so far.
+    fn frames(receiver: &OutboundReceiver) -> Vec<String> {
+        let mut batch = VecDeque::new();
+        receiver.take_all(&mut batch);
+        batch
+            .iter()
+            .map(|frame| match frame {
+                OutboundFrame::Event(event) => format!("event {}", event.seq()),
+                OutboundFrame::Text(text) => {
+                    let value: serde_json::Value = serde_json::from_str(text).unwrap();
+                    value["type"].as_str().unwrap().to_string()
+                }
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    /// A replay is served after the round's other commands, and the same
+    /// connection's later commands wait behind it: its `published` still
+    /// comes after its `subscribed`. (A read pump that pipelines requests
+    /// relies on this.)
+    #[test]
+    fn a_connections_commands_keep_their_order_behind_a_deferred_replay() {
+        let (commands, commands_rx) = crossbeam_channel::unbounded();
+        let mut broadcaster =
+            Broadcaster::new(settings(), Arc::new(Metrics::default()), commands_rx);
+        let connection = Arc::new(Connection {
+            info: ConnectionInfo {
+                id: ConnectionId::new(),
+                remote_addr: "127.0.0.1:1".parse().unwrap(),
+                user_agent: None,
+                origin: None,
+                connected_at_ms: unix_ms(),
+            },
+            stats: ConnectionStats::default(),
+        });
+        let id = connection.info.id;
+        let (queue, receiver) = outbound_queue(QueueLimits {
+            frames: 100,
+            bytes: 1 << 20,
+        });
+        let (done, done_rx) = crossbeam_channel::unbounded();
+        // Two events of history, then, in one round: a replay, the same
+        // client's publish, and another publisher's event.
+        broadcaster.publish("news", serde_json::json!(1));
+        broadcaster.publish("news", serde_json::json!(2));
+        let (api_reply, api_rx) = crossbeam_channel::bounded(1);
+        for command in [
+            HubCommand::Connect {
+                connection,
+                queue,
+                initial: None,
+                done: done.clone(),
+            },
+            HubCommand::Subscribe {
+                id,
+                request_id: None,
+                channels: vec!["news".into()],
+                since: Some(0),
+                done: done.clone(),
+            },
+            HubCommand::Publish {
+                channel: "news".into(),
+                data: serde_json::json!("mine"),
+                origin: PublishOrigin::Client {
+                    id,
+                    request_id: None,
+                    done: done.clone(),
+                },
+            },
+            HubCommand::Publish {
+                channel: "other".into(),
+                data: serde_json::json!("theirs"),
+                origin: PublishOrigin::Api { reply: api_reply },
+            },
+            HubCommand::Stop,
+        ] {
+            commands.send(command).unwrap();
+        }
+        broadcaster.run();
+        assert_eq!(done_rx.try_iter().count(), 3);
+        // The other publisher was not held up by the replay: seq 3.
+        assert_eq!(api_rx.try_recv().unwrap().seq, Seq(3));
+        assert_eq!(
+            frames(&receiver),
+            [
+                "welcome",
+                "event 1",
+                "event 2",
+                "subscribed",
+                "event 4",
+                "published"
+            ]
+        );
     }
 }
