@@ -48,7 +48,7 @@ fn hold_http(from: &str, http: SocketAddr, count: usize) -> Vec<TcpStream> {
 /// all 128 places, and each refused connection lingered up to a second on
 /// the accept thread, so `/health` from anyone else waited 30 s for even
 /// its 503. Now the 300 get 429 at once and another address is served at
-/// once (asserted within 2 s).
+/// once (asserted within 4 s, generous for a loaded machine).
 #[test]
 fn one_address_cannot_hold_the_http_port() {
     let hub = TestHub::new().start();
@@ -60,7 +60,7 @@ fn one_address_cannot_hold_the_http_port() {
     let health = http_get(hub.http, "/health");
     let took = started.elapsed();
     assert_eq!(health.status, 200, "{}", health.text());
-    assert!(took < Duration::from_secs(2), "/health took {took:?}");
+    assert!(took < Duration::from_secs(4), "/health took {took:?}");
     for tcp in extra.iter_mut().rev().take(5) {
         assert_eq!(status_line(tcp), "HTTP/1.1 429 Too Many Requests");
     }
@@ -68,7 +68,7 @@ fn one_address_cannot_hold_the_http_port() {
 
 /// Finding 5, the whole port: four addresses hold all 128 places, and 400
 /// more connections wait to be refused. Another address gets its 503
-/// within 2 s (before: after every refusal ahead of it had lingered).
+/// within 4 s (before: after every refusal ahead of it had lingered).
 #[test]
 fn a_full_http_port_answers_503_at_once() {
     let hub = TestHub::new().start();
@@ -83,7 +83,7 @@ fn a_full_http_port_answers_503_at_once() {
     let line = status_line(&mut tcp);
     let took = started.elapsed();
     assert_eq!(line, "HTTP/1.1 503 Service Unavailable");
-    assert!(took < Duration::from_secs(2), "the 503 took {took:?}");
+    assert!(took < Duration::from_secs(4), "the 503 took {took:?}");
 }
 
 /// Finding 6: 1,100 silent TCP connections from one address. Before, 1,024
@@ -91,7 +91,7 @@ fn a_full_http_port_answers_503_at_once() {
 /// waited in the listen backlog until the first silent one timed out,
 /// 9.5 s in the review. Now the address gets 256 places, the rest are
 /// answered 429 as they are accepted, and another address's handshake
-/// completes at once (asserted within 2 s).
+/// completes at once (asserted within 4 s, generous for a loaded machine).
 #[test]
 fn silent_connections_from_one_address_do_not_delay_others() {
     const SILENT: usize = 1100;
@@ -111,7 +111,7 @@ fn silent_connections_from_one_address_do_not_delay_others() {
     let mut client = hub.client();
     client.sync();
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(2), "the handshake took {took:?}");
+    assert!(took < Duration::from_secs(4), "the handshake took {took:?}");
     let last = silent.last_mut().unwrap();
     assert_eq!(status_line(last), "HTTP/1.1 429 Too Many Requests");
 }
