@@ -100,7 +100,7 @@ fn long_ids_from_clients_that_never_read_cost_them_little() {
     );
     let mut attackers: Vec<Client> = attackers.into_iter().map(|t| t.join().unwrap()).collect();
     let sent = (ATTACKERS * FRAMES) as f64;
-    // Patient: 14 MB of JSON to parse, in a debug build, maybe on a busy machine.
+    // Patient: 288 MB of JSON to parse, in a debug build, maybe on a busy machine.
     wait_until(
         "the hub has read every attacking frame",
         PATIENCE * 3,
