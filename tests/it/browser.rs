@@ -167,6 +167,9 @@ impl Chromium {
             ])
             .arg(format!("--user-data-dir={}", profile_dir.display()))
             .arg("about:blank")
+            // Chromium also writes `org.chromium.Chromium.*` into the
+            // temporary directory: into the profile, which is removed below.
+            .env("TMPDIR", &profile_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
