@@ -9,7 +9,11 @@
 //!
 //! Options (all optional): `--ws ADDR` (default `127.0.0.1:9001`),
 //! `--http ADDR` (default `127.0.0.1:9002`), `--count N` ticks (default 10),
-//! `--interval-ms MS` between ticks (default 1000). Port 0 picks a free port.
+//! `--interval-ms MS` between ticks (default 1000). Port 0 picks a free port;
+//! `off` binds no such listener.
+//!
+//! Each tick is a plain struct deriving `Serialize`: the hub turns it into
+//! JSON, so the application needs no JSON library of its own.
 //!
 //! Output:
 //!
@@ -26,13 +30,24 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use pumphub::{Config, Hub};
-use serde_json::json;
+use serde::Serialize;
+
+/// What the application publishes: its own type, not JSON.
+#[derive(Serialize)]
+struct Tick {
+    n: u64,
+    uptime_ms: u64,
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let listener = |name: &str, default: &str| match flag(&args, name).unwrap_or(default) {
+        "off" => None,
+        address => Some(address.to_string()),
+    };
     let config = Config {
-        ws_addr: flag(&args, "--ws").unwrap_or("127.0.0.1:9001").into(),
-        http_addr: flag(&args, "--http").unwrap_or("127.0.0.1:9002").into(),
+        ws_addr: listener("--ws", "127.0.0.1:9001"),
+        http_addr: listener("--http", "127.0.0.1:9002"),
         ..Config::default()
     };
     let (Ok(count), Ok(interval_ms)) = (
@@ -53,11 +68,13 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    println!(
-        "hub listening ws://{}/ws http://{}",
-        hub.ws_addr(),
-        hub.http_addr()
-    );
+    let ws = hub
+        .ws_addr()
+        .map_or("off".into(), |a| format!("ws://{a}/ws"));
+    let http = hub
+        .http_addr()
+        .map_or("off".into(), |a| format!("http://{a}"));
+    println!("hub listening {ws} {http}");
     // The handle is what the rest of an application would hold: cheap to
     // clone into any thread, each call a few microseconds.
     let handle = hub.handle();
@@ -70,8 +87,11 @@ fn main() -> ExitCode {
     };
 
     for n in 1..=count {
-        let data = json!({"n": n, "uptime_ms": handle.uptime().as_millis() as u64});
-        match handle.publish("ticks", data) {
+        let tick = Tick {
+            n,
+            uptime_ms: handle.uptime().as_millis() as u64,
+        };
+        match handle.publish("ticks", tick) {
             Ok(published) => println!(
                 "published seq={} delivered={}",
                 published.seq, published.delivered

@@ -25,6 +25,8 @@
 //! `config`, `peer`, `metrics`.
 
 mod channels;
+#[cfg(feature = "redis")]
+mod cluster;
 mod command;
 mod encoded_event;
 mod history;
@@ -35,7 +37,9 @@ mod registry;
 mod stats;
 mod subscriptions;
 
-pub(crate) use command::{HubCommand, PublishOrigin};
+#[cfg(feature = "redis")]
+pub(crate) use cluster::engine_sink;
+pub(crate) use command::{HubCommand, LocalSubscribed, PublishOrigin};
 pub(crate) use encoded_event::EncodedEvent;
 pub(crate) use lifecycle::Lifecycle;
 pub(crate) use outbound::{
@@ -53,6 +57,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::{debug, warn};
 
+use crate::engine::Engine;
 use crate::metrics::{HubStats, Metrics};
 use crate::peer::ConnectionId;
 use crate::protocol::{self, Event, Seq};
@@ -204,6 +209,11 @@ pub struct Broadcaster {
     departed_high_water: usize,
     /// Clients pushed to during this round; each is woken once at its end.
     to_wake: Vec<usize>,
+    /// Who orders events: this thread (`Memory`) or the shared log.
+    engine: Engine,
+    /// What cluster mode keeps besides (`cluster.rs`).
+    #[cfg(feature = "redis")]
+    shared: cluster::Shared,
 }
 
 /// Commands served in one round before the write pumps are woken. Bounds
@@ -215,11 +225,13 @@ const MAX_ROUND: usize = 32;
 const SHARE_WAKES_ABOVE: usize = 64;
 
 impl Broadcaster {
-    /// A broadcaster that will serve `commands_rx`.
+    /// A broadcaster that will serve `commands_rx`, with events ordered
+    /// by `engine`.
     pub fn new(
         settings: HubSettings,
         metrics: Arc<Metrics>,
         commands_rx: Receiver<HubCommand>,
+        engine: Engine,
     ) -> Self {
         Broadcaster {
             settings,
@@ -243,6 +255,9 @@ impl Broadcaster {
             shutdown: None,
             departed_high_water: 0,
             to_wake: Vec::new(),
+            engine,
+            #[cfg(feature = "redis")]
+            shared: cluster::Shared::default(),
         }
     }
 
@@ -409,6 +424,18 @@ impl Broadcaster {
     }
 
     fn apply(&mut self, command: HubCommand) {
+        // The seam: with the shared log, publishing, a replay that this
+        // node's memory cannot cover, and the engine's news take the road in
+        // `cluster.rs`; everything else (and everything with the memory
+        // engine) is served right here.
+        let command = match &self.engine {
+            Engine::Memory => command,
+            #[cfg(feature = "redis")]
+            Engine::Redis(_) => match self.apply_shared(command) {
+                Some(command) => command,
+                None => return,
+            },
+        };
         match command {
             HubCommand::Connect {
                 connection,
@@ -445,6 +472,16 @@ impl Broadcaster {
                 }
                 let _ = done.try_send(());
             }
+            HubCommand::Channels { id, reply } => {
+                let channels = match self.clients_by_id.get(&id) {
+                    Some(&slot) => self.members[slot]
+                        .as_ref()
+                        .map(|member| member.channels().iter().map(|c| c.to_string()).collect())
+                        .unwrap_or_default(),
+                    None => Vec::new(),
+                };
+                let _ = reply.try_send(channels);
+            }
             HubCommand::Publish {
                 channel,
                 data,
@@ -453,7 +490,7 @@ impl Broadcaster {
                 let published = self.publish(&channel, data);
                 match origin {
                     PublishOrigin::Api { reply } => {
-                        let _ = reply.try_send(published);
+                        let _ = reply.try_send(Ok(published));
                     }
                     PublishOrigin::Client {
                         id,
@@ -477,7 +514,7 @@ impl Broadcaster {
                     .into_iter()
                     .map(|(channel, data)| self.publish(&channel, data))
                     .collect();
-                let _ = reply.try_send(results);
+                let _ = reply.try_send(Ok(results));
             }
             HubCommand::BroadcastError {
                 code,
@@ -486,15 +523,22 @@ impl Broadcaster {
                 reply,
             } => {
                 let seq = self.broadcast_error(&code, &message, context.as_ref());
-                let _ = reply.try_send(seq);
+                let _ = reply.try_send(Ok(seq));
             }
             HubCommand::SubscribeLocal {
                 channels,
-                events,
+                since,
+                capacity,
                 reply,
             } => {
-                let key = self.subscribe_local(&channels, events);
-                let _ = reply.try_send(key);
+                let subscribed = self.subscribe_local(&channels, since, capacity);
+                let key = subscribed.key;
+                // If the asker gave up, its subscription must not linger.
+                if reply.try_send(subscribed).is_err() {
+                    if let Some(slot) = self.locals_by_key.remove(&key) {
+                        self.remove_member(slot);
+                    }
+                }
             }
             HubCommand::UnsubscribeLocal { key } => {
                 if let Some(slot) = self.locals_by_key.remove(&key) {
@@ -521,7 +565,8 @@ impl Broadcaster {
                 deadline,
                 reconnect_ms,
             } => self.begin_shutdown(deadline, reconnect_ms),
-            HubCommand::Stop => {}
+            // Engine news exists only with the shared log, served above.
+            HubCommand::Stop | HubCommand::Engine(_) => {}
         }
     }
 
@@ -770,8 +815,12 @@ mod tests {
     #[test]
     fn a_connections_commands_keep_their_order_behind_a_deferred_replay() {
         let (commands, commands_rx) = crossbeam_channel::unbounded();
-        let mut broadcaster =
-            Broadcaster::new(settings(), Arc::new(Metrics::default()), commands_rx);
+        let mut broadcaster = Broadcaster::new(
+            settings(),
+            Arc::new(Metrics::default()),
+            commands_rx,
+            Engine::Memory,
+        );
         let connection = Arc::new(Connection {
             info: ConnectionInfo {
                 id: ConnectionId::new(),
@@ -828,7 +877,7 @@ mod tests {
         broadcaster.run();
         assert_eq!(done_rx.try_iter().count(), 3);
         // The other publisher was not held up by the replay: seq 3.
-        assert_eq!(api_rx.try_recv().unwrap().seq, Seq(3));
+        assert_eq!(api_rx.try_recv().unwrap().unwrap().seq, Seq(3));
         assert_eq!(
             frames(&receiver),
             [

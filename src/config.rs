@@ -11,8 +11,8 @@
 //!
 //! 1. the defaults of [`Config::default`],
 //! 2. the TOML file named by `--config FILE` (or `--check-config FILE`),
-//! 3. the environment, which is read for two secrets,
-//!    [`ENV_TOKEN`] and [`ENV_PUBLISH_KEY`], so they can stay off the command
+//! 3. the environment, which is read for three secrets,
+//!    [`ENV_TOKEN`], [`ENV_TOKEN_SECRET`] and [`ENV_PUBLISH_KEY`], so they can stay off the command
 //!    line and out of `ps`, and for the log level, [`ENV_LOG`] (`RUST_LOG`,
 //!    the usual variable of Rust programs; see [`level_from_rust_log`]),
 //! 4. command-line flags.
@@ -70,9 +70,19 @@ use validate::Rules;
 pub use command_line::{parse_args, parse_args_with_env};
 pub use error::ConfigError;
 pub use help::{help_text, version_text};
+#[cfg(test)] // for the test in auth/jwt that checks the two agree
+pub(crate) use validate::{MAX_TOKEN_SECRETS, MIN_TOKEN_SECRET_LEN};
+
+/// What `--ws` and `--http` (and `ws`, `http` in the file) take to bind no
+/// listener at all.
+pub const LISTENER_OFF: &str = "off";
 
 /// The environment variable read for [`Config::token`].
 pub const ENV_TOKEN: &str = "PUMPHUB_TOKEN";
+
+/// The environment variable read for [`Config::token_secrets`]: one secret,
+/// or several separated by commas.
+pub const ENV_TOKEN_SECRET: &str = "PUMPHUB_TOKEN_SECRET";
 
 /// The environment variable read for [`Config::publish_key`].
 pub const ENV_PUBLISH_KEY: &str = "PUMPHUB_PUBLISH_KEY";
@@ -111,21 +121,26 @@ pub const MIN_QUEUE_BYTES: u64 = 64 * 1024;
 /// from [`Config::default()`], sets fields, and calls [`Config::validate`].
 /// Every field below is also a flag (`--name`) and a config-file key (`name`).
 ///
-/// `Debug` prints `token` and `publish_key` as `"<redacted>"`, so logging a
-/// config never leaks a secret.
+/// `Debug` prints `token`, `token_secrets` and `publish_key` as
+/// `"<redacted>"`, so logging a config never leaks a secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Address of the WebSocket listener, `host:port`; port 0 picks a free one.
+    /// Address of the WebSocket listener, `host:port`; port 0 picks a free
+    /// one. `None` binds no WebSocket listener: clients then arrive only as
+    /// connections the application hands over (`Hub::upgrader`).
     ///
-    /// Defaults to `127.0.0.1:9001` (`--ws`). Use `0.0.0.0:9001` to accept
-    /// clients from other machines.
-    pub ws_addr: String,
+    /// Defaults to `127.0.0.1:9001` (`--ws`; `--ws off` for none). Use
+    /// `0.0.0.0:9001` to accept clients from other machines.
+    pub ws_addr: Option<String>,
     /// Address of the HTTP listener (`/health`, `/metrics`, `/status`,
-    /// `/publish`, `/`).
+    /// `/publish`, `/`). `None` binds no HTTP listener; the same figures
+    /// stay available through `HubHandle` (`stats`, `connections`,
+    /// `render_metrics`).
     ///
-    /// Defaults to `127.0.0.1:9002` (`--http`). Keep it on loopback unless
-    /// `publish_key` is set: `/publish` can otherwise be used by anyone.
-    pub http_addr: String,
+    /// Defaults to `127.0.0.1:9002` (`--http`; `--http off` for none). Keep
+    /// it on loopback unless `publish_key` is set: `/publish` can otherwise
+    /// be used by anyone.
+    pub http_addr: Option<String>,
     /// Most WebSocket clients connected at once; more get HTTP 503.
     ///
     /// Defaults to 10000 (`--max-connections`); at least 1. Each client costs
@@ -226,6 +241,23 @@ pub struct Config {
     /// keeps it out of `ps`). Must be non-empty printable ASCII without
     /// spaces, since it travels in an `Authorization` header.
     pub token: Option<String>,
+    /// Secrets for signed tokens (JWT, HS256). When non-empty, clients may
+    /// present a token signed with any one of them wherever they could
+    /// present `token`; its claims decide who they are (`sub`), until when
+    /// (`exp`), and which channels they may subscribe and publish to
+    /// (`channels`, `publish`). See docs/security.md.
+    ///
+    /// Defaults to none (`--token-secret`, repeatable, or a comma-separated
+    /// list, also in the [`ENV_TOKEN_SECRET`] variable; a string or an array
+    /// in the file). Several secrets let one be rotated without downtime.
+    /// Each must be at least 32 bytes of printable ASCII without spaces or
+    /// commas; at most 8.
+    pub token_secrets: Vec<String>,
+    /// Whether signed tokens without an `exp` claim are accepted (they then
+    /// never expire).
+    ///
+    /// Defaults to false (`--token-allow-no-exp`, a bare flag).
+    pub token_allow_no_exp: bool,
     /// If set, `POST /publish` and `GET /status` need `Authorization: Bearer
     /// <key>`.
     ///
@@ -290,13 +322,27 @@ pub struct Config {
     /// Defaults to 4 (`--http-workers`); at least 1. Raise it if many slow
     /// HTTP callers make `/health` wait.
     pub http_workers: usize,
+    /// Cluster mode: a Redis URL (`redis://[user:password@]host[:port][/db]`).
+    /// Every hub with the same Redis and `redis_prefix` shares one sequence,
+    /// one history and one epoch (docs/cluster.md).
+    ///
+    /// Defaults to none (`--redis URL`): one process, history in memory.
+    /// Needs the cargo feature `redis` (on by default). The URL may hold a
+    /// password; it is never logged.
+    pub redis: Option<String>,
+    /// The key prefix of this hub in Redis: hubs with another prefix on the
+    /// same Redis are independent.
+    ///
+    /// Defaults to `pumphub` (`--redis-prefix NAME`); 1 to 64 of
+    /// `A-Z a-z 0-9 _ . : -`.
+    pub redis_prefix: String,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            ws_addr: "127.0.0.1:9001".to_owned(),
-            http_addr: "127.0.0.1:9002".to_owned(),
+            ws_addr: Some("127.0.0.1:9001".to_owned()),
+            http_addr: Some("127.0.0.1:9002".to_owned()),
             max_connections: 10_000,
             max_connections_per_ip: 1000,
             max_handshakes_per_ip: 256,
@@ -312,6 +358,8 @@ impl Default for Config {
             channel_idle: Duration::from_millis(3_600_000),
             rate_limit: 100,
             token: None,
+            token_secrets: Vec::new(),
+            token_allow_no_exp: false,
             publish_key: None,
             allow_client_publish: false,
             allowed_origins: Vec::new(),
@@ -323,13 +371,15 @@ impl Default for Config {
             auth_timeout: Duration::from_millis(10_000),
             write_timeout: Duration::from_millis(5000),
             http_workers: 4,
+            redis: None,
+            redis_prefix: "pumphub".to_owned(),
         }
     }
 }
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Hand-written only to hide the two secrets; keep the field list in
+        // Hand-written only to hide the secrets; keep the field list in
         // step with the struct.
         let redact = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
         f.debug_struct("Config")
@@ -353,6 +403,11 @@ impl fmt::Debug for Config {
             .field("channel_idle", &self.channel_idle)
             .field("rate_limit", &self.rate_limit)
             .field("token", &redact(&self.token))
+            .field(
+                "token_secrets",
+                &format_args!("[{} <redacted>]", self.token_secrets.len()),
+            )
+            .field("token_allow_no_exp", &self.token_allow_no_exp)
             .field("publish_key", &redact(&self.publish_key))
             .field("allow_client_publish", &self.allow_client_publish)
             .field("allowed_origins", &self.allowed_origins)
@@ -364,6 +419,8 @@ impl fmt::Debug for Config {
             .field("auth_timeout", &self.auth_timeout)
             .field("write_timeout", &self.write_timeout)
             .field("http_workers", &self.http_workers)
+            .field("redis", &redact(&self.redis))
+            .field("redis_prefix", &self.redis_prefix)
             .finish()
     }
 }
@@ -392,8 +449,8 @@ impl Config {
             origin,
         };
         match setting {
-            Setting::Ws => self.ws_addr = input.text()?,
-            Setting::Http => self.http_addr = input.text()?,
+            Setting::Ws => self.ws_addr = input.listener()?,
+            Setting::Http => self.http_addr = input.listener()?,
             Setting::MaxConnections => self.max_connections = input.count()?,
             Setting::MaxConnectionsPerIp => self.max_connections_per_ip = input.count()?,
             Setting::MaxHandshakesPerIp => self.max_handshakes_per_ip = input.count()?,
@@ -409,6 +466,8 @@ impl Config {
             Setting::ChannelIdleMs => self.channel_idle = input.millis()?,
             Setting::RateLimit => self.rate_limit = input.count()?,
             Setting::Token => self.token = Some(input.text()?),
+            Setting::TokenSecret => self.token_secrets = input.comma_list()?,
+            Setting::TokenAllowNoExp => self.token_allow_no_exp = input.switch()?,
             Setting::PublishKey => self.publish_key = Some(input.text()?),
             Setting::AllowClientPublish => self.allow_client_publish = input.switch()?,
             Setting::AllowedOrigin => {
@@ -423,6 +482,8 @@ impl Config {
             Setting::AuthTimeoutMs => self.auth_timeout = input.millis()?,
             Setting::WriteTimeoutMs => self.write_timeout = input.millis()?,
             Setting::HttpWorkers => self.http_workers = input.count()?,
+            Setting::Redis => self.redis = Some(input.text()?),
+            Setting::RedisPrefix => self.redis_prefix = input.text()?,
         }
         Ok(())
     }
@@ -431,8 +492,12 @@ impl Config {
     /// came from so that an error can point at the flag, variable or file.
     fn check(&self, origins: &HashMap<Setting, Origin>) -> Result<(), ConfigError> {
         let rules = Rules { origins };
-        rules.address(Setting::Ws, &self.ws_addr)?;
-        rules.address(Setting::Http, &self.http_addr)?;
+        if let Some(address) = &self.ws_addr {
+            rules.address(Setting::Ws, address)?;
+        }
+        if let Some(address) = &self.http_addr {
+            rules.address(Setting::Http, address)?;
+        }
         rules.at_least(Setting::MaxConnections, self.max_connections, 1)?;
         rules.at_least(Setting::MaxConnectionsPerIp, self.max_connections_per_ip, 1)?;
         rules.at_least(Setting::MaxHandshakesPerIp, self.max_handshakes_per_ip, 1)?;
@@ -452,6 +517,7 @@ impl Config {
         rules.millis(Setting::ChannelIdleMs, self.channel_idle, 0)?;
         // rate_limit: any value, 0 turns the limit off.
         rules.secret(Setting::Token, self.token.as_deref())?;
+        rules.token_secrets(&self.token_secrets)?;
         rules.secret(Setting::PublishKey, self.publish_key.as_deref())?;
         for origin in &self.allowed_origins {
             rules.origin(origin)?;
@@ -465,6 +531,10 @@ impl Config {
         rules.millis(Setting::AuthTimeoutMs, self.auth_timeout, 1)?;
         rules.millis(Setting::WriteTimeoutMs, self.write_timeout, 1)?;
         rules.at_least(Setting::HttpWorkers, self.http_workers, 1)?;
+        if let Some(url) = &self.redis {
+            rules.redis_url(url)?;
+        }
+        rules.redis_prefix(&self.redis_prefix)?;
         Ok(())
     }
 }

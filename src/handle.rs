@@ -14,11 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvError, RecvTimeoutError, Sender, TryRecvError};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::broadcaster::{
     CloseReason, ConnectionStatus, HubCommand, Lifecycle, PublishOrigin, FRAME_OVERHEAD,
 };
+use crate::engine::{EngineStatus, Unavailable};
 use crate::error::Error;
 use crate::metrics::{HubStats, Metrics};
 use crate::peer::ConnectionId;
@@ -147,25 +149,79 @@ impl HubHandle {
     /// Publish `data` to `channel`. Returns its seq and how many clients and
     /// in-process subscribers it was queued for.
     ///
+    /// `data` is anything `Serialize`: a struct of the application's own, a
+    /// [`serde_json::Value`], a map, a string. It is turned into JSON once,
+    /// here, on the calling thread, so the broadcaster never runs the
+    /// application's `Serialize` code.
+    ///
+    /// ```
+    /// # let config = pumphub::Config { ws_addr: None, http_addr: None, ..Default::default() };
+    /// # let hub = pumphub::Hub::start(config)?;
+    /// # let handle = hub.handle();
+    /// #[derive(serde::Serialize)]
+    /// struct Price { symbol: &'static str, cents: u64 }
+    ///
+    /// handle.publish("prices", Price { symbol: "BTC", cents: 6_400_000 })?;
+    /// handle.publish("prices", pumphub::json!({"symbol": "ETH"}))?;
+    /// # Ok::<(), pumphub::Error>(())
+    /// ```
+    ///
     /// # Errors
-    /// [`Error::InvalidChannel`] for a bad name; [`Error::ShuttingDown`] once
-    /// the hub is stopping.
-    pub fn publish(&self, channel: &str, data: Value) -> Result<Published, Error> {
+    /// [`Error::InvalidChannel`] for a bad name; [`Error::Serialize`] if
+    /// `data` has no JSON form (nothing is published then);
+    /// [`Error::ShuttingDown`] once the hub is stopping; in cluster mode
+    /// [`Error::Unavailable`] while the shared log (Redis) cannot be reached.
+    pub fn publish<T: Serialize>(&self, channel: &str, data: T) -> Result<Published, Error> {
+        check_channel(channel)?;
+        let data = serde_json::to_value(data).map_err(Error::Serialize)?;
+        self.publish_value(channel, data)
+    }
+
+    /// [`publish`](Self::publish) for data that is JSON already, without
+    /// the copy that serializing a `Value` into a `Value` would make. The
+    /// HTTP routes and the stdin feed publish through here.
+    pub(crate) fn publish_value(&self, channel: &str, data: Value) -> Result<Published, Error> {
         check_channel(channel)?;
         self.ask(|reply| HubCommand::Publish {
             channel: channel.to_string(),
             data,
             origin: PublishOrigin::Api { reply },
-        })
+        })?
+        .map_err(unavailable)
     }
 
     /// Publish several events with consecutive seqs, in order. All names are
-    /// checked first, and the batch must fit half a subscriber's queue
-    /// ([`batch_limit`](Self::batch_limit)): if not, nothing is published.
+    /// checked, and all data serialized, first, and the batch must fit half
+    /// a subscriber's queue ([`batch_limit`](Self::batch_limit)): if not,
+    /// nothing is published.
     ///
     /// # Errors
     /// As [`publish`](Self::publish), and [`Error::BatchTooLarge`].
-    pub fn publish_all(&self, events: Vec<(String, Value)>) -> Result<Vec<Published>, Error> {
+    pub fn publish_all<C, T>(
+        &self,
+        events: impl IntoIterator<Item = (C, T)>,
+    ) -> Result<Vec<Published>, Error>
+    where
+        C: Into<String>,
+        T: Serialize,
+    {
+        let mut values = Vec::new();
+        for (channel, data) in events {
+            let channel = channel.into();
+            check_channel(&channel)?;
+            values.push((
+                channel,
+                serde_json::to_value(data).map_err(Error::Serialize)?,
+            ));
+        }
+        self.publish_values(values)
+    }
+
+    /// [`publish_all`](Self::publish_all) for data that is JSON already.
+    pub(crate) fn publish_values(
+        &self,
+        events: Vec<(String, Value)>,
+    ) -> Result<Vec<Published>, Error> {
         for (channel, _) in &events {
             check_channel(channel)?;
         }
@@ -173,7 +229,8 @@ impl HubHandle {
             return Ok(Vec::new());
         }
         self.check_batch(&events)?;
-        self.ask(|reply| HubCommand::PublishBatch { events, reply })
+        self.ask(|reply| HubCommand::PublishBatch { events, reply })?
+            .map_err(unavailable)
     }
 
     /// The most one batch may hold (see [`BatchLimit`]).
@@ -201,7 +258,8 @@ impl HubHandle {
     /// history and not sent to in-process subscribers.
     ///
     /// # Errors
-    /// [`Error::ShuttingDown`] once the hub is stopping.
+    /// [`Error::ShuttingDown`] once the hub is stopping;
+    /// [`Error::Unavailable`] as for [`publish`](Self::publish).
     pub fn broadcast_error(
         &self,
         code: &str,
@@ -213,7 +271,8 @@ impl HubHandle {
             message: message.to_string(),
             context,
             reply,
-        })
+        })?
+        .map_err(unavailable)
     }
 
     /// Follow `channels` from inside the process. Events arrive on the
@@ -225,19 +284,72 @@ impl HubHandle {
     /// # Errors
     /// [`Error::InvalidChannel`]; [`Error::ShuttingDown`].
     pub fn subscribe(&self, channels: &[&str]) -> Result<Subscription, Error> {
+        self.subscribe_local(channels, None)
+    }
+
+    /// As [`subscribe`](Self::subscribe), resuming after `since`: the kept
+    /// events of `channels` with a seq above `since` arrive first, in seq
+    /// order, then live events, with neither a gap nor a duplicate between
+    /// them (the guarantee a WebSocket client's `since` has).
+    /// [`Subscription::complete`] says whether anything after `since` was
+    /// no longer kept (`--history-size`), and [`Subscription::replayed`]
+    /// how many events were replayed. The replay does not count against
+    /// `--queue-size`.
+    ///
+    /// `since` is the seq of the last event the subscriber handled, which
+    /// it keeps together with [`epoch`](Self::epoch): a seq means something
+    /// only within the hub instance that gave it. If the epoch differs,
+    /// resume from `Seq(0)` and treat it as a gap. A `since` beyond
+    /// [`Stats::seq`] cannot be from this instance, and is not `complete`.
+    ///
+    /// ```
+    /// # let config = pumphub::Config { ws_addr: None, http_addr: None, ..Default::default() };
+    /// # let hub = pumphub::Hub::start(config)?;
+    /// use pumphub::Seq;
+    /// let handle = hub.handle();
+    /// let first = handle.subscribe(&["orders"])?;
+    /// handle.publish("orders", 1)?;
+    /// let last_seen = first.recv().unwrap().seq;
+    /// drop(first); // the component stops...
+    ///
+    /// handle.publish("orders", 2)?; // ...and misses this
+    ///
+    /// let resumed = handle.subscribe_since(&["orders"], last_seen)?;
+    /// assert!(resumed.complete());
+    /// assert_eq!(resumed.recv().unwrap().data, 2);
+    /// # Ok::<(), pumphub::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidChannel`]; [`Error::ShuttingDown`].
+    pub fn subscribe_since(&self, channels: &[&str], since: Seq) -> Result<Subscription, Error> {
+        self.subscribe_local(channels, Some(since))
+    }
+
+    fn subscribe_local(
+        &self,
+        channels: &[&str],
+        since: Option<Seq>,
+    ) -> Result<Subscription, Error> {
+        let mut names: Vec<String> = Vec::with_capacity(channels.len());
         for channel in channels {
             check_channel(channel)?;
+            // A name given twice would replay its events twice.
+            if !names.iter().any(|n| n == channel) {
+                names.push(channel.to_string());
+            }
         }
-        let capacity = self.local_queue_size;
-        let (events_tx, events_rx) = crossbeam_channel::bounded(capacity);
-        let key = self.ask(|reply| HubCommand::SubscribeLocal {
-            channels: channels.iter().map(|c| c.to_string()).collect(),
-            events: events_tx,
+        let subscribed = self.ask(|reply| HubCommand::SubscribeLocal {
+            channels: names,
+            since,
+            capacity: self.local_queue_size,
             reply,
         })?;
         Ok(Subscription {
-            events: events_rx,
-            key,
+            events: subscribed.events,
+            key: subscribed.key,
+            replayed: subscribed.replayed,
+            complete: subscribed.complete,
             commands: self.commands.clone(),
         })
     }
@@ -284,9 +396,20 @@ impl HubHandle {
         })
     }
 
-    /// This hub instance's epoch, as sent in `welcome`.
-    pub fn epoch(&self) -> &str {
-        &self.lifecycle.epoch
+    /// The hub's epoch, as sent in `welcome`: this process's own, or in
+    /// cluster mode the one all nodes share (once the node joined it).
+    pub fn epoch(&self) -> String {
+        match self.lifecycle.engine.epoch() {
+            shared if !shared.is_empty() => shared,
+            _ => self.lifecycle.epoch.clone(),
+        }
+    }
+
+    /// The engine's status: `local` for one node; in cluster mode the
+    /// state of Redis, reconnections and lag, for `/health`, `/status` and
+    /// `/metrics`.
+    pub(crate) fn engine_status(&self) -> &EngineStatus {
+        &self.lifecycle.engine
     }
 
     /// True once graceful shutdown has begun.
@@ -305,7 +428,9 @@ impl HubHandle {
     /// [`Error::ShuttingDown`] once the broadcaster has stopped.
     pub fn render_metrics(&self) -> Result<String, Error> {
         let hub = self.hub_stats()?;
-        Ok(self.metrics.render(&hub, self.uptime()))
+        let mut text = self.metrics.render(&hub, self.uptime());
+        self.lifecycle.engine.render_metrics(&mut text);
+        Ok(text)
     }
 
     pub(crate) fn hub_stats(&self) -> Result<HubStats, Error> {
@@ -341,6 +466,12 @@ impl HubHandle {
     }
 }
 
+fn unavailable(refused: Unavailable) -> Error {
+    Error::Unavailable {
+        reason: refused.reason,
+    }
+}
+
 fn check_channel(name: &str) -> Result<(), Error> {
     if is_valid_channel_name(name) {
         Ok(())
@@ -357,10 +488,25 @@ fn check_channel(name: &str) -> Result<(), Error> {
 pub struct Subscription {
     events: Receiver<Event>,
     key: u64,
+    replayed: usize,
+    complete: bool,
     commands: Sender<HubCommand>,
 }
 
 impl Subscription {
+    /// How many kept events [`HubHandle::subscribe_since`] replayed ahead
+    /// of the live ones; 0 for [`HubHandle::subscribe`].
+    pub fn replayed(&self) -> usize {
+        self.replayed
+    }
+
+    /// False if [`HubHandle::subscribe_since`] could not replay everything
+    /// after its `since`: events were no longer kept, or `since` was not a
+    /// seq of this hub instance. True for [`HubHandle::subscribe`].
+    pub fn complete(&self) -> bool {
+        self.complete
+    }
+
     /// Wait for the next event. `Err` once the subscription has ended (the
     /// hub shut down, or this subscriber fell behind by `--queue-size`).
     pub fn recv(&self) -> Result<Event, RecvError> {

@@ -8,6 +8,7 @@
 //!     guard/pipeline.rs
 //!   routes.rs         tiny_http workers: one function per endpoint
 //!   page.html         the live page served at `GET /`
+//!   pumphub.js        the browser client served at `GET /pumphub.js` (the page uses it)
 //! ```
 //!
 //! This layer reaches the hub only through the public

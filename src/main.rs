@@ -59,20 +59,22 @@ fn main() -> ExitCode {
     let hub = match Hub::start(config) {
         Ok(hub) => hub,
         Err(e) => {
-            match std::error::Error::source(&e) {
-                Some(cause) => eprintln!("pumphub: {e}: {cause}"),
-                None => eprintln!("pumphub: {e}"),
-            }
+            // `Display` already names the cause (the OS error).
+            eprintln!("pumphub: {e}");
             return ExitCode::from(1);
         }
     };
     // Printed directly, not through the logger, so it appears at every
     // log level: scripts wait for this line.
+    let ws = hub
+        .ws_addr()
+        .map_or("off".into(), |a| format!("ws://{a}/ws"));
+    let http = hub
+        .http_addr()
+        .map_or("off".into(), |a| format!("http://{a}"));
     eprintln!(
-        "pumphub {} listening: websocket ws://{}/ws, http http://{}",
+        "pumphub {} listening: websocket {ws}, http {http}",
         env!("CARGO_PKG_VERSION"),
-        hub.ws_addr(),
-        hub.http_addr()
     );
 
     if let Some(channel) = stdin_channel {

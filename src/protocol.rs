@@ -27,8 +27,13 @@ pub use reply::{
     EVENT_FRAME_OVERHEAD,
 };
 pub use request::{
-    parse_request, request_id, ClientMessage, Request, RequestError, RequestId, MAX_REQUEST_ID_LEN,
+    parse_request, request_id, truncate, ClientMessage, Request, RequestError, RequestId,
+    MAX_REQUEST_ID_LEN,
 };
 
 /// Close code for a slow consumer whose outbound queue overflowed.
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
+
+/// Close code for a connection whose signed token expired before the
+/// client sent a fresh one in an `auth` message.
+pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;

@@ -8,17 +8,20 @@
 //! the answer is dropped).
 //!
 //! Senders: read pumps (connect, client requests, disconnect), the HTTP
-//! workers and the embedding API (`HubHandle`), and `Hub::shutdown`.
+//! workers and the embedding API (`HubHandle`), `Hub::shutdown`, and in
+//! cluster mode the engine's threads (`Engine`, through the sink made by
+//! `engine_sink`).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 use serde_json::Value;
 
 use super::outbound::OutboundQueue;
 use super::registry::{CloseReason, Connection};
 use super::stats::ConnectionStatus;
+use crate::engine::{EngineInput, Unavailable};
 use crate::metrics::HubStats;
 use crate::peer::ConnectionId;
 use crate::protocol::{Event, Published, RequestId, Seq};
@@ -28,8 +31,9 @@ use crate::protocol::{Event, Published, RequestId, Seq};
 pub enum PublishOrigin {
     /// HTTP or the embedding API: the answer goes back on `reply`.
     Api {
-        /// Gets the seq and delivered count.
-        reply: Sender<Published>,
+        /// Gets the seq and delivered count, or why the shared log could
+        /// not take it (cluster mode only).
+        reply: Sender<Result<Published, Unavailable>>,
     },
     /// A WebSocket client's `publish`: the broadcaster queues `published`
     /// for the client, then signals `done` so its read pump continues.
@@ -41,6 +45,22 @@ pub enum PublishOrigin {
         /// Dropped or signalled once the reply is queued.
         done: Sender<()>,
     },
+}
+
+/// The broadcaster's answer to `SubscribeLocal`. It makes the channel
+/// itself, because only it knows how long the replay is: the replay is
+/// already in the channel when this arrives, and live events follow it.
+#[derive(Debug)]
+pub struct LocalSubscribed {
+    /// The subscription's key, for `UnsubscribeLocal`.
+    pub key: u64,
+    /// The replayed events, then live ones.
+    pub events: Receiver<Event>,
+    /// How many events were replayed.
+    pub replayed: usize,
+    /// False if an event after `since` was no longer kept, or `since` is
+    /// beyond anything this hub instance has published.
+    pub complete: bool,
 }
 
 /// One request to the broadcaster.
@@ -90,6 +110,15 @@ pub enum HubCommand {
         /// Signalled once the reply is queued.
         done: Sender<()>,
     },
+    /// Which channels a client follows now: its read pump asks after a
+    /// fresh token, to end the subscriptions the new token does not
+    /// grant (with an `Unsubscribe`).
+    Channels {
+        /// Whose.
+        id: ConnectionId,
+        /// Gets the names; empty if the client is gone.
+        reply: Sender<Vec<String>>,
+    },
     /// Publish one event.
     Publish {
         /// A valid channel name.
@@ -104,7 +133,7 @@ pub enum HubCommand {
         /// `(channel, data)` pairs, already validated.
         events: Vec<(String, Value)>,
         /// One answer per event, in order.
-        reply: Sender<Vec<Published>>,
+        reply: Sender<Result<Vec<Published>, Unavailable>>,
     },
     /// Send an `error` frame with a seq to every connected client.
     BroadcastError {
@@ -115,16 +144,19 @@ pub enum HubCommand {
         /// Optional extra JSON.
         context: Option<Value>,
         /// Gets the seq.
-        reply: Sender<Seq>,
+        reply: Sender<Result<Seq, Unavailable>>,
     },
-    /// Start an in-process subscription.
+    /// Start an in-process subscription, replaying first if `since` is set.
     SubscribeLocal {
-        /// Channels to follow.
+        /// Channels to follow, duplicates removed.
         channels: Vec<String>,
-        /// Where events go; bounded, so a slow reader is dropped.
-        events: Sender<Event>,
-        /// Gets the subscription's key, for `UnsubscribeLocal`.
-        reply: Sender<u64>,
+        /// Replay kept events after this seq, then go live.
+        since: Option<Seq>,
+        /// Live events the subscription may hold before its reader counts
+        /// as slow and is dropped (`--queue-size`); the replay comes on top.
+        capacity: usize,
+        /// Gets the subscription.
+        reply: Sender<LocalSubscribed>,
     },
     /// End an in-process subscription.
     UnsubscribeLocal {
@@ -160,6 +192,10 @@ pub enum HubCommand {
     },
     /// Graceful shutdown, last step: end the broadcaster thread.
     Stop,
+    /// News from the engine's threads (cluster mode): log entries, seqs
+    /// assigned, refusals, replays, holes, a new epoch. Never answered.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Engine(EngineInput),
 }
 
 impl HubCommand {
@@ -173,7 +209,8 @@ impl HubCommand {
             HubCommand::Connect { connection, .. } => Some(connection.info.id),
             HubCommand::Disconnect { id }
             | HubCommand::Subscribe { id, .. }
-            | HubCommand::Unsubscribe { id, .. } => Some(*id),
+            | HubCommand::Unsubscribe { id, .. }
+            | HubCommand::Channels { id, .. } => Some(*id),
             HubCommand::Publish { origin, .. } => match origin {
                 PublishOrigin::Client { id, .. } => Some(*id),
                 PublishOrigin::Api { .. } => None,
@@ -186,13 +223,16 @@ impl HubCommand {
             | HubCommand::Stats { .. }
             | HubCommand::Status { .. }
             | HubCommand::BeginShutdown { .. }
-            | HubCommand::Stop => None,
+            | HubCommand::Stop
+            | HubCommand::Engine(_) => None,
         }
     }
 
     /// True for a command that replays history: a `subscribe` with
-    /// `since`, or a connection whose URL asked for one. The broadcaster
-    /// serves these after the other commands of a round.
+    /// `since`, a connection whose URL asked for one, or an in-process
+    /// subscription with `since`. The broadcaster serves these after the
+    /// other commands of a round. (In cluster mode a replay that needs
+    /// Redis is only asked for then; its answer, `Engine`, is not deferred.)
     pub fn is_replay(&self) -> bool {
         matches!(
             self,
@@ -201,6 +241,7 @@ impl HubCommand {
                     initial: Some((_, Some(_))),
                     ..
                 }
+                | HubCommand::SubscribeLocal { since: Some(_), .. }
         )
     }
 }

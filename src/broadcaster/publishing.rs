@@ -8,6 +8,8 @@
 //! history), and no other client waits for it. The write pumps are woken
 //! at the end of the broadcaster's round (`Broadcaster::wake_writers`).
 
+use std::sync::Arc;
+
 use crossbeam_channel::TrySendError;
 use serde_json::Value;
 use tungstenite::protocol::frame::Utf8Bytes;
@@ -25,29 +27,47 @@ impl Broadcaster {
     /// every subscriber of `channel`.
     pub(super) fn publish(&mut self, channel_name: &str, data: Value) -> Published {
         let seq = self.next_seq();
-        let Some(channel_key) = self.channel_for_publish(channel_name) else {
+        let channel: Arc<str> = match self.channels.get_key_value(channel_name) {
+            Some((key, _)) => key.clone(),
+            None => channel_name.into(),
+        };
+        let delivered = self.fan_out(Event {
+            seq,
+            channel,
+            ts_ms: unix_ms(),
+            data,
+        });
+        self.metrics.events_published.inc();
+        Published { seq, delivered }
+    }
+
+    /// Serialize an event that has its seq, keep it in its channel's
+    /// history and queue it for every subscriber. Returns how many it was
+    /// queued for. The memory engine's `publish` and the shared log's
+    /// entries (`cluster.rs`) both end here, so channel lifetime
+    /// (`channels.rs`) holds in cluster mode too.
+    #[inline]
+    pub(super) fn fan_out(&mut self, event: Event) -> usize {
+        let seq = event.seq;
+        let Some(channel_key) = self.channel_for_publish(&event.channel) else {
             // At --max-channels with every channel followed: a new channel
             // has nobody to deliver to and no place to be kept. Its seq is
             // remembered as forgotten, so `complete` stays honest.
             self.forgotten = self.forgotten.max(seq);
-            self.metrics.events_published.inc();
-            return Published { seq, delivered: 0 };
+            return 0;
         };
         let event = EncodedEvent::new(Event {
-            seq,
             channel: channel_key.clone(),
-            ts_ms: unix_ms(),
-            data,
+            ..event
         });
         self.keep_in_history(&channel_key, &event);
         let Some(channel) = self.channels.get(&channel_key) else {
-            return Published { seq, delivered: 0 };
+            return 0;
         };
         if channel.subscribers.is_empty() {
             // Unfollowed, and used just now: forgotten last.
             self.mark_unfollowed(&channel_key, event.accepted_at);
-            self.metrics.events_published.inc();
-            return Published { seq, delivered: 0 };
+            return 0;
         }
 
         let mut delivered = 0;
@@ -93,9 +113,8 @@ impl Broadcaster {
                 None => {}
             }
         }
-        self.metrics.events_published.inc();
         self.metrics.events_delivered.add(delivered as u64);
-        Published { seq, delivered }
+        delivered
     }
 
     /// Send an `error` frame with the next seq to every connected client,
@@ -107,8 +126,21 @@ impl Broadcaster {
         context: Option<&Value>,
     ) -> Seq {
         let seq = self.next_seq();
+        self.fan_out_error(seq, unix_ms(), code, message, context);
+        seq
+    }
+
+    /// Queue a broadcast `error` that has its seq for every client.
+    pub(super) fn fan_out_error(
+        &mut self,
+        seq: Seq,
+        ts_ms: u64,
+        code: &str,
+        message: &str,
+        context: Option<&Value>,
+    ) {
         let frame: Utf8Bytes =
-            protocol::encode_broadcast_error(code, message, context, seq.0, unix_ms()).into();
+            protocol::encode_broadcast_error(code, message, context, seq.0, ts_ms).into();
         let slots: Vec<usize> = self.clients_by_id.values().copied().collect();
         for slot in slots {
             let Some(Member::Client(client)) = &mut self.members[slot] else {
@@ -123,6 +155,5 @@ impl Broadcaster {
             }
         }
         self.metrics.broadcast_errors.inc();
-        seq
     }
 }

@@ -18,6 +18,8 @@ pub struct ConnectionStatus {
     pub remote_addr: String,
     /// The `User-Agent` of the upgrade request.
     pub user_agent: Option<String>,
+    /// Who its token names (a signed token's `sub`); `null` without one.
+    pub sub: Option<String>,
     /// When the handshake completed, Unix ms.
     pub connected_at: u64,
     /// Channels followed.
@@ -41,6 +43,7 @@ impl ConnectionStatus {
             id: connection.info.id.to_string(),
             remote_addr: connection.info.remote_addr.to_string(),
             user_agent: connection.info.user_agent.clone(),
+            sub: stats.subject(),
             connected_at: connection.info.connected_at_ms,
             channels,
             sent: stats.sent(),

@@ -9,9 +9,10 @@
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 
-use crossbeam_channel::Sender;
-
-use super::{Broadcaster, EncodedEvent, LocalSubscriber, Member, OutboundFrame, FRAME_OVERHEAD};
+use super::{
+    Broadcaster, EncodedEvent, LocalSubscribed, LocalSubscriber, Member, OutboundFrame,
+    FRAME_OVERHEAD,
+};
 use crate::protocol::{self, ErrorCode, Event, RequestError, RequestId, Seq};
 
 impl Broadcaster {
@@ -168,18 +169,59 @@ impl Broadcaster {
         }
     }
 
-    pub(super) fn subscribe_local(&mut self, names: &[String], events: Sender<Event>) -> u64 {
+    /// Add an in-process subscriber. With `since`, the kept events after it
+    /// go into its channel first, inside this one command, so the live
+    /// events that follow can neither overlap the replay nor leave a gap:
+    /// the same guarantee a client's `subscribe` has.
+    pub(super) fn subscribe_local(
+        &mut self,
+        names: &[String],
+        since: Option<Seq>,
+        capacity: usize,
+    ) -> LocalSubscribed {
+        let mut replay: Vec<Event> = Vec::new();
+        let mut complete = true;
+        if let Some(since) = since {
+            // A seq this instance never reached came from another instance
+            // (another epoch): replaying "after" it would silently skip
+            // everything, so say it is not complete.
+            complete = since <= self.seq;
+            for name in names {
+                let Some(channel) = self.channels.get(name.as_str()) else {
+                    // Never made, or forgotten: as for clients (`replay`).
+                    complete &= self.forgotten <= since;
+                    continue;
+                };
+                complete &= channel.history.is_complete_after(since);
+                replay.extend(channel.history.events_after(since).map(|e| e.event.clone()));
+            }
+            replay.sort_unstable_by_key(|e| e.seq);
+        }
+        // Replayed events do not count against the live capacity, as for
+        // clients: a subscriber resuming after being dropped as slow gets its
+        // whole replay. History bounds how long it can be.
+        let (events_tx, events_rx) = crossbeam_channel::bounded(capacity + replay.len());
+        let replayed = replay.len();
+        for event in replay {
+            // Cannot fail: the channel is new and has room for all of them.
+            let _ = events_tx.try_send(event);
+        }
         let key = self.next_local_key;
         self.next_local_key += 1;
         let slot = self.insert_member(Member::Local(LocalSubscriber {
             key,
-            events,
+            events: events_tx,
             channels: Vec::new(),
         }));
         self.locals_by_key.insert(key, slot);
         for name in names {
             self.join_channel(slot, name);
         }
-        key
+        LocalSubscribed {
+            key,
+            events: events_rx,
+            replayed,
+            complete,
+        }
     }
 }

@@ -16,10 +16,10 @@ use super::input::Raw;
 use super::setting::{suggest, Setting};
 use super::{
     level_from_rust_log, Config, ConfigError, Invocation, Origin, ENV_LOG, ENV_PUBLISH_KEY,
-    ENV_TOKEN,
+    ENV_TOKEN, ENV_TOKEN_SECRET,
 };
 
-/// Parses the command line (without `argv[0]`), the two secret environment
+/// Parses the command line (without `argv[0]`), the three secret environment
 /// variables and any config file into an [`Invocation`].
 ///
 /// `-h`/`--help` and `-V`/`--version` win wherever they appear, even next to
@@ -45,7 +45,8 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
 /// [`parse_args`] with the environment given as a function, for tests and
 /// for embedding applications that keep their own environment.
 ///
-/// `env` is asked only for [`ENV_TOKEN`], [`ENV_PUBLISH_KEY`] and [`ENV_LOG`].
+/// `env` is asked only for [`ENV_TOKEN`], [`ENV_TOKEN_SECRET`],
+/// [`ENV_PUBLISH_KEY`] and [`ENV_LOG`].
 ///
 /// # Errors
 ///
@@ -91,6 +92,7 @@ where
     }
     for (var, setting) in [
         (ENV_TOKEN, Setting::Token),
+        (ENV_TOKEN_SECRET, Setting::TokenSecret),
         (ENV_PUBLISH_KEY, Setting::PublishKey),
     ] {
         if let Some(value) = env(var) {
@@ -132,7 +134,8 @@ struct CommandLine {
 }
 
 impl CommandLine {
-    /// Records one setting flag, refusing repeats except `--allowed-origin`.
+    /// Records one setting flag, refusing repeats except of the repeatable
+    /// ones (`--allowed-origin`, `--token-secret`).
     fn add(&mut self, setting: Setting, value: Option<String>) -> Result<(), ConfigError> {
         let existing = self.settings.iter_mut().find(|(s, _)| *s == setting);
         match (existing, value) {

@@ -13,7 +13,7 @@ use super::Origin;
 
 /// Why a command line, environment or config file was rejected.
 ///
-/// The binary prints it and exits 2 without binding (docs/protocol.md, processes and ports).
+/// The binary prints it and exits 2 without binding (docs/protocol.md, "The process").
 /// Each variant names the flag, key or variable to fix; none of them echoes a
 /// secret.
 #[derive(Debug)]

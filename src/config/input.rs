@@ -11,7 +11,7 @@ use std::time::Duration;
 use log::LevelFilter;
 
 use super::setting::Setting;
-use super::{ConfigError, Origin};
+use super::{ConfigError, Origin, LISTENER_OFF};
 
 /// A value as its source gave it, before its type is checked.
 pub(super) enum Raw {
@@ -44,6 +44,12 @@ impl Input<'_> {
         }
     }
 
+    /// A listener's address, or `off` (any case) for no listener.
+    pub(super) fn listener(self) -> Result<Option<String>, ConfigError> {
+        let text = self.text()?;
+        Ok((!text.eq_ignore_ascii_case(LISTENER_OFF)).then_some(text))
+    }
+
     pub(super) fn switch(self) -> Result<bool, ConfigError> {
         match self.raw {
             Raw::Switch => Ok(true),
@@ -64,6 +70,21 @@ impl Input<'_> {
                 .collect(),
             _ => Err(self.mismatch("an array of strings")),
         }
+    }
+
+    /// Comma-separated text, or several of them: a repeated flag, a TOML
+    /// string or an array of strings. Used for secrets, which therefore
+    /// cannot contain a comma; empty items are kept for validation to name.
+    pub(super) fn comma_list(self) -> Result<Vec<String>, ConfigError> {
+        let items = match self.raw {
+            Raw::Text(text) | Raw::Toml(toml::Value::String(text)) => vec![text],
+            _ => self.list()?,
+        };
+        Ok(items
+            .iter()
+            .flat_map(|item| item.split(','))
+            .map(str::to_owned)
+            .collect())
     }
 
     fn whole_number(&self) -> Result<u64, ConfigError> {

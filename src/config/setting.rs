@@ -25,6 +25,8 @@ pub(super) enum Setting {
     ChannelIdleMs,
     RateLimit,
     Token,
+    TokenSecret,
+    TokenAllowNoExp,
     PublishKey,
     AllowClientPublish,
     AllowedOrigin,
@@ -36,11 +38,13 @@ pub(super) enum Setting {
     AuthTimeoutMs,
     WriteTimeoutMs,
     HttpWorkers,
+    Redis,
+    RedisPrefix,
 }
 
 impl Setting {
     /// Every setting, in the order of the `Config` fields.
-    pub(super) const ALL: [Setting; 28] = [
+    pub(super) const ALL: [Setting; 32] = [
         Setting::Ws,
         Setting::Http,
         Setting::MaxConnections,
@@ -58,6 +62,8 @@ impl Setting {
         Setting::ChannelIdleMs,
         Setting::RateLimit,
         Setting::Token,
+        Setting::TokenSecret,
+        Setting::TokenAllowNoExp,
         Setting::PublishKey,
         Setting::AllowClientPublish,
         Setting::AllowedOrigin,
@@ -69,6 +75,8 @@ impl Setting {
         Setting::AuthTimeoutMs,
         Setting::WriteTimeoutMs,
         Setting::HttpWorkers,
+        Setting::Redis,
+        Setting::RedisPrefix,
     ];
 
     /// The flag without `--`, which is also the config-file key.
@@ -91,6 +99,8 @@ impl Setting {
             Setting::ChannelIdleMs => "channel-idle-ms",
             Setting::RateLimit => "rate-limit",
             Setting::Token => "token",
+            Setting::TokenSecret => "token-secret",
+            Setting::TokenAllowNoExp => "token-allow-no-exp",
             Setting::PublishKey => "publish-key",
             Setting::AllowClientPublish => "allow-client-publish",
             Setting::AllowedOrigin => "allowed-origin",
@@ -102,6 +112,8 @@ impl Setting {
             Setting::AuthTimeoutMs => "auth-timeout-ms",
             Setting::WriteTimeoutMs => "write-timeout-ms",
             Setting::HttpWorkers => "http-workers",
+            Setting::Redis => "redis",
+            Setting::RedisPrefix => "redis-prefix",
         }
     }
 
@@ -111,14 +123,15 @@ impl Setting {
             .find(|setting| setting.name() == name)
     }
 
-    /// False only for the bare flag `--allow-client-publish`.
+    /// False only for the bare flags `--allow-client-publish` and
+    /// `--token-allow-no-exp`.
     pub(super) fn takes_value(self) -> bool {
-        self != Setting::AllowClientPublish
+        !matches!(self, Setting::AllowClientPublish | Setting::TokenAllowNoExp)
     }
 
-    /// True only for `--allowed-origin`.
+    /// True for `--allowed-origin` and `--token-secret`.
     pub(super) fn repeatable(self) -> bool {
-        self == Setting::AllowedOrigin
+        matches!(self, Setting::AllowedOrigin | Setting::TokenSecret)
     }
 }
 

@@ -74,8 +74,8 @@ fn ms(n: u64) -> Duration {
 #[test]
 fn defaults_are_the_documented_ones() {
     let config = Config::default();
-    assert_eq!(config.ws_addr, "127.0.0.1:9001");
-    assert_eq!(config.http_addr, "127.0.0.1:9002");
+    assert_eq!(config.ws_addr.as_deref(), Some("127.0.0.1:9001"));
+    assert_eq!(config.http_addr.as_deref(), Some("127.0.0.1:9002"));
     assert_eq!(config.max_connections, 10_000);
     assert_eq!(config.max_connections_per_ip, 1000);
     assert_eq!(config.max_message_size, 65_536);
@@ -125,6 +125,8 @@ fn every_flag_is_parsed() {
         "--channel-idle-ms", "0",
         "--rate-limit", "0",
         "--token", "s3cret",
+        "--token-secret", SECRET_A,
+        "--token-allow-no-exp",
         "--publish-key", "k3y",
         "--allow-client-publish",
         "--allowed-origin", "https://a.example",
@@ -136,10 +138,12 @@ fn every_flag_is_parsed() {
         "--auth-timeout-ms", "400",
         "--write-timeout-ms", "500",
         "--http-workers", "2",
+        "--redis", "redis://127.0.0.1:1/2",
+        "--redis-prefix", "hub-a",
     ]);
     let expected = Config {
-        ws_addr: "127.0.0.1:0".into(),
-        http_addr: "127.0.0.1:1".into(),
+        ws_addr: Some("127.0.0.1:0".into()),
+        http_addr: Some("127.0.0.1:1".into()),
         max_connections: 7,
         max_connections_per_ip: 3,
         max_handshakes_per_ip: 8,
@@ -155,6 +159,8 @@ fn every_flag_is_parsed() {
         channel_idle: ms(0),
         rate_limit: 0,
         token: Some("s3cret".into()),
+        token_secrets: vec![SECRET_A.into()],
+        token_allow_no_exp: true,
         publish_key: Some("k3y".into()),
         allow_client_publish: true,
         allowed_origins: vec!["https://a.example".into()],
@@ -166,6 +172,8 @@ fn every_flag_is_parsed() {
         auth_timeout: ms(400),
         write_timeout: ms(500),
         http_workers: 2,
+        redis: Some("redis://127.0.0.1:1/2".into()),
+        redis_prefix: "hub-a".into(),
     };
     assert_eq!(config, expected);
 }
@@ -179,7 +187,7 @@ fn every_setting_works_with_the_equals_form() {
         "--stdin=x.y",
     ]);
     assert_eq!(config.queue_size, 9);
-    assert_eq!(config.ws_addr, "localhost:0");
+    assert_eq!(config.ws_addr.as_deref(), Some("localhost:0"));
     assert_eq!(
         config.token.as_deref(),
         Some("a=b"),
@@ -265,7 +273,7 @@ fn file_values_apply() {
         ["https://a.example", "https://b.example:8443"]
     );
     assert!(config.allow_client_publish);
-    assert_eq!(config.ws_addr, "127.0.0.1:0");
+    assert_eq!(config.ws_addr.as_deref(), Some("127.0.0.1:0"));
     assert_eq!(config.log_level, LevelFilter::Debug);
     assert_eq!(config.stdin_channel.as_deref(), Some("feed"));
     assert_eq!(config.ping_interval, Duration::ZERO);
@@ -374,6 +382,107 @@ fn empty_secrets_are_rejected_and_name_their_source() {
         !message.contains("has space"),
         "secrets are never echoed: {message}"
     );
+}
+
+const SECRET_A: &str = "0123456789abcdef0123456789abcdef-a";
+const SECRET_B: &str = "0123456789abcdef0123456789abcdef-b";
+const SECRET_C: &str = "0123456789abcdef0123456789abcdef-c";
+
+#[test]
+fn token_secrets_come_from_every_source_as_lists() {
+    // Repeated flags, each possibly a comma list, in order.
+    let both = format!("{SECRET_B},{SECRET_C}");
+    let config = run(&["--token-secret", SECRET_A, "--token-secret", &both]);
+    assert_eq!(config.token_secrets, [SECRET_A, SECRET_B, SECRET_C]);
+    assert!(!config.token_allow_no_exp);
+
+    // The environment takes a comma list and sits below the flags.
+    let env = format!("{SECRET_A},{SECRET_B}");
+    let from_env = |args: &[&str]| match parse_with_env(args, &[(ENV_TOKEN_SECRET, &env)]) {
+        Ok(Invocation::Run(config)) => config.token_secrets,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(from_env(&[]), [SECRET_A, SECRET_B]);
+    assert_eq!(from_env(&["--token-secret", SECRET_C]), [SECRET_C]);
+
+    // The file takes a string (also a comma list) or an array.
+    let file = TempToml::new(&format!(
+        "token-secret = [\"{SECRET_A}\", \"{SECRET_B}\"]\ntoken-allow-no-exp = true\n"
+    ));
+    let config = run(&["--config", file.path()]);
+    assert_eq!(config.token_secrets, [SECRET_A, SECRET_B]);
+    assert!(config.token_allow_no_exp);
+    let file = TempToml::new(&format!("token-secret = \"{SECRET_C},{SECRET_A}\"\n"));
+    assert_eq!(
+        run(&["--config", file.path()]).token_secrets,
+        [SECRET_C, SECRET_A]
+    );
+    let file = TempToml::new("token-secret = 5\n");
+    assert!(matches!(
+        error(&["--config", file.path()]),
+        ConfigError::WrongType {
+            key: "token-secret",
+            ..
+        }
+    ));
+    assert!(matches!(
+        error(&["--token-allow-no-exp=yes"]),
+        ConfigError::UnexpectedValue { .. }
+    ));
+}
+
+#[test]
+fn token_secrets_are_validated_without_being_echoed() {
+    let short = "0123456789abcdef0123456789abcde"; // 31 bytes
+    let spaced = "0123456789abcdef 0123456789abcdef";
+    let stray_comma = format!("{SECRET_A},");
+    let nine = [SECRET_A; 9].join(",");
+    for (args, expected) in [
+        (
+            vec!["--token-secret", short],
+            "the secret is shorter than 32 bytes",
+        ),
+        (
+            vec!["--token-secret", spaced],
+            "the secret must be printable ASCII",
+        ),
+        (
+            vec!["--token-secret", stray_comma.as_str()],
+            "secret #2 of 2 is empty",
+        ),
+        (
+            vec!["--token-secret", nine.as_str()],
+            "9 secrets given; at most 8",
+        ),
+        (
+            vec!["--token-secret", SECRET_A, "--token-secret", short],
+            "secret #2 of 2 is shorter",
+        ),
+    ] {
+        let message = error(&args).to_string();
+        assert!(message.contains("--token-secret"), "{message}");
+        assert!(message.contains(expected), "{args:?}: {message}");
+        assert!(
+            !message.contains("0123456789abcdef"),
+            "secrets are never echoed: {message}"
+        );
+    }
+    match parse_with_env(&[], &[(ENV_TOKEN_SECRET, short)]) {
+        Err(ConfigError::InvalidValue {
+            setting: "token-secret",
+            origin: Some(Origin::Environment {
+                var: ENV_TOKEN_SECRET,
+            }),
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    // Set in code, checked by validate.
+    let config = Config {
+        token_secrets: vec![short.into()],
+        ..Config::default()
+    };
+    assert!(config.validate().is_err());
 }
 
 #[test]
@@ -543,7 +652,30 @@ fn addresses_must_be_host_and_port() {
             ..
         }
     ));
-    assert_eq!(run(&["--http", "[::1]:0"]).http_addr, "[::1]:0");
+    assert_eq!(
+        run(&["--http", "[::1]:0"]).http_addr.as_deref(),
+        Some("[::1]:0")
+    );
+}
+
+#[test]
+fn off_binds_no_listener_from_flags_and_file() {
+    let config = run(&["--ws", "off", "--http=OFF"]);
+    assert_eq!((config.ws_addr, config.http_addr), (None, None));
+    assert!(Config {
+        ws_addr: None,
+        http_addr: None,
+        ..Config::default()
+    }
+    .validate()
+    .is_ok());
+    let file = TempToml::new("http = \"off\"\n");
+    let config = run(&["--config", file.path()]);
+    assert_eq!(config.http_addr, None);
+    assert_eq!(config.ws_addr.as_deref(), Some("127.0.0.1:9001"));
+    // A flag turns back on what the file turned off.
+    let config = run(&["--config", file.path(), "--http", "127.0.0.1:0"]);
+    assert_eq!(config.http_addr.as_deref(), Some("127.0.0.1:0"));
 }
 
 #[test]
@@ -703,14 +835,16 @@ fn help_and_version_win_over_bad_flags() {
 fn debug_output_hides_secrets() {
     let config = Config {
         token: Some("s3cret".into()),
+        token_secrets: vec![SECRET_A.into(), SECRET_B.into()],
         publish_key: Some("k3y".into()),
         ..Config::default()
     };
     let debug = format!("{config:?}");
     assert!(
-        !debug.contains("s3cret") && !debug.contains("k3y"),
+        !debug.contains("s3cret") && !debug.contains("k3y") && !debug.contains("0123456789"),
         "{debug}"
     );
+    assert!(debug.contains("token_secrets: [2 <redacted>]"), "{debug}");
     assert!(debug.contains("<redacted>"));
 }
 

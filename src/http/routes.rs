@@ -1,5 +1,6 @@
 //! The operator surface on its own port, served by tiny_http:
-//! `GET /health`, `GET /metrics`, `GET /status`, `POST /publish`, `GET /`.
+//! `GET /health`, `GET /metrics`, `GET /status`, `POST /publish`, `GET /`
+//! and `GET /pumphub.js`.
 //!
 //! A few worker threads (`--http-workers`) take requests from tiny_http's
 //! queue and talk to the hub only through a [`HubHandle`], like any
@@ -34,6 +35,11 @@ use crate::protocol::{is_valid_channel_name, unix_ms, ErrorCode};
 /// The live page served at `GET /`.
 const PAGE: &str = include_str!("page.html");
 
+/// The browser client at `GET /pumphub.js`: the live page loads it, and so
+/// may any web page. Served as is (no substitution), so it stays the file
+/// in the repository that its documentation describes.
+const CLIENT_SCRIPT: &str = include_str!("pumphub.js");
+
 /// The HTTP listener: the guard on the public port, tiny_http behind it,
 /// and the worker threads.
 pub(crate) struct HttpServer {
@@ -61,7 +67,7 @@ impl HttpServer {
         public: TcpListener,
         hub: HubHandle,
         config: &Config,
-        ws_addr: SocketAddr,
+        ws_addr: Option<SocketAddr>,
     ) -> Result<HttpServer, Error> {
         // Failing here is a bind failure (exit 1), of our private socket.
         let internal = |source| Error::Bind {
@@ -78,7 +84,12 @@ impl HttpServer {
             publish_key: config.publish_key.clone(),
             max_body: config.max_message_size.saturating_mul(16),
             page: PAGE
-                .replace("{{WS_PORT}}", &ws_addr.port().to_string())
+                // Without a WebSocket listener of the hub's own the page
+                // falls back to its default URL, which the operator edits.
+                .replace(
+                    "{{WS_PORT}}",
+                    &ws_addr.map_or_else(String::new, |a| a.port().to_string()),
+                )
                 .replace("{{VERSION}}", env!("CARGO_PKG_VERSION")),
         });
         let mut workers = Vec::new();
@@ -141,7 +152,8 @@ fn serve(context: &HttpContext, mut request: Request) {
         (_, "/status") if as_get => status(context, &request),
         (Method::Post, "/publish") => publish(context, &mut request),
         (_, "/") if as_get => html(&context.page),
-        (_, "/health" | "/metrics" | "/status" | "/publish" | "/") => {
+        (_, "/pumphub.js") if as_get => javascript(CLIENT_SCRIPT),
+        (_, "/health" | "/metrics" | "/status" | "/publish" | "/" | "/pumphub.js") => {
             error_response(405, "method_not_allowed", "method not allowed on this path")
         }
         _ => error_response(404, "not_found", "no such path"),
@@ -154,13 +166,19 @@ fn health(context: &HttpContext) -> HttpResponse {
     let hub = &context.hub;
     let shutting_down = hub.is_shutting_down();
     let seq = hub.hub_stats().map(|s| s.seq.0).ok();
+    let engine = hub.engine_status();
+    // A node that cannot reach the shared log cannot publish: a load
+    // balancer should send new clients elsewhere.
     let status = if shutting_down || seq.is_none() {
         "shutting_down"
+    } else if !engine.is_serving() {
+        "unavailable"
     } else {
         "healthy"
     };
     let body = json!({
         "status": status,
+        "engine": engine.describe(),
         "connections": {"active": hub.metrics().connections_active()},
         "seq": seq.unwrap_or(0),
         "uptime_s": hub.uptime().as_secs(),
@@ -198,6 +216,7 @@ fn status(context: &HttpContext, request: &Request) -> HttpResponse {
             "events_delivered": stats.events_delivered,
             "uptime_s": stats.uptime.as_secs(),
         },
+        "engine": hub.engine_status().describe(),
         "connections": connections,
     });
     json_response(200, &body)
@@ -268,10 +287,10 @@ fn publish(context: &HttpContext, request: &mut Request) -> HttpResponse {
         },
     };
     let result = if is_array {
-        context.hub.publish_all(events)
+        context.hub.publish_values(events)
     } else {
         let (channel, data) = events.into_iter().next().expect("one event was pushed");
-        context.hub.publish(&channel, data).map(|p| vec![p])
+        context.hub.publish_value(&channel, data).map(|p| vec![p])
     };
     match result {
         Ok(published) => {
@@ -288,6 +307,11 @@ fn publish(context: &HttpContext, request: &mut Request) -> HttpResponse {
         Err(error @ Error::BatchTooLarge { .. }) => {
             error_response(413, "batch_too_large", &error.to_string())
         }
+        Err(Error::Unavailable { reason }) => error_response(
+            503,
+            ErrorCode::Unavailable.as_str(),
+            &format!("the shared event log is unavailable: {reason}"),
+        ),
         Err(_) => error_response(503, "shutting_down", "the hub is shutting down"),
     }
 }
@@ -356,6 +380,11 @@ fn json_response(status: u16, body: &Value) -> HttpResponse {
 fn html(page: &str) -> HttpResponse {
     Response::from_data(page.as_bytes().to_vec())
         .with_header(header("Content-Type", "text/html; charset=utf-8"))
+}
+
+fn javascript(script: &str) -> HttpResponse {
+    Response::from_data(script.as_bytes().to_vec())
+        .with_header(header("Content-Type", "text/javascript; charset=utf-8"))
 }
 
 fn header(name: &str, value: &str) -> Header {

@@ -255,7 +255,7 @@ fn channel_list(
         }
     }
     // Names are checked only once the request is well-formed, and the whole
-    // request is rejected if any one is bad (PROTOCOL.md section 9).
+    // request is rejected if any one is bad (docs/protocol.md, "Requests").
     for name in &names {
         check_channel(name, id)?;
     }
@@ -277,9 +277,9 @@ fn check_channel(name: &str, id: Option<&RequestId>) -> Result<(), RequestError>
     }
 }
 
-/// Cut `text` to at most `max` bytes on a char boundary, for echoing peer
-/// input in messages without echoing megabytes.
-fn truncate(text: &str, max: usize) -> &str {
+/// Cut `text` to at most `max` bytes on a char boundary, for quoting peer
+/// input in messages and logs without quoting megabytes.
+pub fn truncate(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
     }

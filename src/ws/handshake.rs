@@ -6,19 +6,26 @@
 //! (with httparse) instead of calling tungstenite's `accept`: tungstenite
 //! writes nothing for a request that is not an upgrade, and the contract
 //! wants a precise status for each failure, checked in this order
-//! (docs/protocol.md, clarifications):
+//! (docs/protocol.md, "Connecting: the upgrade"):
 //!
 //! 1. not HTTP, or not GET → 400
-//! 2. path other than `/ws` → 404
+//! 2. path other than `/ws` → 404 (on the hub's own listener only: a
+//!    connection the application handed over was routed by the
+//!    application, so its path is the application's business)
 //! 3. not a WebSocket upgrade → 400
 //! 4. shutting down, or `--max-connections` reached → 503
 //! 5. `--max-connections-per-ip` reached → 429
 //! 6. `Origin` not allowed → 403
 //! 7. bad `?channels=` / `?since=` → 400
-//! 8. wrong token → 401
+//! 8. wrong token → 401 (the log line says why: `expired`,
+//!    `bad_signature`, ...; `pumphub_token_refusals_total` counts it)
 //!
 //! Then we write `101 Switching Protocols` and hand any bytes that came
 //! after the request to tungstenite (`WebSocket::from_partially_read`).
+//!
+//! A connection the application handed over may come with the bytes it
+//! already read (the request head, perhaps more): reading starts from them,
+//! under the same bounds, and every check above runs on them the same way.
 //!
 //! Every refusal is counted in `Metrics` under its `RejectReason`, and
 //! logged by [`log_refusal`]: at debug each, as a throttled warning per
@@ -34,11 +41,22 @@ use tungstenite::handshake::derive_accept_key;
 
 use super::admission::{ConnectionSlot, LimitExceeded};
 use super::ServerContext;
-use crate::auth::{bearer_token, AuthSession};
+use crate::auth::{bearer_token, AuthSession, Identity, Refusal as TokenRefusal, RefusalReason};
 use crate::metrics::RejectReason;
 use crate::peer::{ConnectionId, ConnectionInfo};
 use crate::protocol::{is_valid_channel_name, unix_ms};
 use crate::request_head::{find_head_end, read_some, reason_phrase, MAX_HEAD, MAX_HEADERS};
+
+/// How a connection reached the hub, which decides the one check that
+/// differs: the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// The hub's own listener: the request must be for `/ws` (else 404).
+    Listener,
+    /// Handed over by the application (`Upgrader`), which routed it by its
+    /// own rules: any path is taken.
+    HandedOver,
+}
 
 /// A request that passed every check.
 #[derive(Debug)]
@@ -51,8 +69,10 @@ pub(crate) struct Admitted {
     pub session: AuthSession,
     /// `?channels=…&since=…`, the same as a first `subscribe`.
     pub initial: Option<(Vec<String>, Option<u64>)>,
-    /// True if the token came with the upgrade (or none is needed).
-    pub authenticated: bool,
+    /// Who the token that came with the upgrade names, and until when it
+    /// holds; `None` if the client must still send `auth`. (`Some` with an
+    /// empty identity when no token is needed.)
+    pub identity: Option<Identity>,
     /// Bytes the client sent after the request (its first frames).
     pub leftover: Vec<u8>,
 }
@@ -62,6 +82,8 @@ pub(crate) struct Admitted {
 pub(crate) enum Refusal {
     /// We answered with this HTTP status and closed.
     Answered(u16, RejectReason),
+    /// We answered 401 to this token and closed.
+    Unauthorized(TokenRefusal),
     /// No complete request before the deadline; TCP dropped.
     TimedOut,
     /// The peer went away, or the socket failed, before a request arrived.
@@ -72,6 +94,7 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Refusal::Answered(status, reason) => write!(f, "HTTP {status} ({})", reason.label()),
+            Refusal::Unauthorized(refusal) => write!(f, "HTTP 401 (token refused: {refusal})"),
             Refusal::TimedOut => write!(f, "no complete request before the deadline"),
             Refusal::Gone(e) => write!(f, "connection lost: {e}"),
         }
@@ -83,6 +106,7 @@ impl Refusal {
     fn reason(&self) -> Option<RejectReason> {
         match self {
             Refusal::Answered(_, reason) => Some(*reason),
+            Refusal::Unauthorized(_) => Some(RejectReason::Unauthorized),
             Refusal::TimedOut => Some(RejectReason::HandshakeTimeout),
             Refusal::Gone(_) => None,
         }
@@ -125,17 +149,20 @@ struct UpgradeRequest {
     authorization: Option<String>,
 }
 
-/// Run the handshake on `tcp`. On success the 101 response has been
+/// Run the handshake on `tcp`, whose first bytes, if the application read
+/// them already, are `already_read`. On success the 101 response has been
 /// written; on failure the answer (if any) has been written and the socket
 /// shut down.
 pub(crate) fn accept(
     mut tcp: &TcpStream,
     peer: SocketAddr,
     accepted_at: Instant,
+    already_read: Vec<u8>,
+    entry: Entry,
     context: &ServerContext,
 ) -> Result<Admitted, Refusal> {
     let deadline = accepted_at + context.config.handshake_timeout;
-    let (head, leftover) = match read_request_head(tcp, deadline, context) {
+    let (head, leftover) = match read_request_head(tcp, already_read, deadline, context) {
         Ok(Some(read)) => read,
         Ok(None) => return Err(refuse(tcp, context, 431, RejectReason::BadRequest)),
         Err(e)
@@ -157,7 +184,7 @@ pub(crate) fn accept(
     let _ = tcp.set_read_timeout(None);
     let _ = tcp.set_write_timeout(Some(Duration::from_secs(5)));
 
-    let request = match parse_request(&head) {
+    let request = match parse_request(&head, entry) {
         Ok(request) => request,
         Err(status) => {
             let reason = if status == 404 {
@@ -202,12 +229,19 @@ pub(crate) fn accept(
         connected_at_ms: unix_ms(),
     };
     let session = AuthSession::new(context.authorizer.clone(), info.clone());
-    let authenticated = match check_token(&request, &query, &info, context) {
-        Ok(authenticated) => authenticated,
-        Err((status, reason)) => {
+    let identity = match check_token(&request, &query, &info, context) {
+        Ok(identity) => identity,
+        Err(token_refusal) => {
             drop(slot);
             drop(session);
-            return Err(refuse(tcp, context, status, reason));
+            let answered = refuse(tcp, context, 401, RejectReason::Unauthorized);
+            return Err(match token_refusal {
+                Some(refusal) => {
+                    context.metrics.count_token_refusal(refusal.reason);
+                    Refusal::Unauthorized(refusal)
+                }
+                None => answered,
+            });
         }
     };
 
@@ -222,7 +256,7 @@ pub(crate) fn accept(
         info,
         session,
         initial: query.initial,
-        authenticated,
+        identity,
         leftover,
     })
 }
@@ -246,55 +280,77 @@ fn check_origin_and_query(
 }
 
 /// Check 8: the token, in the URL and the header (both must be right if
-/// both are there). Returns whether the client is authenticated, or the
-/// status and reason to refuse with.
+/// both are there; the header's, checked last, gives the identity).
+/// Returns who the client is, `None` if it brought no token and must send
+/// `auth`; or, for a 401, why its token was refused (`None` if it brought
+/// none but needed one for `?channels=`).
 fn check_token(
     request: &UpgradeRequest,
     query: &Query,
     info: &ConnectionInfo,
     context: &ServerContext,
-) -> Result<bool, (u16, RejectReason)> {
+) -> Result<Option<Identity>, Option<TokenRefusal>> {
     let authorizer = &context.authorizer;
     if !authorizer.requires_token() {
-        return Ok(true);
+        return Ok(Some(Identity::default()));
     }
-    let unauthorized = (401, RejectReason::Unauthorized);
-    let mut presented = false;
+    let mut identity = None;
     if let Some(token) = &query.token {
-        presented = true;
-        if token.is_empty() || !authorizer.authenticate(info, token) {
-            return Err(unauthorized);
+        if token.is_empty() {
+            return Err(Some(TokenRefusal::new(
+                RefusalReason::Invalid,
+                "empty `?token=`",
+            )));
         }
+        identity = Some(authorizer.verify_token(info, token).map_err(Some)?);
     }
     if let Some(header) = &request.authorization {
-        presented = true;
-        match bearer_token(header) {
-            Some(token) if authorizer.authenticate(info, token) => {}
-            _ => return Err(unauthorized),
-        }
+        let Some(token) = bearer_token(header) else {
+            return Err(Some(TokenRefusal::new(
+                RefusalReason::Invalid,
+                "the Authorization header is not `Bearer <token>`",
+            )));
+        };
+        identity = Some(authorizer.verify_token(info, token).map_err(Some)?);
     }
     // URL channels are honoured only for a client that proved itself in
     // the upgrade; otherwise it could read before authenticating.
-    if !presented && query.initial.is_some() {
-        return Err(unauthorized);
+    if identity.is_none() && query.initial.is_some() {
+        return Err(None);
     }
-    Ok(presented)
+    Ok(identity)
 }
 
 /// How often a waiting handshake looks up to see if the hub is shutting
 /// down, so shutdown never waits out a silent client's full deadline.
 const SHUTDOWN_CHECK: Duration = Duration::from_millis(250);
 
-/// Read until the blank line that ends the request head. Returns the head
-/// and whatever followed it, `None` if the head is too large, or the I/O
-/// error (`TimedOut` once the deadline passes, or once the hub is shutting
-/// down). Bytes received do not extend the deadline.
+/// Read until the blank line that ends the request head, starting from
+/// `already_read`. Returns the head and whatever followed it, `None` if the
+/// head is too large, or the I/O error (`TimedOut` once the deadline
+/// passes, or once the hub is shutting down). Bytes received do not extend
+/// the deadline.
 fn read_request_head(
     tcp: &TcpStream,
+    already_read: Vec<u8>,
     deadline: Instant,
     context: &ServerContext,
 ) -> io::Result<Option<(Vec<u8>, Vec<u8>)>> {
-    let mut buffer = Vec::with_capacity(1024);
+    let mut buffer = already_read;
+    if !buffer.is_empty() {
+        // The application read these; its head may be complete already,
+        // and is held to the same size bound as one we read.
+        match find_head_end(&buffer) {
+            Some(end) if end <= MAX_HEAD => {
+                let leftover = buffer.split_off(end);
+                return Ok(Some((buffer, leftover)));
+            }
+            Some(_) => return Ok(None),
+            None if buffer.len() > MAX_HEAD => return Ok(None),
+            None => {}
+        }
+    }
+    buffer.reserve(1024);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -325,7 +381,7 @@ fn read_request_head(
 /// else the HTTP status. For the fuzz targets (`testing/fuzzing.rs`).
 #[cfg(feature = "testing")]
 pub(crate) fn check_request_head(head: &[u8]) -> Result<(), u16> {
-    let request = parse_request(head)?;
+    let request = parse_request(head, Entry::Listener)?;
     parse_query(&request.query).map_err(|()| 400u16)?;
     Ok(())
 }
@@ -339,9 +395,9 @@ pub(crate) fn check_query(query: &str) -> Result<(Option<(Vec<String>, Option<u6
     parse_query(query).map(|query| (query.initial, query.token.is_some()))
 }
 
-/// Checks 1-3: HTTP GET, path `/ws`, a WebSocket upgrade. The error is the
-/// HTTP status to answer.
-fn parse_request(head: &[u8]) -> Result<UpgradeRequest, u16> {
+/// Checks 1-3: HTTP GET, path `/ws` (for `Entry::Listener`), a WebSocket
+/// upgrade. The error is the HTTP status to answer.
+fn parse_request(head: &[u8], entry: Entry) -> Result<UpgradeRequest, u16> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     match parsed.parse(head) {
@@ -357,7 +413,7 @@ fn parse_request(head: &[u8]) -> Result<UpgradeRequest, u16> {
     }
     let target = parsed.path.unwrap_or("");
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    if path != "/ws" {
+    if entry == Entry::Listener && path != "/ws" {
         return Err(404);
     }
     if head {
@@ -559,24 +615,40 @@ mod tests {
         request(&lines)
     }
 
+    fn parse_request_l(head: &[u8]) -> Result<UpgradeRequest, u16> {
+        parse_request(head, Entry::Listener)
+    }
+
+    #[test]
+    fn a_handed_over_request_may_have_any_path_but_must_still_upgrade() {
+        let other = with_first_line("GET /app/live?channels=a HTTP/1.1");
+        assert_eq!(parse_request_l(&other).err(), Some(404));
+        let parsed = parse_request(&other, Entry::HandedOver).expect("any path");
+        assert_eq!(parsed.query, "channels=a");
+        let post = with_first_line("POST /app/live HTTP/1.1");
+        assert_eq!(parse_request(&post, Entry::HandedOver).err(), Some(400));
+        let plain = request(&["GET /app/live HTTP/1.1", "Host: x"]);
+        assert_eq!(parse_request(&plain, Entry::HandedOver).err(), Some(400));
+    }
+
     #[test]
     fn checks_method_path_and_upgrade_in_order() {
-        assert!(parse_request(&with_first_line("GET /ws HTTP/1.1")).is_ok());
+        assert!(parse_request_l(&with_first_line("GET /ws HTTP/1.1")).is_ok());
         assert_eq!(
-            parse_request(&with_first_line("POST /ws HTTP/1.1")).err(),
+            parse_request_l(&with_first_line("POST /ws HTTP/1.1")).err(),
             Some(400)
         );
         assert_eq!(
-            parse_request(&with_first_line("POST /x HTTP/1.1")).err(),
+            parse_request_l(&with_first_line("POST /x HTTP/1.1")).err(),
             Some(400)
         );
         assert_eq!(
-            parse_request(&with_first_line("GET /x HTTP/1.1")).err(),
+            parse_request_l(&with_first_line("GET /x HTTP/1.1")).err(),
             Some(404)
         );
-        assert_eq!(parse_request(b"garbage\r\n\r\n").err(), Some(400));
+        assert_eq!(parse_request_l(b"garbage\r\n\r\n").err(), Some(400));
         let plain = request(&["GET /ws HTTP/1.1", "Host: x"]);
-        assert_eq!(parse_request(&plain).err(), Some(400));
+        assert_eq!(parse_request_l(&plain).err(), Some(400));
     }
 
     #[test]
@@ -614,17 +686,17 @@ mod tests {
             "Sec-WebSocket-Version: 13",
             "Sec-WebSocket-Key: 123456789012345678901234",
         ]);
-        assert_eq!(parse_request(&bad_key).err(), Some(400));
+        assert_eq!(parse_request_l(&bad_key).err(), Some(400));
     }
 
     #[test]
     fn head_is_answered_as_get_would_be() {
         assert_eq!(
-            parse_request(&with_first_line("HEAD /ws HTTP/1.1")).err(),
+            parse_request_l(&with_first_line("HEAD /ws HTTP/1.1")).err(),
             Some(400)
         );
         assert_eq!(
-            parse_request(&with_first_line("HEAD /x HTTP/1.1")).err(),
+            parse_request_l(&with_first_line("HEAD /x HTTP/1.1")).err(),
             Some(404)
         );
         let answer = refusal_answer_to(404, RejectReason::NotFound, true);

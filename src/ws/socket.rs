@@ -9,6 +9,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::ops::Deref;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tungstenite::protocol::{Role, WebSocket, WebSocketConfig};
 
@@ -103,22 +104,42 @@ impl Write for SharedSocket {
 #[derive(Debug)]
 pub struct ReadSide {
     tcp: Arc<TcpStream>,
+    /// After this instant every read answers `WouldBlock` at once.
+    deadline: Option<Instant>,
 }
 
 impl ReadSide {
     /// Wrap the connection's socket.
     pub fn new(tcp: Arc<TcpStream>) -> Self {
-        ReadSide { tcp }
+        ReadSide {
+            tcp,
+            deadline: None,
+        }
     }
 
     /// The socket, for setting read timeouts.
     pub fn tcp(&self) -> &TcpStream {
         &self.tcp
     }
+
+    /// Make `deadline` absolute. tungstenite reads a frame in many small
+    /// reads, and a socket timeout restarts with each one, so a peer that
+    /// trickles a frame a byte at a time would never let a timeout fire;
+    /// past the deadline, reads fail here instead, tungstenite keeps the
+    /// partial frame and the read pump gets back control to act on it.
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+    }
 }
 
 impl Read for ReadSide {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+        {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         (&*self.tcp).read(buf)
     }
 }

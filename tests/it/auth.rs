@@ -1,8 +1,9 @@
-//! Authentication and permissions (docs/protocol.md: replies, clarifications): one test
+//! Authentication and permissions (docs/protocol.md, "Authentication"): one test
 //! per way of presenting `--token` and per way of getting it wrong, the
 //! authentication deadline, and an application's own `Authorizer` deciding
 //! subscribe and publish per channel.
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -162,6 +163,39 @@ fn no_auth_before_the_deadline_is_closed_with_1008() {
     assert!(
         can_subscribe(&mut prompt),
         "authenticated client was closed"
+    );
+}
+
+/// A client that trickles one frame a byte at a time does not outlive the
+/// deadline: it is absolute, not reset by every byte that arrives.
+#[test]
+fn trickling_a_frame_does_not_extend_the_auth_deadline() {
+    let hub = token_hub_waiting(ms(500));
+    let mut raw = RawWs::connect(hub.ws, "/ws");
+    let frame = client_frame(true, 0x1, &[b' '; 100]);
+    let total = frame.len();
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut writer = raw.tcp.try_clone().expect("clone the socket");
+    let trickled = sent.clone();
+    // One byte every 100 ms: the whole frame would take over 10 s. The
+    // thread ends at the frame's end or when the hub has closed the socket.
+    let trickler = std::thread::spawn(move || {
+        for byte in frame {
+            if writer.write_all(&[byte]).is_err() {
+                return;
+            }
+            trickled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::sleep(ms(100)); // pacing the attack, not a wait
+        }
+    });
+    let close = raw.read_close();
+    let when = sent.load(std::sync::atomic::Ordering::SeqCst);
+    raw.tcp.shutdown(std::net::Shutdown::Both).ok();
+    trickler.join().expect("the trickler ends");
+    assert_eq!(close, Some((1008, "authentication timeout".to_string())));
+    assert!(
+        when < total,
+        "closed only after the whole frame arrived ({when} of {total} bytes)"
     );
 }
 

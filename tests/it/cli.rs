@@ -31,6 +31,7 @@ fn pumphub(args: &[&str]) -> Command {
         .args(args)
         .env_remove("RUST_LOG")
         .env_remove("PUMPHUB_TOKEN")
+        .env_remove("PUMPHUB_TOKEN_SECRET")
         .env_remove("PUMPHUB_PUBLISH_KEY");
     command
 }
@@ -519,6 +520,47 @@ fn logs_one_line_per_connection_and_none_per_event() {
     assert!(lines.len() < 20, "more lines than events: {lines:#?}");
 }
 
+/// `PUMPHUB_TOKEN_SECRET` reaches the binary; a refused signed token gets
+/// a warning that says why, an accepted one's `sub` is in the open line,
+/// and the secret is printed nowhere.
+#[test]
+fn signed_tokens_from_the_environment_and_why_one_was_refused() {
+    let secret = "cli-test-secret-0123456789abcdef0123456789";
+    let mut hub = Running::start(&[], &[("PUMPHUB_TOKEN_SECRET", secret)]);
+    let claims = json!({"sub": "cli-user", "channels": ["news"]});
+    let forged = crate::signed_tokens::token_signed_with(
+        "somebody-elses-secret-0123456789abcdef012",
+        claims.clone(),
+    );
+    let refused = Client::connect(hub.ws, &format!("/ws?token={forged}"));
+    assert_eq!(crate::auth::refused_status(refused), 401);
+    let warning = hub.wait_for_line("the refusal", |l| l.contains("refused"));
+    assert!(warning.starts_with("WARN"), "{warning}");
+    assert!(
+        warning.contains("HTTP 401 (token refused: bad_signature: the signature matches none"),
+        "{warning}"
+    );
+
+    let good = crate::signed_tokens::token_signed_with(secret, claims);
+    let mut client = Client::connect(hub.ws, &format!("/ws?token={good}")).unwrap();
+    let id = client.recv_json()["connection_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let opened = hub.wait_for_line("the open line", |l| l.contains(&format!("{id} opened")));
+    assert!(opened.contains(r#"sub "cli-user""#), "{opened}");
+
+    hub.signal("TERM");
+    let (status, lines) = hub.wait_exit();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains(secret) || l.contains(&good)),
+        "a secret or a token was logged: {lines:#?}"
+    );
+}
+
 /// `--log-level` beats `RUST_LOG`; `RUST_LOG` alone sets the level; a
 /// per-module directive is ignored with a warning.
 #[test]
@@ -671,4 +713,43 @@ fn socket_directories_are_cleaned_up() {
     live.signal("TERM");
     assert!(live.wait_exit().0.success());
     assert_eq!(tmp.entries(), ["pumphub-notes"]);
+}
+
+/// `--ws off` binds no WebSocket listener; the `listening` line says so,
+/// the HTTP port serves, and SIGTERM still ends it with 0.
+#[test]
+fn ws_off_binds_no_websocket_listener() {
+    /// Kills the process if the test fails before it exits.
+    struct Guard(Child);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Guard(
+        pumphub(&["--ws", "off", "--http", "127.0.0.1:0"])
+            .args(["--log-level", "error"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start pumphub"),
+    );
+    let child = &mut child.0;
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("the listening line");
+    let http: SocketAddr = line
+        .trim_end()
+        .strip_prefix(&format!(
+            "pumphub {} listening: websocket off, http http://",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .unwrap_or_else(|| panic!("{line}"))
+        .parse()
+        .unwrap_or_else(|_| panic!("{line}"));
+    assert_eq!(http_get(http, "/health").status, 200);
+    send_signal(child.id(), "TERM");
+    let status = child.wait().expect("wait for pumphub");
+    assert_eq!(status.code(), Some(0));
 }

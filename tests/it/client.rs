@@ -157,7 +157,7 @@ fn start_on(ws: std::net::SocketAddr) -> RunningHub {
     for _ in 0..50 {
         let started = std::panic::catch_unwind(|| {
             TestHub::new()
-                .config(|c| c.ws_addr = ws.to_string())
+                .config(|c| c.ws_addr = Some(ws.to_string()))
                 .start()
         });
         if let Ok(hub) = started {

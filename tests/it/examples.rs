@@ -3,7 +3,7 @@
 //!
 //! `cargo test` builds the examples next to the test binary
 //! (`target/<profile>/examples/`). A narrower run (`cargo test --test it`)
-//! does not, so the first test here asks cargo to build the three it needs;
+//! does not, so the first test here asks cargo to build the four it needs;
 //! that is a no-op when they are fresh.
 
 use std::io::{BufRead, BufReader};
@@ -16,10 +16,10 @@ use crossbeam_channel::Receiver;
 
 use crate::support::*;
 
-const EXAMPLES: [&str; 3] = ["subscriber", "publisher", "embed"];
+const EXAMPLES: [&str; 4] = ["subscriber", "publisher", "embed", "one_port"];
 
 /// The path of example `name`, built if needed (once per test run).
-fn example(name: &str) -> PathBuf {
+pub(crate) fn example(name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     let dir = BUILT.get_or_init(|| {
         // target/<profile>/pumphub -> target/<profile>/examples
@@ -51,7 +51,7 @@ fn example(name: &str) -> PathBuf {
 
 /// Lines of a child's stdout, read on a thread so the test can wait on
 /// them with a deadline.
-fn lines(running: &mut Running) -> Receiver<String> {
+pub(crate) fn lines(running: &mut Running) -> Receiver<String> {
     let child = running.0.as_mut().expect("running");
     let stdout = child.stdout.take().expect("stdout is piped");
     let (tx, rx) = crossbeam_channel::unbounded();
@@ -67,7 +67,7 @@ fn lines(running: &mut Running) -> Receiver<String> {
 
 /// A started example, killed if the test fails before it exits, so no
 /// subscriber is left waiting for events after a failed run.
-struct Running(Option<Child>);
+pub(crate) struct Running(Option<Child>);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -78,7 +78,7 @@ impl Drop for Running {
     }
 }
 
-fn start(command: &mut Command) -> Running {
+pub(crate) fn start(command: &mut Command) -> Running {
     Running(Some(
         command
             .stdout(Stdio::piped())
@@ -179,4 +179,50 @@ fn publisher_reports_a_hub_that_refuses_client_publishing() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("forbidden"), "{stderr}");
+}
+
+#[test]
+fn one_port_serves_the_page_and_the_hub_on_one_port() {
+    let mut one_port = start(
+        Command::new(example("one_port"))
+            .args(["--addr", "127.0.0.1:0"])
+            .args(["--count", "3", "--interval-ms", "10"]),
+    );
+    let printed = lines(&mut one_port);
+    let first = printed.recv_timeout(PATIENCE).expect("a listening line");
+    let addr: std::net::SocketAddr = first
+        .strip_prefix("listening http://")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {first:?}"));
+
+    // The application's page, from tiny_http, on the port...
+    let page = http_get(addr, "/");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.text().contains("/live?channels=ticks"),
+        "{}",
+        page.text()
+    );
+    assert_eq!(http_get(addr, "/nothing").status, 404);
+    // ...and the hub's WebSocket on the same one.
+    let mut client = Client::connect(addr, "/live?channels=ticks").expect("upgrade");
+    assert_eq!(client.recv_json()["type"], "welcome");
+    client.recv_until("subscribed");
+    // Ticks count once they reach a client: these three are ours.
+    for n in 0..3 {
+        let event = client.recv_event();
+        assert_eq!(event["channel"], "ticks");
+        let line = printed.recv_timeout(PATIENCE).expect("a tick line");
+        assert_eq!(
+            line,
+            format!("tick seq={} delivered=1", event["seq"]),
+            "tick {n}"
+        );
+    }
+    client.recv_until("shutdown");
+    assert_eq!(client.recv_close(), Some(1001));
+    let output = finish(one_port);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(printed.recv_timeout(PATIENCE).as_deref(), Ok("shut down"));
 }

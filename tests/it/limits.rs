@@ -1,4 +1,4 @@
-//! Limits and bad input (docs/protocol.md, limits and bad input, with section 9): one test
+//! Limits and bad input (docs/protocol.md, "Limits"): one test
 //! per row, raw `TcpStream` clients for what a real client library would
 //! never send, and a burst of concurrent connects against
 //! `--max-connections`. (1009 and the ping timeout are in `heartbeat.rs`,

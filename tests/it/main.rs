@@ -3,6 +3,8 @@
 //! OS-assigned ports, so all of them run in parallel.
 
 mod support;
+// a real redis-server per test, for the cluster tests
+mod redis_support;
 
 // welcome, subscribe/unsubscribe replies, request errors
 mod protocol;
@@ -16,7 +18,7 @@ mod slow_consumer;
 mod shutdown;
 // heartbeat, message-size limit, handshake that never comes
 mod heartbeat;
-// the live page (GET /) in headless Chromium, driven over CDP
+// the live page (GET /) and pumphub.js in headless Chromium, driven over CDP
 mod browser;
 // the echo server Autobahn grades: the hub's pumps without the hub
 mod echo;
@@ -30,6 +32,8 @@ mod metrics;
 mod status;
 // --token, auth, the Authorizer trait deciding subscribe and publish
 mod auth;
+// --token-secret: signed tokens, their claims, expiry, refresh, rotation
+mod signed_tokens;
 // section 6 limits: 503/429/403/404, deadlines, raw bad frames, rate limit
 mod limits;
 // the HTTP guard: absurd Content-Length, huge heads, slowloris
@@ -42,6 +46,8 @@ mod cli;
 mod client;
 // the examples' binaries, run briefly against a hub
 mod examples;
+// embedding: no listeners, handed-over connections, one port, in-process resume
+mod embedding;
 // The import layers of src/ (docs/architecture.md) hold.
 mod layers;
 // clients that never read: queues and replays bounded in bytes (the binary's RSS)
@@ -50,3 +56,9 @@ mod budgets;
 mod channels;
 // per-address limits at accept on both ports; refusals never block accepting
 mod front_doors;
+// the Redis engine's pieces against a real redis-server
+#[cfg(feature = "redis")]
+mod engine_redis;
+// cluster mode: several pumphub processes on one real redis-server
+#[cfg(feature = "redis")]
+mod cluster;

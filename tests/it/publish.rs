@@ -1,5 +1,5 @@
 //! Publishing over HTTP and through the library, and the ordering promise
-//! of docs/protocol.md, sequence and replay under concurrent publishers.
+//! of docs/protocol.md ("Sequence numbers") under concurrent publishers.
 
 use std::thread;
 

@@ -1,4 +1,4 @@
-//! Replay with `since` (docs/protocol.md, sequence and replay): kept events first, in seq
+//! Replay with `since` (docs/protocol.md, "Sequence numbers"): kept events first, in seq
 //! order, then `subscribed` with `replayed` and `complete`, then live events,
 //! with neither a gap nor a duplicate between the two.
 

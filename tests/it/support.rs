@@ -31,8 +31,8 @@ pub struct TestHub {
 impl TestHub {
     pub fn new() -> Self {
         let config = Config {
-            ws_addr: "127.0.0.1:0".into(),
-            http_addr: "127.0.0.1:0".into(),
+            ws_addr: Some("127.0.0.1:0".into()),
+            http_addr: Some("127.0.0.1:0".into()),
             http_workers: 2,
             ..Config::default()
         };
@@ -64,8 +64,8 @@ impl TestHub {
 impl RunningHub {
     fn around(hub: Hub) -> RunningHub {
         RunningHub {
-            ws: hub.ws_addr(),
-            http: hub.http_addr(),
+            ws: hub.ws_addr().expect("TestHub binds a WebSocket listener"),
+            http: hub.http_addr().expect("TestHub binds an HTTP listener"),
             handle: hub.handle(),
             hub: Some(hub),
         }
@@ -578,7 +578,11 @@ impl RawWs {
 
 /// A masked client frame (mask key fixed: tests need no secrecy).
 pub fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x12u8, 0x34, 0x56, 0x78];
+    masked_frame(opcode, fin, payload, [0x12, 0x34, 0x56, 0x78])
+}
+
+/// A client frame masked with `mask`, as tungstenite would send it.
+pub fn masked_frame(opcode: u8, fin: bool, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
     let mut frame = vec![(u8::from(fin) << 7) | opcode];
     match payload.len() {
         n if n < 126 => frame.push(0x80 | n as u8),
