@@ -140,6 +140,11 @@ pub fn level_from_rust_log(value: &str) -> Option<LevelFilter> {
 /// impossible.
 pub const MAX_MILLIS: u64 = 24 * 60 * 60 * 1000;
 
+/// The smallest `--queue-bytes`: a budget that leaves room for a few
+/// frames, so that half of it (a replay's share, an array publish's
+/// limit) is not zero.
+pub const MIN_QUEUE_BYTES: u64 = 64 * 1024;
+
 /// Everything the hub and its listeners can be told at start-up.
 ///
 /// The binary builds one with [`parse_args`]. An embedding application starts
@@ -182,6 +187,21 @@ pub struct Config {
     /// when clients are untrusted; raise it behind a proxy, where every client
     /// shares the proxy's IP.
     pub max_connections_per_ip: usize,
+    /// Most TCP connections from one remote IP that may be in their
+    /// WebSocket handshake at once; more are answered 429 as they are
+    /// accepted. Without it, one address opening silent connections could
+    /// fill every handshake place the hub has (1024) and make everyone
+    /// else's handshake wait in the listen backlog.
+    ///
+    /// Defaults to 256 (`--max-handshakes-per-ip`); at least 1. Raise it
+    /// behind a proxy, where every client shares the proxy's IP.
+    pub max_handshakes_per_ip: usize,
+    /// Most HTTP connections from one remote IP at once; more are answered
+    /// 429 as they are accepted. The HTTP port serves 128 connections at
+    /// once in all; this keeps one address from holding them all.
+    ///
+    /// Defaults to 32 (`--http-max-connections-per-ip`); at least 1.
+    pub http_max_connections_per_ip: usize,
     /// Largest client message in bytes; longer ones get Close 1009. `POST
     /// /publish` accepts bodies up to 16 times this.
     ///
@@ -207,11 +227,43 @@ pub struct Config {
     /// client costs nothing for it; a stalled one holds up to this many
     /// frames (events are shared with every other queue, so mostly pointers).
     pub queue_size: usize,
+    /// Capacity of each client's outbound queue, in bytes: every frame
+    /// waiting or being written counts its payload plus 64 bytes, replies
+    /// and replayed events included. A queue that already holds this much
+    /// refuses the next frame: Close 4008.
+    ///
+    /// Defaults to 4 MiB (`--queue-bytes 4194304`); at least 64 KiB. It is
+    /// the most memory a client that stops reading can pin (plus one frame);
+    /// events are shared with history and other queues, so the real cost
+    /// is mostly the client's own replies. A replay may fill half of it,
+    /// and an array publish may hold at most half of it.
+    pub queue_bytes: usize,
     /// Events kept per channel for replay with `since`; zero turns replay off.
     ///
     /// Defaults to 1024 (`--history-size`). It is how far behind a client may
     /// fall and still resume without a gap.
     pub history_size: usize,
+    /// What all channel histories together may cost in memory, in bytes
+    /// (an estimate: each event's frame, its decoded data and bookkeeping).
+    /// Beyond it the hub's oldest kept events are evicted first, whatever
+    /// their channel, and a resume that needed them gets `complete: false`.
+    ///
+    /// Defaults to 256 MiB (`--history-bytes 268435456`); at least 1 MiB.
+    pub history_bytes: usize,
+    /// Most channels the hub keeps, counting every channel it knows; only
+    /// channels somebody follows may go beyond it (they are bounded by the
+    /// connections and `max_subscriptions`). A new channel at the limit
+    /// makes the hub forget the unfollowed channel unused the longest.
+    ///
+    /// Defaults to 10000 (`--max-channels`); at least 1.
+    pub max_channels: usize,
+    /// How long a channel that nobody follows and nobody publishes to is
+    /// kept, with its history; zero keeps it for ever (until
+    /// `max_channels` needs its place). The newest seq of a forgotten
+    /// channel is remembered, so resumes stay honest.
+    ///
+    /// Defaults to one hour (`--channel-idle-ms 3600000`).
+    pub channel_idle: Duration,
     /// Data messages per second one connection may send (burst 2N); zero
     /// turns the limit off.
     ///
@@ -349,11 +401,17 @@ impl Default for Config {
             http_addr: Some("127.0.0.1:9002".to_owned()),
             max_connections: machine::default_max_connections(),
             max_connections_per_ip: 1000,
+            max_handshakes_per_ip: 256,
+            http_max_connections_per_ip: 32,
             max_message_size: 65_536,
             ping_interval: Duration::from_millis(30_000),
             pong_timeout: Duration::from_millis(10_000),
             queue_size: 1024,
+            queue_bytes: 4 << 20,
             history_size: 1024,
+            history_bytes: 256 << 20,
+            max_channels: 10_000,
+            channel_idle: Duration::from_millis(3_600_000),
             rate_limit: 100,
             token: None,
             token_secrets: Vec::new(),
@@ -388,11 +446,20 @@ impl fmt::Debug for Config {
             .field("http_addr", &self.http_addr)
             .field("max_connections", &self.max_connections)
             .field("max_connections_per_ip", &self.max_connections_per_ip)
+            .field("max_handshakes_per_ip", &self.max_handshakes_per_ip)
+            .field(
+                "http_max_connections_per_ip",
+                &self.http_max_connections_per_ip,
+            )
             .field("max_message_size", &self.max_message_size)
             .field("ping_interval", &self.ping_interval)
             .field("pong_timeout", &self.pong_timeout)
             .field("queue_size", &self.queue_size)
+            .field("queue_bytes", &self.queue_bytes)
             .field("history_size", &self.history_size)
+            .field("history_bytes", &self.history_bytes)
+            .field("max_channels", &self.max_channels)
+            .field("channel_idle", &self.channel_idle)
             .field("rate_limit", &self.rate_limit)
             .field("token", &redact(&self.token))
             .field(
@@ -448,11 +515,17 @@ impl Config {
             Setting::Http => self.http_addr = input.listener()?,
             Setting::MaxConnections => self.max_connections = input.count()?,
             Setting::MaxConnectionsPerIp => self.max_connections_per_ip = input.count()?,
+            Setting::MaxHandshakesPerIp => self.max_handshakes_per_ip = input.count()?,
+            Setting::HttpMaxConnectionsPerIp => self.http_max_connections_per_ip = input.count()?,
             Setting::MaxMessageSize => self.max_message_size = input.count()?,
             Setting::PingIntervalMs => self.ping_interval = input.millis()?,
             Setting::PongTimeoutMs => self.pong_timeout = input.millis()?,
             Setting::QueueSize => self.queue_size = input.count()?,
+            Setting::QueueBytes => self.queue_bytes = input.count()?,
             Setting::HistorySize => self.history_size = input.count()?,
+            Setting::HistoryBytes => self.history_bytes = input.count()?,
+            Setting::MaxChannels => self.max_channels = input.count()?,
+            Setting::ChannelIdleMs => self.channel_idle = input.millis()?,
             Setting::RateLimit => self.rate_limit = input.count()?,
             Setting::Token => self.token = Some(input.text()?),
             Setting::TokenSecret => self.token_secrets = input.comma_list()?,
@@ -495,11 +568,21 @@ impl Config {
         }
         rules.at_least(Setting::MaxConnections, self.max_connections, 1)?;
         rules.at_least(Setting::MaxConnectionsPerIp, self.max_connections_per_ip, 1)?;
+        rules.at_least(Setting::MaxHandshakesPerIp, self.max_handshakes_per_ip, 1)?;
+        rules.at_least(
+            Setting::HttpMaxConnectionsPerIp,
+            self.http_max_connections_per_ip,
+            1,
+        )?;
         rules.at_least(Setting::MaxMessageSize, self.max_message_size, 1)?;
         rules.millis(Setting::PingIntervalMs, self.ping_interval, 0)?;
         rules.millis(Setting::PongTimeoutMs, self.pong_timeout, 0)?;
         rules.at_least(Setting::QueueSize, self.queue_size, 1)?;
+        rules.at_least(Setting::QueueBytes, self.queue_bytes, MIN_QUEUE_BYTES)?;
         // history_size: any value, 0 turns replay off.
+        rules.at_least(Setting::HistoryBytes, self.history_bytes, 1 << 20)?;
+        rules.at_least(Setting::MaxChannels, self.max_channels, 1)?;
+        rules.millis(Setting::ChannelIdleMs, self.channel_idle, 0)?;
         // rate_limit: any value, 0 turns the limit off.
         rules.secret(Setting::Token, self.token.as_deref())?;
         rules.token_secrets(&self.token_secrets)?;

@@ -29,6 +29,19 @@ pub enum Error {
     },
     /// The hub is shutting down or has stopped; it accepts no more work.
     ShuttingDown,
+    /// An array publish would not fit half a subscriber's queue
+    /// (`--queue-size` / 2 events, `--queue-bytes` / 2 bytes of frames);
+    /// nothing was published. Split it.
+    BatchTooLarge {
+        /// Events in the batch.
+        events: usize,
+        /// Bytes its frames would take in a queue.
+        bytes: usize,
+        /// The most events a batch may hold.
+        max_events: usize,
+        /// The most bytes a batch may take.
+        max_bytes: usize,
+    },
     /// Cluster mode: the shared event log (Redis) cannot be reached, so
     /// nothing was published. Retry later; `/health` says when the node
     /// can publish again.
@@ -75,6 +88,16 @@ impl fmt::Display for Error {
                 "invalid channel name {name:?}: use 1-128 of A-Z a-z 0-9 _ . : -"
             ),
             Error::ShuttingDown => write!(f, "the hub is shutting down"),
+            Error::BatchTooLarge {
+                events,
+                bytes,
+                max_events,
+                max_bytes,
+            } => write!(
+                f,
+                "a batch of {events} events ({bytes} bytes as frames) does not fit half a \
+                 subscriber's queue: at most {max_events} events and {max_bytes} bytes; split it"
+            ),
             Error::Unavailable { reason } => {
                 write!(f, "the shared event log is unavailable: {reason}")
             }
@@ -94,6 +117,7 @@ impl std::error::Error for Error {
             Error::Serialize(source) => Some(source),
             Error::InvalidChannel { .. }
             | Error::ShuttingDown
+            | Error::BatchTooLarge { .. }
             | Error::Unavailable { .. }
             | Error::InvalidConfig { .. } => None,
         }

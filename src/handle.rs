@@ -18,13 +18,13 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::broadcaster::{
-    CloseReason, ConnectionStatus, History, HubCommand, Lifecycle, PublishOrigin,
+    CloseReason, ConnectionStatus, History, HubCommand, Lifecycle, PublishOrigin, FRAME_OVERHEAD,
 };
 use crate::engine::{EngineStatus, Unavailable};
 use crate::error::Error;
 use crate::metrics::{HubStats, Metrics};
 use crate::peer::ConnectionId;
-use crate::protocol::{is_valid_channel_name, Event, Published, Seq};
+use crate::protocol::{is_valid_channel_name, Event, Published, Seq, EVENT_FRAME_OVERHEAD};
 
 /// A hub's figures at one moment, from [`HubHandle::stats`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +45,8 @@ pub struct Stats {
     pub events_delivered: u64,
     /// Events kept across all histories.
     pub history_events: usize,
+    /// Their estimated memory (bounded by `--history-bytes`).
+    pub history_bytes: usize,
     /// In-process subscriptions.
     pub local_subscribers: usize,
     /// Time since start.
@@ -59,6 +61,72 @@ pub struct HubHandle {
     lifecycle: Arc<Lifecycle>,
     /// Capacity of an in-process subscription (`--queue-size`).
     local_queue_size: usize,
+    /// The most a batch may hold: half a client's queue.
+    batch_limit: BatchLimit,
+}
+
+/// The most one array publish may hold: half of a subscriber's queue, in
+/// events and in bytes of frames (docs/decisions.md, "An array publish must
+/// fit in half a subscriber's queue"). A batch is served in one broadcaster
+/// round, before any write pump is woken, so a bigger one would close
+/// every subscriber with 4008, those that read included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimit {
+    /// `--queue-size` / 2, at least 1.
+    pub events: usize,
+    /// `--queue-bytes` / 2.
+    pub bytes: usize,
+}
+
+impl BatchLimit {
+    /// Half of a queue of `queue_size` frames and `queue_bytes` bytes.
+    pub fn for_queue(queue_size: usize, queue_bytes: usize) -> Self {
+        BatchLimit {
+            events: (queue_size / 2).max(1),
+            bytes: queue_bytes / 2,
+        }
+    }
+
+    /// What one event costs a subscriber's queue: its frame (the data's
+    /// compact JSON, the channel name, [`EVENT_FRAME_OVERHEAD`]) and the
+    /// queue's per-frame bookkeeping.
+    pub fn event_bytes(channel: &str, data: &Value) -> usize {
+        /// Counts what serde_json writes, keeping nothing.
+        struct Count(usize);
+        impl std::io::Write for Count {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0 += bytes.len();
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut count = Count(0);
+        // Writing into `Count` cannot fail, and a Value always serializes.
+        let _ = serde_json::to_writer(&mut count, data);
+        count.0 + channel.len() + EVENT_FRAME_OVERHEAD + FRAME_OVERHEAD
+    }
+
+    /// `Err(Error::BatchTooLarge)` if `events` would not fit.
+    ///
+    /// # Errors
+    /// [`Error::BatchTooLarge`].
+    pub fn check(&self, events: &[(String, Value)]) -> Result<(), Error> {
+        let bytes: usize = events
+            .iter()
+            .map(|(channel, data)| Self::event_bytes(channel, data))
+            .sum();
+        if events.len() > self.events || bytes > self.bytes {
+            return Err(Error::BatchTooLarge {
+                events: events.len(),
+                bytes,
+                max_events: self.events,
+                max_bytes: self.bytes,
+            });
+        }
+        Ok(())
+    }
 }
 
 impl HubHandle {
@@ -67,12 +135,14 @@ impl HubHandle {
         metrics: Arc<Metrics>,
         lifecycle: Arc<Lifecycle>,
         local_queue_size: usize,
+        batch_limit: BatchLimit,
     ) -> Self {
         HubHandle {
             commands,
             metrics,
             lifecycle,
             local_queue_size,
+            batch_limit,
         }
     }
 
@@ -121,11 +191,12 @@ impl HubHandle {
     }
 
     /// Publish several events with consecutive seqs, in order. All names are
-    /// checked, and all data serialized, first: if one fails, nothing is
-    /// published.
+    /// checked, and all data serialized, first, and the batch must fit half
+    /// a subscriber's queue ([`batch_limit`](Self::batch_limit)): if not,
+    /// nothing is published.
     ///
     /// # Errors
-    /// As [`publish`](Self::publish).
+    /// As [`publish`](Self::publish), and [`Error::BatchTooLarge`].
     pub fn publish_all<C, T>(
         &self,
         events: impl IntoIterator<Item = (C, T)>,
@@ -157,8 +228,29 @@ impl HubHandle {
         if events.is_empty() {
             return Ok(Vec::new());
         }
+        self.check_batch(&events)?;
         self.ask(|reply| HubCommand::PublishBatch { events, reply })?
             .map_err(unavailable)
+    }
+
+    /// The most one batch may hold (see [`BatchLimit`]).
+    pub fn batch_limit(&self) -> BatchLimit {
+        self.batch_limit
+    }
+
+    /// `Ok` if `events` fit one batch; else [`Error::BatchTooLarge`], and
+    /// the refusal is counted in `pumphub_batches_refused_total`. For a
+    /// publish path that batches by itself; [`publish_all`](Self::publish_all)
+    /// calls it.
+    ///
+    /// # Errors
+    /// [`Error::BatchTooLarge`].
+    pub fn check_batch(&self, events: &[(String, Value)]) -> Result<(), Error> {
+        let checked = self.batch_limit.check(events);
+        if checked.is_err() {
+            self.metrics.batches_refused.inc();
+        }
+        checked
     }
 
     /// Send an `error` frame to every connected WebSocket client, whatever
@@ -277,6 +369,7 @@ impl HubHandle {
             events_published: self.metrics.events_published.get(),
             events_delivered: self.metrics.events_delivered.get(),
             history_events: hub.history_events,
+            history_bytes: hub.history_bytes,
             local_subscribers: hub.local_subscribers,
             uptime: self.uptime(),
         })

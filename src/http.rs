@@ -18,4 +18,5 @@
 mod guard;
 mod routes;
 
+pub(crate) use guard::remove_stale_socket_dirs;
 pub(crate) use routes::HttpServer;

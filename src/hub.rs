@@ -39,7 +39,7 @@ use crate::broadcaster::{Broadcaster, HubCommand, HubSettings, Lifecycle};
 use crate::config::{os_connection_ceiling, Config};
 use crate::engine::{Engine, EngineStatus};
 use crate::error::Error;
-use crate::handle::HubHandle;
+use crate::handle::{BatchLimit, HubHandle};
 use crate::http::HttpServer;
 use crate::metrics::Metrics;
 use crate::ws::{ConnectionLimiter, ConnectionThreads, ServerContext, Upgrader};
@@ -115,10 +115,14 @@ impl Hub {
             metrics.clone(),
             lifecycle.clone(),
             config.queue_size,
+            BatchLimit::for_queue(config.queue_size, config.queue_bytes),
         );
 
         let settings = HubSettings {
             history_size: config.history_size,
+            history_bytes: config.history_bytes,
+            max_channels: config.max_channels,
+            channel_idle: (!config.channel_idle.is_zero()).then_some(config.channel_idle),
             max_subscriptions: config.max_subscriptions,
             heartbeat_ms: config.ping_interval.as_millis() as u64,
             epoch: lifecycle.epoch.clone(),
@@ -180,6 +184,15 @@ impl Hub {
             })?);
         }
         Ok(hub)
+    }
+
+    /// Remove the private socket directories (`$TMPDIR/pumphub-…`) that
+    /// hubs of this user left behind when they could not clean up: killed
+    /// with SIGKILL, or crashed. A directory whose socket still answers
+    /// belongs to a live hub and stays. Returns how many were removed. The
+    /// binary calls this at start; a hub that ends normally removes its own.
+    pub fn remove_stale_socket_dirs() -> usize {
+        crate::http::remove_stale_socket_dirs(&std::env::temp_dir())
     }
 
     /// A handle for publishing, subscribing and reading stats.

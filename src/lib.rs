@@ -236,10 +236,12 @@ mod error;
 mod peer;
 pub mod protocol;
 mod request_head;
-// 2. counters, access checks, and the engines that order events
+// 2. counters, access checks, the engines that order events, and turning
+// connections away at accept
 pub mod auth;
 mod engine;
 mod metrics;
+mod refusal;
 // 3. the broadcaster thread and what it hands out
 mod broadcaster;
 // 4. the one door into the broadcaster for the layers above
@@ -294,7 +296,7 @@ pub use auth::{Authorizer, ConfigAuthorizer};
 pub use broadcaster::{ConnectionStatus, History, MAX_HISTORY_PAGE};
 pub use config::Config;
 pub use error::Error;
-pub use handle::{HubHandle, Stats, Subscription};
+pub use handle::{BatchLimit, HubHandle, Stats, Subscription};
 pub use hub::Hub;
 pub use peer::{ConnectionId, ConnectionInfo};
 pub use protocol::{Event, Published, Seq};

@@ -13,7 +13,7 @@ use std::thread;
 
 use pumphub::config::{self, Config, Invocation};
 use pumphub::Hub;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 fn main() -> ExitCode {
@@ -45,14 +45,22 @@ fn main() -> ExitCode {
     log_panics();
 
     // Register for signals before binding, so a signal that arrives during
-    // start-up is not lost and still leads to a graceful exit.
-    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+    // start-up is not lost and still leads to a graceful exit. SIGHUP too
+    // (a closed terminal): its default would end the process without
+    // removing the private socket directory.
+    let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(signals) => signals,
         Err(e) => {
             eprintln!("pumphub: cannot install signal handlers: {e}");
             return ExitCode::from(1);
         }
     };
+    // A hub killed with SIGKILL could not remove its private socket
+    // directory; the next start does.
+    let stale = Hub::remove_stale_socket_dirs();
+    if stale > 0 {
+        log::info!("removed {stale} socket directories left by killed hubs");
+    }
     let stdin_channel = config.stdin_channel.clone();
     let hub = match Hub::start(config) {
         Ok(hub) => hub,

@@ -174,6 +174,16 @@ pub struct Metrics {
     pub frames_sent: Counter,
     /// Clients closed with 4008 (and in-process subscribers dropped).
     pub slow_consumer_disconnects: Counter,
+    /// Replays cut short by the queue's byte budget (`complete: false`).
+    pub replays_cut: Counter,
+    /// Channels forgotten after `--channel-idle-ms` unused.
+    pub channels_forgotten_idle: Counter,
+    /// Channels forgotten to make room under `--max-channels`.
+    pub channels_forgotten_limit: Counter,
+    /// Events evicted early because histories outgrew `--history-bytes`.
+    pub history_trimmed: Counter,
+    /// Array publishes refused because they would not fit a queue.
+    pub batches_refused: Counter,
     rejected: [Counter; RejectReason::ALL.len()],
     rejection_warnings: [WarningThrottle; RejectReason::ALL.len()],
     error_replies: [Counter; ErrorCode::ALL.len()],
@@ -337,6 +347,42 @@ impl Metrics {
             hub.history_events as u64,
         );
         metric(
+            "pumphub_history_bytes",
+            "gauge",
+            "Estimated memory of the events kept across all channel histories (bounded by --history-bytes).",
+            hub.history_bytes as u64,
+        );
+        metric(
+            "pumphub_history_trimmed_total",
+            "counter",
+            "Events evicted before their channel's --history-size because all histories outgrew --history-bytes.",
+            self.history_trimmed.get(),
+        );
+        metric(
+            "pumphub_forgotten_seq",
+            "gauge",
+            "The newest seq of any channel the hub has forgotten (0 if none); resumes from before it are incomplete.",
+            hub.forgotten_seq.0,
+        );
+        metric(
+            "pumphub_replays_cut_total",
+            "counter",
+            "Replays cut to the newest events that fit the client's queue (answered complete: false).",
+            self.replays_cut.get(),
+        );
+        metric(
+            "pumphub_replays_waiting",
+            "gauge",
+            "Commands waiting behind a replay in the broadcaster (replays are served one per round).",
+            hub.deferred as u64,
+        );
+        metric(
+            "pumphub_batches_refused_total",
+            "counter",
+            "Array publishes refused (413) because they would not fit half a subscriber's queue.",
+            self.batches_refused.get(),
+        );
+        metric(
             "pumphub_local_subscribers",
             "gauge",
             "In-process subscriptions of an embedding application.",
@@ -355,6 +401,15 @@ impl Metrics {
             uptime.as_secs(),
         );
 
+        let _ = writeln!(
+            out,
+            "# HELP pumphub_channels_forgotten_total Channels forgotten with their history, by why.\n\
+             # TYPE pumphub_channels_forgotten_total counter\n\
+             pumphub_channels_forgotten_total{{reason=\"idle\"}} {}\n\
+             pumphub_channels_forgotten_total{{reason=\"limit\"}} {}",
+            self.channels_forgotten_idle.get(),
+            self.channels_forgotten_limit.get()
+        );
         let _ = writeln!(
             out,
             "# HELP pumphub_connections_rejected_total Connections refused at the handshake, by reason.\n\
@@ -436,6 +491,12 @@ pub struct HubStats {
     pub channels: usize,
     /// Events kept across all channel histories.
     pub history_events: usize,
+    /// Their estimated memory.
+    pub history_bytes: usize,
+    /// The newest seq of any forgotten channel.
+    pub forgotten_seq: Seq,
+    /// Commands waiting behind replays.
+    pub deferred: usize,
     /// The most frames any client ever had waiting in its queue.
     pub queue_high_water: usize,
 }
@@ -451,6 +512,9 @@ mod tests {
             local_subscribers: 0,
             channels: 2,
             history_events: 3,
+            history_bytes: 300,
+            forgotten_seq: Seq(2),
+            deferred: 0,
             queue_high_water: 4,
         }
     }
@@ -477,6 +541,8 @@ mod tests {
         assert!(text.contains("pumphub_fanout_latency_seconds_bucket{le=\"+Inf\"} 2\n"));
         assert!(text.contains("pumphub_fanout_latency_seconds_count 2\n"));
         assert!(text.contains("\npumphub_seq 7\n"));
+        assert!(text.contains("\npumphub_history_bytes 300\n"));
+        assert!(text.contains("pumphub_channels_forgotten_total{reason=\"idle\"} 0\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             assert!(line.starts_with("pumphub_"), "{line}");
         }

@@ -48,7 +48,7 @@ pub use socket::READ_PUMP_STACK;
 #[cfg(feature = "testing")]
 pub(crate) use {
     done::{Done, DoneSender},
-    handshake::check_request_head,
+    handshake::{check_query, check_request_head},
     read_pump::{done_for, ReadPump},
     socket::{read_config, write_side, ReadSide},
     write_pump::WritePump,

@@ -33,7 +33,9 @@ use log::warn;
 use super::history::ChannelHistory;
 use super::outbound::OutboundQueue;
 use super::registry::{CloseReason, Connection};
-use super::{Broadcaster, EncodedEvent, HubCommand, Member, OutboundFrame, PublishOrigin};
+use super::{
+    Broadcaster, EncodedEvent, HubCommand, Member, OutboundFrame, PublishOrigin, FRAME_OVERHEAD,
+};
 use crate::engine::{Engine, EngineInput, Entry, Item, Replay, Sink, Unavailable};
 use crate::peer::ConnectionId;
 use crate::protocol::{self, ErrorCode, Published, RequestError, RequestId, Seq};
@@ -501,13 +503,22 @@ impl Broadcaster {
                 self.remove_member(slot);
             }
         }
-        // Histories no longer describe a contiguous past.
+        // Histories no longer describe a contiguous past. What memory knew
+        // before is answered from Redis now (`floor`), so the channel
+        // lifetime's bookkeeping (`channels.rs`) starts over too: only
+        // followed channels stay, none unfollowed, nothing kept or forgotten.
         let history_size = self.settings.history_size;
         self.channels
             .retain(|_, channel| !channel.subscribers.is_empty());
         for channel in self.channels.values_mut() {
-            channel.history = ChannelHistory::new(history_size);
+            channel.history = ChannelHistory::new(history_size, Seq(0));
+            channel.unfollowed_at = None;
         }
+        self.unfollowed.clear();
+        self.history_order.clear();
+        self.history_bytes = 0;
+        self.history_events = 0;
+        self.forgotten = Seq(0);
         self.settle_lost();
         self.serve_caught_up(true);
         self.seq = position;
@@ -693,12 +704,28 @@ impl Broadcaster {
             complete = false;
             whole_from = whole_from.max(Seq(floor.0 + 1));
         }
-        let mut replayed = 0;
-        for event in events.into_iter().filter(|e| e.seq() > floor) {
-            client.last_sent = event.seq();
-            client.push_uncounted(slot, OutboundFrame::Event(event), &mut self.to_wake);
-            replayed += 1;
+        events.retain(|e| e.seq() > floor);
+        // As in `replay`: only the newest events that fit the client's
+        // replay budget go out; what is left out makes it incomplete.
+        let mut budget = client.queue.replay_budget();
+        let mut keep_from = events.len();
+        while keep_from > 0 {
+            let cost = FRAME_OVERHEAD + events[keep_from - 1].frame.len();
+            if cost > budget {
+                complete = false;
+                self.metrics.replays_cut.inc();
+                break;
+            }
+            budget -= cost;
+            keep_from -= 1;
         }
+        let events = events.split_off(keep_from);
+        let replayed = events.len();
+        if let Some(last) = events.last() {
+            client.last_sent = last.seq();
+        }
+        let frames = events.into_iter().map(OutboundFrame::Event);
+        client.push_replay(slot, frames, &mut self.to_wake);
         let reply = if complete {
             protocol::encode_subscribed(request_id.as_ref(), &channels, replayed, true)
         } else {

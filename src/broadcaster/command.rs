@@ -209,3 +209,52 @@ pub enum HubCommand {
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     Engine(EngineInput),
 }
+
+impl HubCommand {
+    /// The connection this command is a request of, if it is one: such
+    /// commands are served in the order their connection sent them, even
+    /// when one of them is deferred (`Broadcaster::admit`). Commands about
+    /// a connection from elsewhere (`Kick`) are not its requests. No
+    /// wildcard: a new variant must decide.
+    pub fn connection(&self) -> Option<ConnectionId> {
+        match self {
+            HubCommand::Connect { connection, .. } => Some(connection.info.id),
+            HubCommand::Disconnect { id }
+            | HubCommand::Subscribe { id, .. }
+            | HubCommand::Unsubscribe { id, .. }
+            | HubCommand::Channels { id, .. } => Some(*id),
+            HubCommand::Publish { origin, .. } => match origin {
+                PublishOrigin::Client { id, .. } => Some(*id),
+                PublishOrigin::Api { .. } => None,
+            },
+            HubCommand::PublishBatch { .. }
+            | HubCommand::History { .. }
+            | HubCommand::BroadcastError { .. }
+            | HubCommand::SubscribeLocal { .. }
+            | HubCommand::UnsubscribeLocal { .. }
+            | HubCommand::Kick { .. }
+            | HubCommand::Stats { .. }
+            | HubCommand::Status { .. }
+            | HubCommand::BeginShutdown { .. }
+            | HubCommand::Stop
+            | HubCommand::Engine(_) => None,
+        }
+    }
+
+    /// True for a command that replays history: a `subscribe` with
+    /// `since`, a connection whose URL asked for one, or an in-process
+    /// subscription with `since`. The broadcaster serves these after the
+    /// other commands of a round. (In cluster mode a replay that needs
+    /// Redis is only asked for then; its answer, `Engine`, is not deferred.)
+    pub fn is_replay(&self) -> bool {
+        matches!(
+            self,
+            HubCommand::Subscribe { since: Some(_), .. }
+                | HubCommand::Connect {
+                    initial: Some((_, Some(_))),
+                    ..
+                }
+                | HubCommand::SubscribeLocal { since: Some(_), .. }
+        )
+    }
+}

@@ -14,8 +14,7 @@ use crossbeam_channel::TrySendError;
 use serde_json::Value;
 use tungstenite::protocol::frame::Utf8Bytes;
 
-use super::history::ChannelHistory;
-use super::{Broadcaster, Channel, EncodedEvent, Member, OutboundFrame};
+use super::{Broadcaster, EncodedEvent, Member, OutboundFrame};
 use crate::protocol::{self, unix_ms, Event, Published, Seq};
 
 impl Broadcaster {
@@ -45,18 +44,31 @@ impl Broadcaster {
     /// Serialize an event that has its seq, keep it in its channel's
     /// history and queue it for every subscriber. Returns how many it was
     /// queued for. The memory engine's `publish` and the shared log's
-    /// entries (`cluster.rs`) both end here.
+    /// entries (`cluster.rs`) both end here, so channel lifetime
+    /// (`channels.rs`) holds in cluster mode too.
     #[inline]
     pub(super) fn fan_out(&mut self, event: Event) -> usize {
         let seq = event.seq;
-        let history_size = self.settings.history_size;
-        let channel_key = event.channel.clone();
-        let event = EncodedEvent::new(event);
-        let channel = self.channels.entry(channel_key).or_insert_with(|| Channel {
-            subscribers: Vec::new(),
-            history: ChannelHistory::new(history_size),
+        let Some(channel_key) = self.channel_for_publish(&event.channel) else {
+            // At --max-channels with every channel followed: a new channel
+            // has nobody to deliver to and no place to be kept. Its seq is
+            // remembered as forgotten, so `complete` stays honest.
+            self.forgotten = self.forgotten.max(seq);
+            return 0;
+        };
+        let event = EncodedEvent::new(Event {
+            channel: channel_key.clone(),
+            ..event
         });
-        channel.history.push(event.clone());
+        self.keep_in_history(&channel_key, &event);
+        let Some(channel) = self.channels.get(&channel_key) else {
+            return 0;
+        };
+        if channel.subscribers.is_empty() {
+            // Unfollowed, and used just now: forgotten last.
+            self.mark_unfollowed(&channel_key, event.accepted_at);
+            return 0;
+        }
 
         let mut delivered = 0;
         let mut slow: Vec<usize> = Vec::new();

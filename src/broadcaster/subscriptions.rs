@@ -6,11 +6,13 @@
 //! between: the client gets the kept events after `since`, then `subscribed`,
 //! then live events, with neither a gap nor a duplicate.
 
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 
-use super::history::{ChannelHistory, History, MAX_HISTORY_PAGE};
+use super::history::{History, MAX_HISTORY_PAGE};
 use super::{
-    Broadcaster, Channel, EncodedEvent, LocalSubscribed, LocalSubscriber, Member, OutboundFrame,
+    Broadcaster, EncodedEvent, LocalSubscribed, LocalSubscriber, Member, OutboundFrame,
+    FRAME_OVERHEAD,
 };
 use crate::protocol::{self, ErrorCode, Event, RequestError, RequestId, Seq};
 
@@ -61,39 +63,33 @@ impl Broadcaster {
 
     /// Add `slot` to channel `name` unless it is there already.
     pub(super) fn join_channel(&mut self, slot: usize, name: &str) {
-        let history_size = self.settings.history_size;
-        let (name, channel) = match self.channels.get_key_value(name) {
-            Some((key, _)) => {
-                let key = key.clone();
-                let channel = self.channels.get_mut(&key).expect("key was just found");
-                (key, channel)
-            }
-            None => {
-                let key: Arc<str> = name.into();
-                let channel = self.channels.entry(key.clone()).or_insert_with(|| Channel {
-                    subscribers: Vec::new(),
-                    history: ChannelHistory::new(history_size),
-                });
-                (key, channel)
-            }
-        };
-        let Some(member) = &mut self.members[slot] else {
+        let key = self.channel_for_subscriber(name);
+        self.mark_followed(&key);
+        let (Some(member), Some(channel)) = (&mut self.members[slot], self.channels.get_mut(&key))
+        else {
             return;
         };
         let channels = match member {
             Member::Client(c) => &mut c.channels,
             Member::Local(l) => &mut l.channels,
         };
-        if !channels.contains(&name) {
-            channels.push(name);
+        if !channels.contains(&key) {
+            channels.push(key);
             channel.subscribers.push(slot);
         }
     }
 
-    /// Queue the kept events of `names` after `since` (and after what this
-    /// client was already sent), in seq order. Returns how many were queued,
-    /// and `None` if the replay is complete, else the seq from which it is
-    /// whole (`oldest` in `subscribed`).
+    /// Replay to client `slot` the kept events of `names` after `since` (and
+    /// after what the client was already sent), in seq order. Returns how
+    /// many were queued, and `None` if the replay is complete, else the seq
+    /// from which it is whole (`oldest` in `subscribed`).
+    ///
+    /// Only the newest events that fit the client's
+    /// [`replay_budget`](super::OutboundQueue::replay_budget) are built: the
+    /// histories are merged from the newest end and the merge stops at the
+    /// first event that does not fit, so the work and the memory are bounded
+    /// by the budget, not by how much history there is. What is left out
+    /// makes the replay incomplete, which the client handles as any gap.
     pub(super) fn replay(
         &mut self,
         slot: usize,
@@ -107,36 +103,73 @@ impl Broadcaster {
         // strictly increasing, and anything skipped makes the replay incomplete.
         let floor = since.max(client.last_sent);
         let mut whole_from: Option<Seq> = None;
-        let mut events: Vec<&Arc<EncodedEvent>> = Vec::new();
+        let mut incomplete_from = |seq: Seq| {
+            whole_from = Some(whole_from.map_or(seq, |s| s.max(seq)));
+        };
+        // Per channel, its kept events after `floor`, newest first.
+        let mut sources = Vec::with_capacity(names.len());
         for name in names {
             let Some(channel) = self.channels.get(name.as_str()) else {
+                if self.forgotten > since {
+                    incomplete_from(Seq(self.forgotten.0 + 1));
+                }
                 continue;
-            };
-            let mut incomplete_from = |seq: Seq| {
-                whole_from = Some(whole_from.map_or(seq, |s| s.max(seq)));
             };
             if !channel.history.is_complete_after(since) {
                 incomplete_from(channel.history.first_kept());
             }
-            let mut after_since = channel.history.events_after(since).peekable();
-            if after_since.peek().is_some_and(|e| e.seq() <= floor) {
+            if channel
+                .history
+                .events_after(since)
+                .next()
+                .is_some_and(|e| e.seq() <= floor)
+            {
                 incomplete_from(Seq(floor.0 + 1));
             }
-            events.extend(after_since.filter(|e| e.seq() > floor));
+            sources.push(channel.history.events_after(floor).rev());
         }
-        // Each channel's events are sorted; merging several needs one sort.
-        events.sort_unstable_by_key(|e| e.seq());
-        for event in &events {
-            // Replayed events do not count against --queue-size
-            // (docs/protocol.md, "Sequence numbers"): a client resuming after a
-            // 4008 gets its whole replay.
-            let frame = OutboundFrame::Event((*event).clone());
-            client.push_uncounted(slot, frame, &mut self.to_wake);
+        // A merge from the newest end: the heap holds each source's next
+        // (newest unpicked) event by seq.
+        let mut heads: Vec<Option<&Arc<EncodedEvent>>> =
+            sources.iter_mut().map(|source| source.next()).collect();
+        let mut heap: BinaryHeap<(Seq, usize)> = heads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, head)| head.map(|event| (event.seq(), i)))
+            .collect();
+        let mut budget = client.queue.replay_budget();
+        let mut picked: Vec<&Arc<EncodedEvent>> = Vec::new();
+        while let Some((_, i)) = heap.pop() {
+            let Some(event) = heads[i].take() else {
+                continue;
+            };
+            let cost = FRAME_OVERHEAD + event.frame.len();
+            if cost > budget {
+                // Older kept events do not fit: they are left out, and the
+                // client is told from where its replay is whole.
+                incomplete_from(Seq(event.seq().0 + 1));
+                self.metrics.replays_cut.inc();
+                break;
+            }
+            budget -= cost;
+            picked.push(event);
+            if let Some(next) = sources[i].next() {
+                heads[i] = Some(next);
+                heap.push((next.seq(), i));
+            }
         }
-        if let Some(last) = events.last() {
+        picked.reverse();
+        if let Some(last) = picked.last() {
             client.last_sent = last.seq();
         }
-        (events.len(), whole_from)
+        // Replayed events do not count against --queue-size (the contract:
+        // a client resuming after a 4008 gets its replay); their bytes do,
+        // and they were bounded above.
+        let frames = picked
+            .iter()
+            .map(|event| OutboundFrame::Event((*event).clone()));
+        client.push_replay(slot, frames, &mut self.to_wake);
+        (picked.len(), whole_from)
     }
 
     /// Up to `limit` kept events of `channel` after `since`, for
@@ -220,6 +253,8 @@ impl Broadcaster {
             complete = since <= self.seq;
             for name in names {
                 let Some(channel) = self.channels.get(name.as_str()) else {
+                    // Never made, or forgotten: as for clients (`replay`).
+                    complete &= self.forgotten <= since;
                     continue;
                 };
                 complete &= channel.history.is_complete_after(since);

@@ -31,6 +31,8 @@ pub fn help_text() -> String {
         ("Limits", vec![
             ("--max-connections N", "WebSocket clients; more get 503", max_connections_default(&defaults)),
             ("--max-connections-per-ip N", "clients per remote IP; more get 429", defaults.max_connections_per_ip.to_string()),
+            ("--max-handshakes-per-ip N", "handshakes in progress per remote IP; more get 429", defaults.max_handshakes_per_ip.to_string()),
+            ("--http-max-connections-per-ip N", "HTTP connections per remote IP; more get 429", defaults.http_max_connections_per_ip.to_string()),
             ("--max-message-size BYTES", "largest client message; longer gets Close 1009", defaults.max_message_size.to_string()),
             ("--rate-limit N", "client messages per second, burst 2N (0 = off)", defaults.rate_limit.to_string()),
             ("--max-subscriptions N", "channels per connection", defaults.max_subscriptions.to_string()),
@@ -42,7 +44,11 @@ pub fn help_text() -> String {
         ]),
         ("Delivery & history", vec![
             ("--queue-size N", "per-client outbound queue; full = Close 4008", defaults.queue_size.to_string()),
+            ("--queue-bytes BYTES", "the same queue in bytes (at least 65536)", defaults.queue_bytes.to_string()),
             ("--history-size N", "events kept per channel for replay (0 = off)", defaults.history_size.to_string()),
+            ("--history-bytes BYTES", "memory of all histories; oldest events go first", defaults.history_bytes.to_string()),
+            ("--max-channels N", "channels kept; the longest unused goes first", defaults.max_channels.to_string()),
+            ("--channel-idle-ms N", "forget a channel unused this long (0 = never)", ms(defaults.channel_idle)),
             ("--redis URL", "cluster: share seq, history, epoch with hubs on this Redis", "off".to_owned()),
             ("--redis-prefix NAME", "cluster: key prefix in Redis, one hub per prefix", defaults.redis_prefix.clone()),
             ("--write-timeout-ms N", "longest one socket write may block", ms(defaults.write_timeout)),

@@ -118,6 +118,7 @@ impl HttpServer {
             &socket.path(),
             config.max_message_size.saturating_mul(16),
             config.handshake_timeout,
+            config.http_max_connections_per_ip,
         )?;
         Ok(HttpServer {
             guard,
@@ -149,14 +150,16 @@ impl HttpServer {
 fn serve(context: &HttpContext, mut request: Request) {
     let method = request.method().clone();
     let path = request.url().split('?').next().unwrap_or("").to_string();
+    // HEAD is answered as GET (tiny_http leaves the body out for HEAD).
+    let as_get = matches!(method, Method::Get | Method::Head);
     let response = match (&method, path.as_str()) {
-        (Method::Get, "/health") => health(context),
-        (Method::Get, "/metrics") => metrics(context),
-        (Method::Get, "/status") => status(context, &request),
+        (_, "/health") if as_get => health(context),
+        (_, "/metrics") if as_get => metrics(context),
+        (_, "/status") if as_get => status(context, &request),
         (Method::Post, "/publish") => publish(context, &mut request),
-        (Method::Get, "/history") => history(context, &request),
-        (Method::Get, "/") => html(&context.page),
-        (Method::Get, "/pumphub.js") => javascript(CLIENT_SCRIPT),
+        (_, "/history") if as_get => history(context, &request),
+        (_, "/") if as_get => html(&context.page),
+        (_, "/pumphub.js") if as_get => javascript(CLIENT_SCRIPT),
         (_, "/health" | "/metrics" | "/status" | "/publish" | "/history" | "/" | "/pumphub.js") => {
             error_response(405, "method_not_allowed", "method not allowed on this path")
         }
@@ -307,6 +310,9 @@ fn publish(context: &HttpContext, request: &mut Request) -> HttpResponse {
             } else {
                 json_response(200, &answers.remove(0))
             }
+        }
+        Err(error @ Error::BatchTooLarge { .. }) => {
+            error_response(413, "batch_too_large", &error.to_string())
         }
         Err(Error::Unavailable { reason }) => error_response(
             503,

@@ -133,6 +133,12 @@ pub fn encode_unsubscribed(id: Option<&RequestId>, channels: &[String]) -> Strin
     encode(&ServerMessage::Unsubscribed { id, channels })
 }
 
+/// The most bytes an `event` frame has besides its channel name and its
+/// data's JSON: `{"type":"event","seq":…,"channel":"","ts":…,"data":}` with
+/// both numbers at their longest is 90. Lets a publisher bound the size of
+/// the frames it causes before the hub builds them.
+pub const EVENT_FRAME_OVERHEAD: usize = 96;
+
 /// `event`: one published event.
 pub fn encode_event(seq: u64, channel: &str, ts: u64, data: &Value) -> String {
     encode(&ServerMessage::Event {
@@ -195,4 +201,20 @@ pub fn encode_shutdown(reason: &str, reconnect_ms: u64) -> String {
         reason,
         reconnect_ms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_frame_is_within_its_overhead() {
+        let data = serde_json::json!({"a": [1, "two"]});
+        let frame = encode_event(u64::MAX, "c", u64::MAX, &data);
+        let data_len = serde_json::to_string(&data).unwrap().len();
+        assert!(
+            frame.len() <= EVENT_FRAME_OVERHEAD + 1 + data_len,
+            "{frame}"
+        );
+    }
 }

@@ -20,6 +20,16 @@
 //! Both live in [`ConnectionThreads`], which connections handed over by the
 //! application (`handover.rs`) are started and counted by too, so they
 //! share the one bound and the one shutdown wait.
+//!
+//! That wait is fair only if no one address can fill those places: 1,100
+//! silent connections from one address used to make everyone's handshake
+//! wait in the listen backlog for 10 s. So an address also gets at most
+//! `--max-handshakes-per-ip` of them ([`HandshakesPerIp`], also kept in
+//! `ConnectionThreads`, so handed-over connections count too); a connection
+//! over its address's share is answered 429 at once and handed to the
+//! [`Refuser`] (thread `ws-refuse`), which closes it a moment later, so
+//! refusing never holds up the next accept, nor the application's thread
+//! that handed a connection over.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -30,11 +40,13 @@ use std::time::{Duration, Instant};
 
 use log::{debug, error, warn};
 
-use super::admission::MAX_PENDING_HANDSHAKES;
-use super::handshake::Entry;
+use super::admission::{HandshakePlace, HandshakesPerIp, MAX_PENDING_HANDSHAKES};
+use super::handshake::{refusal_answer, Entry};
 use super::serve::{self, Arrival};
 use super::socket::READ_PUMP_STACK;
 use super::ServerContext;
+use crate::metrics::RejectReason;
+use crate::refusal::Refuser;
 
 /// How often an acceptor waiting for a free handshake slot looks at `stop`.
 const STOP_CHECK: Duration = Duration::from_millis(100);
@@ -51,6 +63,13 @@ pub(crate) struct ThreadGauge {
 /// One thread counted by a [`ThreadGauge`]; leaves it when dropped, even if
 /// the thread panics.
 pub(crate) struct GaugeEntry(Arc<ThreadGauge>);
+
+/// A connection thread's places while it is in its handshake: among all
+/// handshakes and among its address's. Dropping it frees both.
+pub(crate) struct InHandshake {
+    _all: GaugeEntry,
+    _address: HandshakePlace,
+}
 
 impl ThreadGauge {
     fn enter(self: &Arc<Self>) -> GaugeEntry {
@@ -101,16 +120,24 @@ pub(crate) struct ConnectionThreads {
     live: Arc<ThreadGauge>,
     /// Connection threads still in their handshake.
     pending: Arc<ThreadGauge>,
+    /// The same, per remote address (`--max-handshakes-per-ip`).
+    per_address: Arc<HandshakesPerIp>,
+    /// Closes connections refused for their address a moment after their
+    /// 429. `None` if its thread could not be started: they close at once.
+    refuser: Option<Refuser>,
     /// Connections started so far; names the threads (`read-pump-N`).
     started: AtomicU64,
 }
 
 impl ConnectionThreads {
     pub(crate) fn new(context: Arc<ServerContext>) -> Arc<Self> {
+        let per_address = HandshakesPerIp::new(context.config.max_handshakes_per_ip);
         Arc::new(ConnectionThreads {
             context,
             live: Arc::default(),
             pending: Arc::default(),
+            per_address,
+            refuser: Refuser::start("ws-refuse").ok(),
             started: AtomicU64::new(0),
         })
     }
@@ -145,15 +172,25 @@ impl ConnectionThreads {
     /// Start the thread that runs one connection's handshake and then
     /// becomes its read pump. `already_read` is what the application read
     /// from `tcp` before handing it over (nothing for the acceptor's).
+    /// `Ok(None)` if its address already has `--max-handshakes-per-ip`
+    /// handshakes in progress: then it is answered 429 and handed to the
+    /// refuser, and gets no thread.
     pub(super) fn spawn(
         &self,
         tcp: TcpStream,
         peer: SocketAddr,
         already_read: Vec<u8>,
         entry: Entry,
-    ) -> io::Result<JoinHandle<()>> {
+    ) -> io::Result<Option<JoinHandle<()>>> {
         let accepted_at = Instant::now();
-        let in_handshake = self.pending.enter();
+        let Some(address_place) = self.per_address.try_enter(peer.ip()) else {
+            self.refuse_per_ip(tcp, peer);
+            return Ok(None);
+        };
+        let in_handshake = InHandshake {
+            _all: self.pending.enter(),
+            _address: address_place,
+        };
         let alive = self.live.enter();
         let number = self.started.fetch_add(1, Ordering::Relaxed) + 1;
         let context = self.context.clone();
@@ -174,6 +211,24 @@ impl ConnectionThreads {
                 serve::serve(arrival, context, in_handshake);
                 drop(alive);
             })
+            .map(Some)
+    }
+
+    /// Count, log (now and then) and answer a connection over its
+    /// address's share of handshakes.
+    fn refuse_per_ip(&self, tcp: TcpStream, peer: SocketAddr) {
+        let context = &self.context;
+        context.metrics.count_rejection(RejectReason::PerIp);
+        if let Some(count) = context.metrics.rejection_warning_due(RejectReason::PerIp) {
+            warn!(
+                "{peer}: its address has {} handshakes in progress; answered 429 \
+                 ({count} refused for per_ip since the last such warning)",
+                context.config.max_handshakes_per_ip
+            );
+        }
+        if let Some(refuser) = &self.refuser {
+            refuser.refuse(tcp, &refusal_answer(429, RejectReason::PerIp));
+        }
     }
 }
 
@@ -204,7 +259,8 @@ pub(crate) fn run(listener: TcpListener, threads: Arc<ConnectionThreads>, stop: 
             break;
         }
         match threads.spawn(tcp, peer, Vec::new(), Entry::Listener) {
-            Ok(handle) => connections.push(handle),
+            Ok(Some(handle)) => connections.push(handle),
+            Ok(None) => {}
             Err(e) => error!("cannot start a thread for {peer}: {e}"),
         }
         prune(&mut connections);

@@ -1,4 +1,6 @@
-//! Connection limits: `--max-connections` and `--max-connections-per-ip`.
+//! Connection limits: `--max-connections` and `--max-connections-per-ip`
+//! for admitted clients, and `--max-handshakes-per-ip` for connections
+//! still in their handshake.
 //!
 //! Shared by every connection thread during its handshake. A connection
 //! that passes takes a [`ConnectionSlot`], an RAII guard it keeps for its
@@ -14,6 +16,63 @@ use std::sync::{Arc, Mutex};
 /// Connection threads that may sit in their handshake at once (see
 /// `config/machine.rs`, where the connection ceiling counts them).
 pub(crate) use crate::config::MAX_PENDING_HANDSHAKES;
+
+/// Connections in their handshake, per remote address, for
+/// `--max-handshakes-per-ip`. Only the acceptor takes a place (before it
+/// starts the connection's thread); the thread gives it back when its
+/// handshake ends, by dropping the [`HandshakePlace`].
+#[derive(Debug)]
+pub struct HandshakesPerIp {
+    max: usize,
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection's place among its address's handshakes; freed on drop.
+#[derive(Debug)]
+pub struct HandshakePlace {
+    handshakes: Arc<HandshakesPerIp>,
+    ip: IpAddr,
+}
+
+impl HandshakesPerIp {
+    /// At most `max` handshakes at once from one address.
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(HandshakesPerIp {
+            max,
+            counts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A place for a handshake from `ip`, or `None` if it has `max` already.
+    pub fn try_enter(self: &Arc<Self>, ip: IpAddr) -> Option<HandshakePlace> {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(HandshakePlace {
+            handshakes: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for HandshakePlace {
+    fn drop(&mut self) {
+        let mut counts = self
+            .handshakes
+            .counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
 
 /// Which limit refused a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +162,19 @@ impl Drop for ConnectionSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn handshakes_are_bounded_per_address_and_places_come_back() {
+        let handshakes = HandshakesPerIp::new(2);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let first = handshakes.try_enter(a).unwrap();
+        let _second = handshakes.try_enter(a).unwrap();
+        assert!(handshakes.try_enter(a).is_none());
+        assert!(handshakes.try_enter(b).is_some());
+        drop(first);
+        assert!(handshakes.try_enter(a).is_some());
+    }
 
     #[test]
     fn total_limit_wins_over_per_ip_and_slots_come_back() {

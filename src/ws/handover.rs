@@ -6,8 +6,9 @@
 //! a request and saw an upgrade to its WebSocket path) calls
 //! [`Upgrader::upgrade`] or [`Upgrader::upgrade_read`]. That starts the
 //! connection's thread exactly as the acceptor does (`ConnectionThreads`):
-//! the same handshake with every check, the same bound on handshakes in
-//! progress, the same gauges the graceful shutdown waits on. The one
+//! the same handshake with every check, the same bounds on handshakes in
+//! progress (in all, and per address), the same gauges the graceful
+//! shutdown waits on. The one
 //! difference is the path (see `handshake::Entry`). The calling thread
 //! only waits if `MAX_PENDING_HANDSHAKES` handshakes are in progress.
 //!
@@ -41,7 +42,8 @@ use crate::error::Error;
 ///
 /// A handed-over connection is served like one from the hub's own
 /// listener: the same handshake checks (upgrade headers and key, shutting
-/// down, `--max-connections`, `--max-connections-per-ip`, `Origin`,
+/// down, `--max-connections`, `--max-connections-per-ip`,
+/// `--max-handshakes-per-ip` (429 at once), `Origin`,
 /// `?channels=` and `?since=`, the token through the `Authorizer`), the
 /// same `101` or refusal written by the hub, the same pumps, limits,
 /// metrics and graceful shutdown. Only the path is not checked: the
@@ -135,11 +137,14 @@ impl Upgrader {
         let Some(handles) = started.as_mut() else {
             return Err(Error::ShuttingDown);
         };
-        let handle = threads
+        // `None`: refused for its address (429), like the acceptor's.
+        if let Some(handle) = threads
             .spawn(tcp, peer, already_read, Entry::HandedOver)
-            .map_err(Error::Spawn)?;
-        handles.push(handle);
-        prune(handles);
+            .map_err(Error::Spawn)?
+        {
+            handles.push(handle);
+            prune(handles);
+        }
         Ok(())
     }
 

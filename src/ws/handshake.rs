@@ -219,7 +219,8 @@ pub(crate) fn accept(
             } else {
                 RejectReason::BadRequest
             };
-            return Err(refuse(tcp, context, status, reason));
+            let is_head = head.starts_with(b"HEAD ");
+            return Err(refuse_request(tcp, context, status, reason, is_head));
         }
     };
 
@@ -432,6 +433,15 @@ pub(crate) fn check_request_head(head: &[u8]) -> Result<(), u16> {
     Ok(())
 }
 
+/// Check 7 alone on a `/ws` query string: the channels (with `since`) and
+/// whether a token came, or `Err` for a query answered 400. For the fuzz
+/// targets (`testing/fuzzing.rs`).
+#[cfg(feature = "testing")]
+#[allow(clippy::type_complexity)]
+pub(crate) fn check_query(query: &str) -> Result<(Option<(Vec<String>, Option<u64>)>, bool), ()> {
+    parse_query(query).map(|query| (query.initial, query.token.is_some()))
+}
+
 /// Checks 1-3: HTTP GET, path `/ws` (for `Entry::Listener`), a WebSocket
 /// upgrade. The error is the HTTP status to answer.
 fn parse_request(head: &[u8], entry: Entry) -> Result<UpgradeRequest, u16> {
@@ -442,13 +452,19 @@ fn parse_request(head: &[u8], entry: Entry) -> Result<UpgradeRequest, u16> {
         Err(httparse::Error::TooManyHeaders) => return Err(431),
         _ => return Err(400),
     }
-    if parsed.method != Some("GET") || parsed.version != Some(1) {
+    // HEAD is answered as GET would be (without the body, see `refuse`):
+    // 404 for another path, and 400 for /ws, since it cannot upgrade.
+    let head = parsed.method == Some("HEAD");
+    if !(parsed.method == Some("GET") || head) || parsed.version != Some(1) {
         return Err(400);
     }
     let target = parsed.path.unwrap_or("");
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     if entry == Entry::Listener && path != "/ws" {
         return Err(404);
+    }
+    if head {
+        return Err(400);
     }
     let header = |name: &str| -> Option<String> {
         parsed
@@ -481,7 +497,7 @@ fn parse_request(head: &[u8], entry: Entry) -> Result<UpgradeRequest, u16> {
     let is_upgrade = has_token("Upgrade", "websocket")
         && has_token("Connection", "upgrade")
         && header("Sec-WebSocket-Version").as_deref() == Some("13")
-        && key.len() == 24;
+        && is_websocket_key(&key);
     if !is_upgrade {
         return Err(400);
     }
@@ -494,6 +510,17 @@ fn parse_request(head: &[u8], entry: Entry) -> Result<UpgradeRequest, u16> {
         x_forwarded_for: joined("X-Forwarded-For"),
         forwarded: joined("Forwarded"),
     })
+}
+
+/// True for a `Sec-WebSocket-Key` that is 16 bytes in base64 (RFC 6455
+/// section 4.1): 22 characters of the base64 alphabet, then `==`.
+fn is_websocket_key(key: &str) -> bool {
+    let bytes = key.as_bytes();
+    bytes.len() == 24
+        && bytes.ends_with(b"==")
+        && bytes[..22]
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
 /// What the `/ws` query asked for.
@@ -511,10 +538,13 @@ fn parse_query(query: &str) -> Result<Query, ()> {
     let mut since: Option<u64> = None;
     let mut token = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = percent_decode(value).ok_or(())?;
+        let (name, raw) = pair.split_once('=').unwrap_or((pair, ""));
+        // Decoded only for the parameters read: an unknown one is ignored
+        // whatever it holds, a bad escape included.
+        let value = || percent_decode(raw).ok_or(());
         match name {
             "channels" => {
+                let value = value()?;
                 let mut names: Vec<String> = Vec::new();
                 for name in value.split(',') {
                     if !is_valid_channel_name(name) {
@@ -526,8 +556,8 @@ fn parse_query(query: &str) -> Result<Query, ()> {
                 }
                 channels = Some(names);
             }
-            "since" => since = Some(value.parse().map_err(|_| ())?),
-            "token" => token = Some(value),
+            "since" => since = Some(value()?.parse().map_err(|_| ())?),
+            "token" => token = Some(value()?),
             _ => {}
         }
     }
@@ -540,14 +570,16 @@ fn parse_query(query: &str) -> Result<Query, ()> {
     })
 }
 
-/// Answer with `status`, count the rejection, and close.
-fn refuse(
-    mut tcp: &TcpStream,
-    context: &ServerContext,
-    status: u16,
-    reason: RejectReason,
-) -> Refusal {
-    context.metrics.count_rejection(reason);
+/// The whole answer to a refused upgrade request: `status`, a plain-text
+/// body naming the reason, `Connection: close`. Also what the acceptor
+/// answers a connection over its address's handshake share.
+pub(crate) fn refusal_answer(status: u16, reason: RejectReason) -> Vec<u8> {
+    refusal_answer_to(status, reason, false)
+}
+
+/// [`refusal_answer`], without the body for a `HEAD` request (the headers
+/// still say how long it would be).
+fn refusal_answer_to(status: u16, reason: RejectReason, head: bool) -> Vec<u8> {
     let text = reason_phrase(status);
     let body = format!("{status} {text}: {}\n", reason.label());
     let extra = if status == 400 {
@@ -555,12 +587,30 @@ fn refuse(
     } else {
         ""
     };
-    let response = format!(
+    format!(
         "HTTP/1.1 {status} {text}\r\nContent-Type: text/plain; charset=utf-8\r\n\
-         Content-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
-        body.len()
-    );
-    let _ = tcp.write_all(response.as_bytes());
+         Content-Length: {}\r\nConnection: close\r\n{extra}\r\n{}",
+        body.len(),
+        if head { "" } else { &body }
+    )
+    .into_bytes()
+}
+
+/// Answer with `status`, count the rejection, and close.
+fn refuse(tcp: &TcpStream, context: &ServerContext, status: u16, reason: RejectReason) -> Refusal {
+    refuse_request(tcp, context, status, reason, false)
+}
+
+/// As [`refuse`], answering a `HEAD` request when `head` (no body).
+fn refuse_request(
+    mut tcp: &TcpStream,
+    context: &ServerContext,
+    status: u16,
+    reason: RejectReason,
+    head: bool,
+) -> Refusal {
+    context.metrics.count_rejection(reason);
+    let _ = tcp.write_all(&refusal_answer_to(status, reason, head));
     let _ = tcp.shutdown(Shutdown::Write);
     // Leave the peer a moment to read the answer before the socket closes:
     // closing with unread input would send RST, which can discard it.
@@ -645,6 +695,49 @@ mod tests {
         assert!(parse_query("channels=bad%20name").is_err());
         assert!(parse_query("channels=").is_err());
         assert!(parse_query("channels=a&token=%zz").is_err());
+        // Unknown parameters are ignored, whatever they hold.
+        assert_eq!(
+            parse_query("channels=a&x=%zz&y=%").unwrap().initial,
+            Some((vec!["a".into()], None))
+        );
+    }
+
+    #[test]
+    fn a_key_is_sixteen_bytes_of_base64() {
+        assert!(is_websocket_key("dGhlIHNhbXBsZSBub25jZQ=="));
+        assert!(is_websocket_key("AAAAAAAAAAAAAAAAAAAAAA=="));
+        assert!(!is_websocket_key("dGhlIHNhbXBsZSBub25jZQ="));
+        assert!(!is_websocket_key("dGhlIHNhbXBsZSBub25jZ==="));
+        assert!(!is_websocket_key("dGhlIHNhbXBsZSBub25j!Q=="));
+        assert!(!is_websocket_key("x".repeat(24).as_str()));
+        // A valid key, but of 17 bytes.
+        assert!(!is_websocket_key("dGhlIHNhbXBsZSBub25jZXg="));
+        let bad_key = request(&[
+            "GET /ws HTTP/1.1",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            "Sec-WebSocket-Version: 13",
+            "Sec-WebSocket-Key: 123456789012345678901234",
+        ]);
+        assert_eq!(parse_request_l(&bad_key).err(), Some(400));
+    }
+
+    #[test]
+    fn head_is_answered_as_get_would_be() {
+        assert_eq!(
+            parse_request_l(&with_first_line("HEAD /ws HTTP/1.1")).err(),
+            Some(400)
+        );
+        assert_eq!(
+            parse_request_l(&with_first_line("HEAD /x HTTP/1.1")).err(),
+            Some(404)
+        );
+        let answer = refusal_answer_to(404, RejectReason::NotFound, true);
+        let text = String::from_utf8(answer).unwrap();
+        assert!(
+            text.ends_with("\r\n\r\n") && text.contains("Content-Length: 25"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ use log::{error, info};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{Role, WebSocket};
 
-use super::acceptor::GaugeEntry;
+use super::acceptor::InHandshake;
 use super::done::{Done, DoneSender};
 use super::handshake::{self, Admitted, Entry};
 use super::read_pump::ReadPump;
@@ -36,7 +36,7 @@ use super::socket::{read_config, write_side, ReadSide, WRITE_PUMP_STACK};
 use super::write_pump::WritePump;
 use super::ServerContext;
 use crate::auth;
-use crate::broadcaster::{outbound_queue, Connection, HubCommand};
+use crate::broadcaster::{outbound_queue, Connection, HubCommand, QueueLimits};
 use crate::metrics::Metrics;
 
 /// Run `body`, and if it panics, log that with `whose` work it was, the
@@ -151,7 +151,7 @@ pub(crate) struct Arrival {
 
 /// Run one connection: handshake, pumps, cleanup. Runs on the connection's
 /// own thread; returns when both pumps have ended.
-pub(crate) fn serve(mut arrival: Arrival, context: Arc<ServerContext>, in_handshake: GaugeEntry) {
+pub(crate) fn serve(mut arrival: Arrival, context: Arc<ServerContext>, in_handshake: InHandshake) {
     let (peer, accepted_at, number) = (arrival.peer, arrival.accepted_at, arrival.number);
     // The handshake runs the application's authorizer too: a panic there
     // drops this TCP connection and nothing else. `run_handshake` keeps its
@@ -206,7 +206,10 @@ pub(crate) fn serve(mut arrival: Arrival, context: Arc<ServerContext>, in_handsh
         initial
     };
 
-    let (queue, outbound_rx) = outbound_queue(config.queue_size);
+    let (queue, outbound_rx) = outbound_queue(QueueLimits {
+        frames: config.queue_size,
+        bytes: config.queue_bytes,
+    });
     let (done_tx, done_rx) = crossbeam_channel::bounded::<Done>(1);
     let (connected_tx, connected_rx) = crossbeam_channel::bounded::<()>(1);
     if context

@@ -5,7 +5,8 @@
 //! Each test runs the real binary (`CARGO_BIN_EXE_pumphub`) on port 0 and
 //! waits on its output: a reader thread forwards stderr line by line, and
 //! every wait is a `recv_timeout`. A process that outlives its test is
-//! killed by the harness's `Drop`.
+//! stopped by the harness's `Drop` with SIGTERM, as an operator would, so
+//! it removes its socket directory (SIGKILL only if it does not exit).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -77,14 +78,6 @@ fn run(args: &[&str]) -> Finished {
             panic!("pumphub {args:?} did not exit within {PATIENCE:?}");
         }
     }
-}
-
-fn send_signal(pid: u32, signal: &str) {
-    let status = Command::new("kill")
-        .args([format!("-{signal}"), pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{signal} {pid} failed");
 }
 
 /// A running hub process started on port 0.
@@ -188,10 +181,22 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if !self.exited {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        if self.exited {
+            return;
         }
+        // SIGTERM first: a hub killed with SIGKILL leaves its socket
+        // directory in the temporary directory.
+        if send_signal_quietly(self.child.id(), "TERM") {
+            let deadline = Instant::now() + PATIENCE;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                thread::sleep(ms(20));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -954,6 +959,44 @@ fn log_lines_name_the_forwarded_client_of_a_trusted_proxy() {
     assert!(!opened.contains("203.0.113.9"), "{opened}");
     untrusting.signal("TERM");
     assert_eq!(untrusting.wait_exit().0.code(), Some(0));
+}
+
+/// Issue 12, finding 7: what a hub leaves in the temporary directory. A
+/// directory left by a hub killed with SIGKILL (its socket file, nobody
+/// listening) is removed when the next one starts; a live hub's directory
+/// is not; and a hub stopped with SIGTERM, SIGINT or SIGHUP removes its
+/// own, so after them the directory is as it was.
+#[test]
+fn socket_directories_are_cleaned_up() {
+    use std::os::unix::net::UnixListener;
+    let tmp = TempDir::new("cli-cleanup");
+    // What a killed hub leaves: a private directory with its socket file.
+    let stale = tmp.0.join("pumphub-0123456789abcdef0123456789abcdef");
+    std::fs::create_dir(&stale).unwrap();
+    drop(UnixListener::bind(stale.join("http.sock")).unwrap());
+    // Not a hub's: another name, left alone.
+    std::fs::create_dir(tmp.0.join("pumphub-notes")).unwrap();
+    let tmp_dir = tmp.0.to_str().unwrap().to_string();
+
+    let mut live = Running::start(&[], &[("TMPDIR", &tmp_dir)]);
+    assert!(!stale.exists(), "the stale directory is still there");
+    assert_eq!(tmp.entries().len(), 2, "{:?}", tmp.entries());
+    for signal in ["TERM", "INT", "HUP"] {
+        let mut hub = Running::start(&[], &[("TMPDIR", &tmp_dir)]);
+        assert_eq!(tmp.entries().len(), 3, "the live hub's directory stays");
+        hub.signal(signal);
+        let (status, _) = hub.wait_exit();
+        assert!(status.success(), "{signal}: {status:?}");
+        assert_eq!(
+            tmp.entries().len(),
+            2,
+            "after {signal}: {:?}",
+            tmp.entries()
+        );
+    }
+    live.signal("TERM");
+    assert!(live.wait_exit().0.success());
+    assert_eq!(tmp.entries(), ["pumphub-notes"]);
 }
 
 /// `--ws off` binds no WebSocket listener; the `listening` line says so,

@@ -325,6 +325,51 @@ fn handed_over_bytes_may_hold_the_first_frames_and_are_bounded() {
     assert!(read_answer(&mut peer).0.starts_with("HTTP/1.1 431 "));
 }
 
+/// `--max-handshakes-per-ip` counts handed-over connections too: with two
+/// silent ones from 127.0.0.1 in their handshake, a third from there is
+/// answered 429 at once (and counted as `per_ip`); once one of the two has
+/// finished its handshake (its `welcome` arrived, which the hub sends only
+/// after giving the place back), the next is served.
+#[test]
+fn handed_over_connections_count_against_the_handshakes_per_address() {
+    let hub = hub_without_listeners(|c| c.max_handshakes_per_ip = 2);
+    let upgrader = hub.upgrader();
+    let mut silent: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let (ours, peer) = socket_pair();
+            upgrader.upgrade(ours).unwrap();
+            peer
+        })
+        .collect();
+
+    let (ours, mut peer) = socket_pair();
+    upgrader
+        .upgrade_read(ours, UPGRADE_HEAD.as_bytes().to_vec())
+        .unwrap();
+    let (answer, _) = read_answer(&mut peer);
+    assert!(answer.starts_with("HTTP/1.1 429 "), "{answer}");
+    let metrics = hub.handle().render_metrics().unwrap();
+    let line = "pumphub_connections_rejected_total{reason=\"per_ip\"} 1\n";
+    assert!(metrics.contains(line), "{line} in {metrics}");
+
+    // One of the two finishes its handshake and gets its `welcome`.
+    let mut first = silent.remove(0);
+    first.write_all(UPGRADE_HEAD.as_bytes()).unwrap();
+    let (answer, rest) = read_answer(&mut first);
+    assert!(answer.starts_with("HTTP/1.1 101 "), "{answer}");
+    let mut socket = WebSocket::from_partially_read(first, rest, Role::Client, None);
+    match socket.read().expect("welcome") {
+        Message::Text(text) => assert!(text.contains(r#""type":"welcome""#), "{text}"),
+        other => panic!("expected welcome, got {other:?}"),
+    }
+    let (ours, mut peer) = socket_pair();
+    upgrader
+        .upgrade_read(ours, UPGRADE_HEAD.as_bytes().to_vec())
+        .unwrap();
+    let (answer, _) = read_answer(&mut peer);
+    assert!(answer.starts_with("HTTP/1.1 101 "), "{answer}");
+}
+
 /// Events of `subscription` until one with seq `last` (inclusive).
 fn receive_through(subscription: &pumphub::Subscription, last: Seq) -> Vec<pumphub::Event> {
     let mut events = Vec::new();

@@ -14,7 +14,10 @@
 use pumphub::protocol::{
     encode_event, encode_request_error, is_valid_channel_name, parse_request, ErrorCode, Request,
 };
-use pumphub::testing::fuzzing::{check_request_head, read_client_stream, StreamEnd};
+use pumphub::testing::fuzzing::{
+    check_request_head, check_request_id, check_upgrade_query, read_client_stream, StreamEnd,
+    UpgradeQuery,
+};
 use pumphub::testing::READ_PUMP_STACK;
 use serde_json::{json, Value};
 
@@ -196,6 +199,8 @@ fn generate(rng: &mut Rng, valid: &[Value]) -> String {
 
 /// What the contract and the parser's docs promise for one input.
 fn check_request(text: &str) {
+    // The id any reply would echo: short, and read alike both ways.
+    check_request_id(text);
     let is_json = serde_json::from_str::<Value>(text).is_ok();
     match parse_request(text) {
         Ok(message) => {
@@ -360,6 +365,101 @@ fn published_floats_survive_parsing_exactly() {
     for (got, want) in data.as_array().unwrap().iter().zip(expected) {
         assert_eq!(got.as_f64().unwrap().to_bits(), want.to_bits(), "{got}");
     }
+}
+
+/// Issue 12: the `id` every reply echoes. Ids of every length around the
+/// limit, in every request type and in broken JSON: one longer than
+/// `MAX_REQUEST_ID_LEN` is never echoed, by any reply (`check_request_id`
+/// asserts that, and that parsing and the rate limit's skim agree).
+#[test]
+fn generated_ids_are_echoed_only_when_short() {
+    use pumphub::protocol::MAX_REQUEST_ID_LEN;
+    let mut rng = Rng(0x51de_c0de_0000_0001);
+    let valid = valid_requests();
+    for _ in 0..1000 {
+        let len = match rng.below(3) {
+            0 => MAX_REQUEST_ID_LEN + rng.below(3) - 1,
+            1 => rng.below(MAX_REQUEST_ID_LEN),
+            _ => rng.below(400),
+        };
+        let id: String = (0..len)
+            .map(|_| *rng.pick(&['i', 'é', '"', '\\', '🦀']))
+            .collect();
+        let mut request = rng.pick(&valid).clone();
+        request["id"] = json!(id);
+        let whole = request.to_string();
+        let mut text = whole.clone();
+        if rng.chance(4) {
+            let mut cut = rng.below(text.len() + 1);
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+        }
+        let echoed = check_request_id(&text);
+        if let Some(Value::String(echoed)) = &echoed {
+            assert!(echoed.len() <= MAX_REQUEST_ID_LEN);
+        }
+        if text == whole {
+            // Whole: echoed exactly when short.
+            assert_eq!(echoed.is_some(), id.len() <= MAX_REQUEST_ID_LEN, "{len}");
+        }
+    }
+}
+
+/// Issue 12: generated `/ws` queries, valid and mutated. Accepted ones name
+/// valid, distinct channels; an unknown parameter never changes the
+/// verdict, whatever it holds (`x=%zz` used to get 400).
+#[test]
+fn generated_queries_ignore_unknown_parameters() {
+    let mut rng = Rng(0x7175_6572_7900_0001);
+    let parts = [
+        "channels=a,b",
+        "channels=a%2Cb",
+        "channels=bad%20name",
+        "channels=",
+        "since=5",
+        "since=-1",
+        "since=%35",
+        "token=t%2Bx",
+        "token=%zz",
+        "x=%zz",
+        "x=%",
+        "y",
+        "&",
+        "%",
+        "channels=a+b",
+    ];
+    let mut accepted = 0;
+    for _ in 0..BYTE_CASES {
+        let mut query: String = (0..=rng.below(4))
+            .map(|_| *rng.pick(&parts))
+            .collect::<Vec<_>>()
+            .join("&");
+        if rng.chance(3) && !query.is_empty() {
+            let at = rng.below(query.len());
+            if query.is_char_boundary(at) {
+                query.insert(at, *rng.pick(&['%', '&', '=', ',', 'z']));
+            }
+        }
+        let verdict = check_upgrade_query(&query);
+        if let Some(UpgradeQuery {
+            channels: Some(channels),
+            ..
+        }) = &verdict
+        {
+            accepted += 1;
+            for (i, name) in channels.iter().enumerate() {
+                assert!(is_valid_channel_name(name), "{query:?}");
+                assert!(!channels[..i].contains(name), "{query:?}");
+            }
+        }
+        for junk in ["zz=%zz", "q=%", "unknown=%e9%", "w"] {
+            let extended = format!("{query}&{junk}");
+            assert_eq!(check_upgrade_query(&extended), verdict, "{extended:?}");
+        }
+    }
+    assert!(accepted > 0, "the generator never made a good query");
 }
 
 /// Signed tokens (issue 14), generated: headers and claims from valid

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// Top-level modules by layer, bottom first (the order of `src/lib.rs`).
 const LAYERS: &[&[&str]] = &[
     &["config", "error", "peer", "protocol", "request_head"],
-    &["auth", "engine", "metrics"],
+    &["auth", "engine", "metrics", "refusal"],
     &["broadcaster"],
     &["handle"],
     &["http", "stdin_feed", "ws"],

@@ -56,6 +56,12 @@ mod embedding;
 mod layers;
 // README and docs/: every block tagged, the Quick start and Python snippets as written
 mod docs;
+// clients that never read: queues and replays bounded in bytes (the binary's RSS)
+mod budgets;
+// channel lifetime: --max-channels, --channel-idle-ms, --history-bytes
+mod channels;
+// per-address limits at accept on both ports; refusals never block accepting
+mod front_doors;
 // the Redis engine's pieces against a real redis-server
 #[cfg(feature = "redis")]
 mod engine_redis;

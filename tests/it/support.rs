@@ -682,3 +682,208 @@ fn parse_server_frame(bytes: &[u8]) -> Option<(RawFrame, usize)> {
     let payload = bytes[header..header + length].to_vec();
     Some((RawFrame { opcode, payload }, header + length))
 }
+
+// ----- the binary as a process ---------------------------------------------
+
+/// Send `signal` (`TERM`, `INT`, `KILL`…) to process `pid` with kill(1).
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// A directory of its own under the system's temporary directory, removed
+/// with everything in it on drop: a `TMPDIR` for one spawned binary, so
+/// that whatever it leaves behind goes with the test.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(what: &str) -> TempDir {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("pumphub-test-{what}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create a temp dir");
+        TempDir(path)
+    }
+
+    /// The names of what is in it now.
+    pub fn entries(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.0)
+            .map(|dir| {
+                dir.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The `pumphub` binary running on ports 0, for tests that measure the
+/// process (its memory) or what it leaves behind. It gets a `TMPDIR` of
+/// its own ([`TempDir`]). Dropping it stops the binary the way an operator
+/// does, with SIGTERM, and waits for it to exit (SIGKILL only if it has not
+/// within `PATIENCE`): a killed hub cannot remove its socket directory.
+pub struct HubProcess {
+    child: Option<std::process::Child>,
+    pub ws: SocketAddr,
+    pub http: SocketAddr,
+    pub tmp: TempDir,
+    /// Its stderr, line by line, read on a thread.
+    pub lines: crossbeam_channel::Receiver<String>,
+}
+
+impl HubProcess {
+    /// Start `pumphub --ws 127.0.0.1:0 --http 127.0.0.1:0 ARGS` and wait for
+    /// its `listening` line.
+    pub fn start(args: &[&str]) -> HubProcess {
+        Self::start_in(TempDir::new("hub"), args)
+    }
+
+    /// As `start`, with `tmp` as its `TMPDIR`.
+    pub fn start_in(tmp: TempDir, args: &[&str]) -> HubProcess {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pumphub"))
+            .args(["--ws", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args(args)
+            .env("TMPDIR", &tmp.0)
+            .env_remove("RUST_LOG")
+            .env_remove("PUMPHUB_TOKEN")
+            .env_remove("PUMPHUB_PUBLISH_KEY")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start pumphub");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, lines) = crossbeam_channel::unbounded();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut hub = HubProcess {
+            child: Some(child),
+            ws: "0.0.0.0:0".parse().unwrap(),
+            http: "0.0.0.0:0".parse().unwrap(),
+            tmp,
+            lines,
+        };
+        let deadline = Instant::now() + PATIENCE;
+        let listening = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match hub.lines.recv_timeout(left) {
+                Ok(line) if line.contains("listening") => break line,
+                Ok(_) => continue,
+                Err(e) => panic!("pumphub printed no listening line: {e}"),
+            }
+        };
+        let after = |marker: &str| listening.split(marker).nth(1).expect("an address");
+        hub.ws = after("ws://").split("/ws").next().unwrap().parse().unwrap();
+        hub.http = after("http://").trim().parse().unwrap();
+        hub
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// A `kB` figure of /proc/PID/status: `VmRSS` (resident now) or
+    /// `VmHWM` (the most it ever was).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/PID/status");
+        status
+            .lines()
+            .find(|l| l.starts_with(&format!("{field}:")))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/PID/status"))
+    }
+
+    /// A figure from `GET /metrics` (the first sample of `name`).
+    pub fn metric(&self, name: &str) -> f64 {
+        metric_value(&http_get(self.http, "/metrics").text(), name)
+    }
+
+    /// Stop with SIGTERM and wait for the exit; its status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        send_signal(child.id(), "TERM");
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("pumphub did not exit within {PATIENCE:?} of SIGTERM");
+            }
+            std::thread::sleep(ms(20));
+        }
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = send_signal_quietly(child.id(), "TERM");
+            let deadline = Instant::now() + PATIENCE;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(ms(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `send_signal` for a `Drop`: never panics.
+pub fn send_signal_quietly(pid: u32, signal: &str) -> bool {
+    std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The value of the first sample of `name` in Prometheus text.
+pub fn metric_value(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+}
+
+/// A TCP connection to `to` from the loopback address `from` (any of
+/// 127.0.0.0/8): lets a test be several client addresses at once.
+pub fn connect_from(from: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    let local: SocketAddr = format!("{from}:0").parse().expect("an IPv4 address");
+    socket.bind(&local.into())?;
+    socket.connect_timeout(&to.into(), PATIENCE)?;
+    Ok(socket.into())
+}
