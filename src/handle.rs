@@ -16,7 +16,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvError, RecvTimeoutError, Sender, TryRecvError};
 use serde_json::Value;
 
-use crate::broadcaster::{CloseReason, ConnectionStatus, HubCommand, Lifecycle, PublishOrigin};
+use crate::broadcaster::{CloseReason, ConnectionStatus, HubCommand, Lifecycle};
 use crate::error::Error;
 use crate::metrics::{HubStats, Metrics};
 use crate::peer::ConnectionId;
@@ -83,7 +83,7 @@ impl HubHandle {
         self.ask(|reply| HubCommand::Publish {
             channel: channel.to_string(),
             data,
-            origin: PublishOrigin::Api { reply },
+            reply,
         })
     }
 

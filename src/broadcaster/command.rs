@@ -7,8 +7,9 @@
 //! with `try_send`, so it never waits on whoever asked (if the asker gave up,
 //! the answer is dropped).
 //!
-//! Senders: read pumps (connect, client requests, disconnect), the HTTP
-//! workers and the embedding API (`HubHandle`), and `Hub::shutdown`.
+//! Senders: read pumps (connect, batches of client requests, disconnect),
+//! the HTTP guard and workers and the embedding API (`HubHandle`), and
+//! `Hub::shutdown`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,31 +17,47 @@ use std::time::Instant;
 use crossbeam_channel::Sender;
 use serde_json::Value;
 
-use super::outbound::OutboundQueue;
+use super::outbound::{OutboundFrame, OutboundQueue};
 use super::registry::{CloseReason, Connection};
 use super::stats::ConnectionStatus;
 use crate::metrics::HubStats;
 use crate::peer::ConnectionId;
 use crate::protocol::{Event, Published, RequestId, Seq};
 
-/// Where a publish came from, which decides who gets the `published` reply.
+/// One request of a WebSocket client's batch (see [`HubCommand::ClientBatch`]),
+/// in the order the client sent it.
 #[derive(Debug)]
-pub enum PublishOrigin {
-    /// HTTP or the embedding API: the answer goes back on `reply`.
-    Api {
-        /// Gets the seq and delivered count.
-        reply: Sender<Published>,
-    },
-    /// A WebSocket client's `publish`: the broadcaster queues `published`
-    /// for the client, then signals `done` so its read pump continues.
-    Client {
-        /// The publishing connection.
-        id: ConnectionId,
-        /// The request's `id`, echoed in `published`.
+pub enum ClientRequest {
+    /// A `subscribe`: valid names, duplicates removed, the authorizer asked.
+    Subscribe {
+        /// Echoed in the reply.
         request_id: Option<RequestId>,
-        /// Dropped or signalled once the reply is queued.
-        done: Sender<()>,
+        /// Channels to follow.
+        channels: Vec<String>,
+        /// Replay kept events after this seq.
+        since: Option<u64>,
     },
+    /// An `unsubscribe`.
+    Unsubscribe {
+        /// Echoed in the reply.
+        request_id: Option<RequestId>,
+        /// Channels to leave.
+        channels: Vec<String>,
+    },
+    /// A `publish` the authorizer allowed, to a valid channel name.
+    Publish {
+        /// Echoed in `published`.
+        request_id: Option<RequestId>,
+        /// Where the event goes.
+        channel: String,
+        /// The event's data.
+        data: Value,
+    },
+    /// A request the read pump answered itself (`ping`, `auth`, an error,
+    /// `rate_limited`, a Ping frame's Pong) while earlier requests were
+    /// still with the broadcaster: its answer, queued (counted) in its
+    /// place so the client's replies keep request order.
+    Answered(OutboundFrame),
 }
 
 /// One request to the broadcaster.
@@ -66,40 +83,30 @@ pub enum HubCommand {
         /// The connection that ended.
         id: ConnectionId,
     },
-    /// A client's `subscribe`.
-    Subscribe {
-        /// Who asked.
+    /// Consecutive requests from one WebSocket client, read ahead by its
+    /// read pump (pipelining). Served in order within one command, so the
+    /// client's replies keep request order and its events keep send order;
+    /// the write pumps they reach are woken once at the end of the round.
+    ClientBatch {
+        /// Who sent them.
         id: ConnectionId,
-        /// Echoed in the reply.
-        request_id: Option<RequestId>,
-        /// Valid names, duplicates removed.
-        channels: Vec<String>,
-        /// Replay kept events after this seq.
-        since: Option<u64>,
-        /// Signalled once the reply is queued.
+        /// In the order they arrived.
+        requests: Vec<ClientRequest>,
+        /// Dropped or signalled once every reply of the batch is queued;
+        /// the read pump sends its next batch only then.
         done: Sender<()>,
     },
-    /// A client's `unsubscribe`.
-    Unsubscribe {
-        /// Who asked.
-        id: ConnectionId,
-        /// Echoed in the reply.
-        request_id: Option<RequestId>,
-        /// Valid names, duplicates removed.
-        channels: Vec<String>,
-        /// Signalled once the reply is queued.
-        done: Sender<()>,
-    },
-    /// Publish one event.
+    /// Publish one event (HTTP or the embedding API).
     Publish {
         /// A valid channel name.
         channel: String,
         /// The event's data.
         data: Value,
-        /// Who gets the answer.
-        origin: PublishOrigin,
+        /// Gets the seq and delivered count.
+        reply: Sender<Published>,
     },
-    /// Publish several events with consecutive seqs (an HTTP array).
+    /// Publish several events with consecutive seqs: an HTTP array, or
+    /// several HTTP requests read together (answers split by the asker).
     PublishBatch {
         /// `(channel, data)` pairs, already validated.
         events: Vec<(String, Value)>,
@@ -160,4 +167,16 @@ pub enum HubCommand {
     },
     /// Graceful shutdown, last step: end the broadcaster thread.
     Stop,
+}
+
+impl HubCommand {
+    /// How much of a round this command uses: one per request or event it
+    /// carries, so a round bounds work, not commands (see `MAX_ROUND`).
+    pub(super) fn weight(&self) -> usize {
+        match self {
+            HubCommand::ClientBatch { requests, .. } => requests.len().max(1),
+            HubCommand::PublishBatch { events, .. } => events.len().max(1),
+            _ => 1,
+        }
+    }
 }

@@ -40,6 +40,7 @@ pub fn help_text() -> String {
         ]),
         ("Delivery & history", vec![
             ("--queue-size N", "per-client outbound queue; full = Close 4008", defaults.queue_size.to_string()),
+            ("--max-inflight N", "requests a client may pipeline (at most queue-size/2)", defaults.max_inflight.to_string()),
             ("--history-size N", "events kept per channel for replay (0 = off)", defaults.history_size.to_string()),
             ("--write-timeout-ms N", "longest one socket write may block", ms(defaults.write_timeout)),
         ]),

@@ -30,11 +30,12 @@ pub(super) enum Setting {
     AuthTimeoutMs,
     WriteTimeoutMs,
     HttpWorkers,
+    MaxInflight,
 }
 
 impl Setting {
     /// Every setting, in the order of the `Config` fields.
-    pub(super) const ALL: [Setting; 22] = [
+    pub(super) const ALL: [Setting; 23] = [
         Setting::Ws,
         Setting::Http,
         Setting::MaxConnections,
@@ -57,6 +58,7 @@ impl Setting {
         Setting::AuthTimeoutMs,
         Setting::WriteTimeoutMs,
         Setting::HttpWorkers,
+        Setting::MaxInflight,
     ];
 
     /// The flag without `--`, which is also the config-file key.
@@ -84,6 +86,7 @@ impl Setting {
             Setting::AuthTimeoutMs => "auth-timeout-ms",
             Setting::WriteTimeoutMs => "write-timeout-ms",
             Setting::HttpWorkers => "http-workers",
+            Setting::MaxInflight => "max-inflight",
         }
     }
 

@@ -96,6 +96,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(config.auth_timeout, ms(10_000));
     assert_eq!(config.write_timeout, ms(5000));
     assert_eq!(config.http_workers, 4);
+    assert_eq!(config.max_inflight, 128);
     assert!(config.validate().is_ok());
 }
 
@@ -130,6 +131,7 @@ fn every_flag_is_parsed() {
         "--auth-timeout-ms", "400",
         "--write-timeout-ms", "500",
         "--http-workers", "2",
+        "--max-inflight", "16",
     ]);
     let expected = Config {
         ws_addr: "127.0.0.1:0".into(),
@@ -154,6 +156,7 @@ fn every_flag_is_parsed() {
         auth_timeout: ms(400),
         write_timeout: ms(500),
         http_workers: 2,
+        max_inflight: 16,
     };
     assert_eq!(config, expected);
 }

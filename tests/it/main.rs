@@ -42,5 +42,7 @@ mod cli;
 mod client;
 // the examples' binaries, run briefly against a hub
 mod examples;
+// pipelined WebSocket requests and HTTP publishes: order, rate limit, 4008
+mod pipelining;
 // The import layers of src/ (docs/architecture.md) hold.
 mod layers;
