@@ -142,10 +142,12 @@ impl Pipeline {
         self.upstream.write_all(&request).is_ok()
     }
 
-    /// Queue bytes of our own between answers.
-    pub(super) fn interim(&self, bytes: Vec<u8>) {
-        if let Some(outgoing) = &self.outgoing {
-            let _ = outgoing.send(Outgoing::Interim(bytes));
+    /// Queue bytes of our own between answers: a `100 Continue`, the
+    /// answers to `POST /publish`. False if the responder has ended.
+    pub(super) fn interim(&self, bytes: Vec<u8>) -> bool {
+        match &self.outgoing {
+            Some(outgoing) => outgoing.send(Outgoing::Interim(bytes)).is_ok(),
+            None => false,
         }
     }
 
