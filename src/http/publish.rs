@@ -186,9 +186,9 @@ impl Answer {
         )
     }
 
-    /// Append the whole HTTP/1.1 response to `out`; `Connection: close`
-    /// unless the connection stays open.
-    pub(crate) fn write_to(&self, out: &mut Vec<u8>, keep_alive: bool) {
+    /// Append the whole HTTP/1.1 response to `out`, with the `Connection`
+    /// header `connection` (empty for none).
+    pub(crate) fn write_to(&self, out: &mut Vec<u8>, connection: &[u8]) {
         use std::io::Write;
         let reason = match self.status {
             200 => "OK",
@@ -205,9 +205,7 @@ impl Answer {
         if self.challenge {
             out.extend_from_slice(b"WWW-Authenticate: Bearer\r\n");
         }
-        if !keep_alive {
-            out.extend_from_slice(b"Connection: close\r\n");
-        }
+        out.extend_from_slice(connection);
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(self.body.as_bytes());
     }
@@ -294,7 +292,7 @@ mod tests {
         };
         assert_eq!(answer.status(), 401);
         let mut out = Vec::new();
-        answer.write_to(&mut out, false);
+        answer.write_to(&mut out, b"Connection: close\r\n");
         let text = String::from_utf8(out).unwrap();
         assert!(
             text.starts_with("HTTP/1.1 401 Unauthorized\r\nDate: "),

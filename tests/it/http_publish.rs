@@ -160,3 +160,35 @@ fn concurrent_keep_alive_publishers_share_one_seq_order() {
         .collect();
     assert_eq!(received, all.into_iter().collect::<Vec<u64>>());
 }
+
+/// HTTP/1.0 clients that ask for keep-alive (`ab -k` does) keep their
+/// connection, on publishes and on what tiny_http answers alike, and are
+/// told so; without asking, the connection closes after the answer.
+#[test]
+fn http_1_0_keep_alive_is_honoured_and_said() {
+    let hub = TestHub::new().start();
+    let body = json!({"channel": "a", "data": 1}).to_string();
+    let publish_1_0 = |extra: &str| {
+        format!(
+            "POST /publish HTTP/1.0\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let mut tcp = connect(hub.http);
+    for request in [
+        publish_1_0("Connection: Keep-Alive\r\n"),
+        "GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n".to_string(),
+        publish_1_0("Connection: keep-alive\r\n"),
+    ] {
+        tcp.write_all(request.as_bytes()).unwrap();
+        let reply = read_http_response(&mut tcp);
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.header("connection"), Some("keep-alive"));
+    }
+    tcp.write_all(publish_1_0("").as_bytes()).unwrap();
+    let mut bytes = Vec::new();
+    tcp.read_to_end(&mut bytes).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
+    assert_eq!(hub.handle.stats().unwrap().seq.0, 3);
+}

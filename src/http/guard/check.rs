@@ -21,8 +21,12 @@ pub(crate) struct Forward {
     pub(super) head: Vec<u8>,
     pub(super) body_length: usize,
     pub(super) expects_continue: bool,
-    /// HTTP/1.1 without `Connection: close`, and not `HEAD`.
+    /// HTTP/1.1 without `Connection: close`, or HTTP/1.0 with `Connection:
+    /// keep-alive` (as `ab -k` sends); never `HEAD`.
     pub(super) keep_alive: bool,
+    /// The client spoke HTTP/1.0: an answer that keeps the connection open
+    /// must say `Connection: keep-alive`, or the client closes it.
+    pub(super) http_1_0: bool,
     /// A `HEAD` request: its answer has a length but no body.
     pub(super) is_head: bool,
     /// A `POST`: its answer is short, so it may be pipelined.
@@ -70,7 +74,7 @@ pub(crate) fn check_head(head: &[u8], max_body: usize) -> Result<Forward, Refusa
     };
     let mut body_length: Option<usize> = None;
     let mut expects_continue = false;
-    let mut keep_alive = version == 1 && method != "HEAD";
+    let (mut closes, mut asks_keep_alive) = (false, false);
     let is_publish = method == "POST" && path.split('?').next() == Some("/publish");
     let mut authorization = Vec::new();
     let mut kept = Vec::new();
@@ -105,7 +109,8 @@ pub(crate) fn check_head(head: &[u8], max_body: usize) -> Result<Forward, Refusa
         } else if name.eq_ignore_ascii_case("expect") {
             expects_continue = header.value.eq_ignore_ascii_case(b"100-continue");
         } else if name.eq_ignore_ascii_case("connection") {
-            keep_alive &= !contains_token(header.value, b"close");
+            closes |= contains_token(header.value, b"close");
+            asks_keep_alive |= contains_token(header.value, b"keep-alive");
         } else if is_publish && name.eq_ignore_ascii_case("authorization") {
             authorization.push(header.value.to_vec());
         }
@@ -123,8 +128,10 @@ pub(crate) fn check_head(head: &[u8], max_body: usize) -> Result<Forward, Refusa
         }
         kept.extend_from_slice(b"Connection: keep-alive\r\n\r\n");
     }
+    let keep_alive = method != "HEAD" && !closes && (version == 1 || asks_keep_alive);
     Ok(Forward {
         head: kept,
+        http_1_0: version == 0,
         body_length: body_length.unwrap_or(0),
         expects_continue,
         keep_alive,
@@ -221,6 +228,10 @@ mod tests {
             "GET / HTTP/1.1\r\nConnection: Upgrade, Close\r\n\r\n"
         ));
         assert!(!keeps("GET / HTTP/1.0\r\n\r\n"));
+        assert!(keeps("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
+        assert!(!keeps(
+            "GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n"
+        ));
         assert!(!keeps("HEAD / HTTP/1.1\r\n\r\n"));
     }
 
@@ -278,7 +289,7 @@ mod tests {
             }
             // The answer side never panics on what tiny_http might send.
             let _ = response_framing(&head, false);
-            let _ = client_response_head(&head, true);
+            let _ = client_response_head(&head, true, false);
         }
     }
 

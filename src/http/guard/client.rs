@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use log::{debug, warn};
 
 use super::check::{check_head, error_answer, Forward};
-use super::pipeline::{Ended, Pipeline};
+use super::pipeline::{connection_header, Ended, Pipeline};
 use super::{linger, Rules, BODY_DEADLINE, STOP_CHECK, WRITE_TIMEOUT};
 use crate::http::publish::{Answer, PublishRoute};
 use crate::request_head::{find_head_end, read_some, MAX_HEAD};
@@ -147,7 +147,7 @@ fn answer_publishes(
 ) -> bool {
     let mut answers: Vec<Option<Answer>> = Vec::with_capacity(group.len());
     let mut passed = Vec::new();
-    let mut keep_alive = Vec::with_capacity(group.len());
+    let mut connection = Vec::with_capacity(group.len());
     for (forward, body) in &group {
         let authorization = forward.publish.as_deref().unwrap_or_default();
         match route.check(authorization, body) {
@@ -157,13 +157,13 @@ fn answer_publishes(
             }
             Err(refusal) => answers.push(Some(refusal)),
         }
-        keep_alive.push(forward.keep_alive);
+        connection.push(connection_header(forward.keep_alive, forward.http_1_0));
     }
     let mut published = route.publish(passed).into_iter();
     let mut bytes = Vec::with_capacity(256 * group.len());
-    for (answer, keep_alive) in answers.into_iter().zip(keep_alive) {
+    for (answer, connection) in answers.into_iter().zip(connection) {
         if let Some(answer) = answer.or_else(|| published.next()) {
-            answer.write_to(&mut bytes, keep_alive);
+            answer.write_to(&mut bytes, connection);
         }
     }
     match pipeline {
