@@ -22,6 +22,27 @@
 #                               (open loop, the hub's 1024-frame queues
 #                               overflow and every client is closed with 4008)
 #   (d) storm-5000              5,000 subscribers connecting all at once
+#   (e) publishing fast (issue 11):
+#       ws-pipeline-100         one WebSocket publisher keeping 200 publishes in
+#                               flight, 100 subscribers, 128-byte events, 10 s,
+#                               closed loop (--max-lag 500): deliveries/s
+#       ws-publish-0            the same publisher, no subscribers: publishes
+#                               acknowledged per second
+#       http-keepalive-8        8 keep-alive connections, one small event per
+#                               POST /publish, one request at a time each (as
+#                               `ab -k -c 8`), no subscribers: requests/s
+#       http-close-8            the same, a new connection per request
+#       http-batch10-8          the same as keep-alive, arrays of 10 events
+#       cpu-1000x30             1,000 subscribers, 30 events/s over WebSocket
+#                               for 10 s: hub CPU per delivery
+#
+# Environment:
+#   BENCH_PORT=N          first port to use (default 19200)
+#   BENCH_SCENARIOS="a b" run only these labels (default: all, in order;
+#                         idle-big is spelt idle-big here)
+#   BENCH_HUB=PATH        measure this pumphub binary instead of building
+#                         one (loadgen is still built from this tree): how
+#                         a before/after comparison runs both in one go
 #
 # Output: the tables on stdout, then a summary of every scenario against
 # issue 5's targets (`loadgen --summary`); one JSON line per scenario in
@@ -49,8 +70,9 @@ BENCH_PORT=${BENCH_PORT:-19200}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 OUT_DIR=$TARGET_DIR/bench
 RESULTS=$OUT_DIR/results.jsonl
-HUB=$TARGET_DIR/release/pumphub
+HUB=${BENCH_HUB:-$TARGET_DIR/release/pumphub}
 LOADGEN=$TARGET_DIR/release/examples/loadgen
+SCENARIOS=${BENCH_SCENARIOS:-}
 # Flags every hub gets: room for the biggest scenario, no per-client rate
 # limit (the publishers here are meant to be fast), quiet logs.
 HUB_FLAGS=(--max-connections 20000 --max-connections-per-ip 20000 --rate-limit 0
@@ -63,7 +85,12 @@ HUB_PID=
 
 SECONDS=0
 echo "== building (release)"
-cargo build --release --quiet --bin pumphub --example loadgen
+if [[ -n ${BENCH_HUB:-} ]]; then
+    cargo build --release --quiet --example loadgen
+    echo "== measuring $HUB"
+else
+    cargo build --release --quiet --bin pumphub --example loadgen
+fi
 echo "== built in ${SECONDS} s"
 SCENARIOS_STARTED=$SECONDS
 
@@ -126,6 +153,11 @@ stop_hub() {
     HUB_PID=
 }
 
+# wanted LABEL: true if BENCH_SCENARIOS is unset or names LABEL.
+wanted() {
+    [[ -z $SCENARIOS || " $SCENARIOS " == *" $1 "* ]]
+}
+
 # scenario LABEL LOADGEN_FLAGS...: one fresh hub, one loadgen run, hub stopped.
 SCENARIO_INDEX=0
 scenario() {
@@ -133,6 +165,9 @@ scenario() {
     shift
     local ws_port=$((BENCH_PORT + 2 * SCENARIO_INDEX)) http_port=$((BENCH_PORT + 2 * SCENARIO_INDEX + 1))
     SCENARIO_INDEX=$((SCENARIO_INDEX + 1))
+    if ! wanted "$label" && ! { [[ $label == idle-* && $label != idle-1000 ]] && wanted idle-big; }; then
+        return
+    fi
     echo
     echo "== $label"
     if ! start_hub "$label" "$ws_port" "$http_port"; then
@@ -212,6 +247,19 @@ scenario saturation-100 --clients 100 --rate 0 --duration-s 10 --payload 128 --b
 # (d) connect storm
 scenario storm-5000 --clients 5000 --connect-only --connect-concurrency 0 --settle-ms 1000 \
     --connect-timeout-s 60
+
+# (e) publishing fast
+scenario ws-pipeline-100 --clients 100 --publish-via ws --rate 0 --duration-s 10 --payload 128 \
+    --window 200 --max-lag 500
+scenario ws-publish-0 --clients 0 --publish-via ws --rate 0 --duration-s 10 --payload 128 \
+    --window 200
+scenario http-keepalive-8 --clients 0 --publishers 8 --window 1 --rate 0 --duration-s 10 \
+    --payload 128
+scenario http-close-8 --clients 0 --publishers 8 --window 1 --rate 0 --duration-s 10 \
+    --payload 128 --http-close
+scenario http-batch10-8 --clients 0 --publishers 8 --window 1 --batch 10 --rate 0 \
+    --duration-s 10 --payload 128
+scenario cpu-1000x30 --clients 1000 --publish-via ws --rate 30 --duration-s 10 --payload 128
 
 echo
 echo "== scenarios took $((SECONDS - SCENARIOS_STARTED)) s (build ${SCENARIOS_STARTED} s)"
