@@ -76,6 +76,9 @@ pub(super) fn serve(
         };
         if forward.publish.is_some() {
             let keep_alive = forward.keep_alive;
+            if keep_alive {
+                read_ahead(&client, &mut buffer);
+            }
             let mut group = vec![(forward, body)];
             while group.len() < MAX_PUBLISH_GROUP && group.last().is_some_and(|(f, _)| f.keep_alive)
             {
@@ -119,6 +122,30 @@ pub(super) fn serve(
     let _ = client.shutdown(Shutdown::Write);
     linger(&client);
 }
+
+/// Take in what the client has already sent, without waiting for more,
+/// up to [`READ_AHEAD`] bytes in `buffer`: a client that pipelines
+/// publishes then gets them published together (`buffered_publish`),
+/// rather than one per read of a request-sized chunk. Whatever this reads
+/// is checked like anything else, by `buffered_publish` or `next_request`.
+fn read_ahead(client: &TcpStream, buffer: &mut Vec<u8>) {
+    use rustix::net::{recv, RecvFlags};
+    while buffer.len() < READ_AHEAD {
+        let start = buffer.len();
+        buffer.resize(READ_AHEAD, 0);
+        let read = recv(client, &mut buffer[start..], RecvFlags::DONTWAIT);
+        let got = read.as_ref().map_or(0, |(n, _)| *n);
+        buffer.truncate(start + got);
+        // Nothing more has arrived, the client closed (the next read sees
+        // it again), or an error (likewise).
+        if got == 0 {
+            break;
+        }
+    }
+}
+
+/// The most bytes [`read_ahead`] keeps read and not yet used.
+const READ_AHEAD: usize = 64 * 1024;
 
 /// The next request if it is a `POST /publish` whose head and body are
 /// already read: a client pipelining publishes gets them published
