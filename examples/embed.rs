@@ -7,9 +7,15 @@
 //! cargo run --example subscriber -- --channel ticks     # in another terminal
 //! ```
 //!
-//! Options (all optional): `--ws ADDR` (default `127.0.0.1:9001`),
-//! `--http ADDR` (default `127.0.0.1:9002`), `--count N` ticks (default 10),
-//! `--interval-ms MS` between ticks (default 1000). Port 0 picks a free port.
+//! Options (all optional; `--help` lists them): `--ws ADDR` (default
+//! `127.0.0.1:9001`), `--http ADDR` (default `127.0.0.1:9002`), `--count N`
+//! ticks (default 10), `--interval-ms MS` between ticks (default 1000).
+//! Port 0 picks a free port; `off` binds no such listener. An unknown flag
+//! or a bad value is an error (exit 2); a port in use is reported with the
+//! OS's reason (exit 1).
+//!
+//! Each tick is a plain struct deriving `Serialize`: the hub turns it into
+//! JSON, so the application needs no JSON library of its own.
 //!
 //! Output:
 //!
@@ -26,38 +32,78 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use pumphub::{Config, Hub};
-use serde_json::json;
+use serde::Serialize;
+
+/// What the application publishes: its own type, not JSON.
+#[derive(Serialize)]
+struct Tick {
+    n: u64,
+    uptime_ms: u64,
+}
+
+#[path = "common/args.rs"]
+mod args;
+use args::{Repeat, Spec};
+
+const SPEC: Spec = Spec {
+    program: "embed",
+    help: "\
+embed: a sync application that owns a pumphub Hub and publishes from its loop
+
+Usage: embed [--ws ADDR] [--http ADDR] [--count N] [--interval-ms MS]
+
+  --ws ADDR|off      the hub's WebSocket listener; port 0 = any [127.0.0.1:9001]
+  --http ADDR|off    the hub's HTTP listener; port 0 = any [127.0.0.1:9002]
+  --count N          ticks to publish before shutting down [10]
+  --interval-ms MS   pause between ticks [1000]
+  -h, --help         print this help
+",
+    flags: &[
+        ("--ws", Repeat::Once),
+        ("--http", Repeat::Once),
+        ("--count", Repeat::Once),
+        ("--interval-ms", Repeat::Once),
+    ],
+};
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args = match SPEC.parse() {
+        Ok(args) => args,
+        Err(exit) => return exit,
+    };
+    let listener = |name: &str, default: &str| match args.get(name).unwrap_or(default) {
+        "off" => None,
+        address => Some(address.to_string()),
+    };
     let config = Config {
-        ws_addr: flag(&args, "--ws").unwrap_or("127.0.0.1:9001").into(),
-        http_addr: flag(&args, "--http").unwrap_or("127.0.0.1:9002").into(),
+        ws_addr: listener("--ws", "127.0.0.1:9001"),
+        http_addr: listener("--http", "127.0.0.1:9002"),
         ..Config::default()
     };
-    let (Ok(count), Ok(interval_ms)) = (
-        flag(&args, "--count").unwrap_or("10").parse::<u64>(),
-        flag(&args, "--interval-ms")
-            .unwrap_or("1000")
-            .parse::<u64>(),
-    ) else {
-        eprintln!("embed: --count and --interval-ms need numbers");
-        eprintln!("usage: embed [--ws ADDR] [--http ADDR] [--count N] [--interval-ms MS]");
-        return ExitCode::from(2);
+    let (count, interval_ms) = match (
+        args.number::<u64>("--count", 10),
+        args.number::<u64>("--interval-ms", 1000),
+    ) {
+        (Ok(count), Ok(interval_ms)) => (count, interval_ms),
+        (Err(exit), _) | (_, Err(exit)) => return exit,
     };
 
     let hub = match Hub::start(config) {
         Ok(hub) => hub,
         Err(e) => {
-            eprintln!("embed: {e}");
+            // `cannot bind the websocket listener to 127.0.0.1:9001: Address
+            // already in use (os error 98)`: the cause is the useful part.
+            eprintln!("embed: {}", chain(&e));
             return ExitCode::from(1);
         }
     };
-    println!(
-        "hub listening ws://{}/ws http://{}",
-        hub.ws_addr(),
-        hub.http_addr()
-    );
+    let ws = hub
+        .ws_addr()
+        .map_or("off".into(), |a| format!("ws://{a}/ws"));
+    let http = hub
+        .http_addr()
+        .map_or("off".into(), |a| format!("http://{a}"));
+    println!("hub listening {ws} {http}");
     // The handle is what the rest of an application would hold: cheap to
     // clone into any thread, each call a few microseconds.
     let handle = hub.handle();
@@ -70,8 +116,11 @@ fn main() -> ExitCode {
     };
 
     for n in 1..=count {
-        let data = json!({"n": n, "uptime_ms": handle.uptime().as_millis() as u64});
-        match handle.publish("ticks", data) {
+        let tick = Tick {
+            n,
+            uptime_ms: handle.uptime().as_millis() as u64,
+        };
+        match handle.publish("ticks", tick) {
             Ok(published) => println!(
                 "published seq={} delivered={}",
                 published.seq, published.delivered
@@ -105,9 +154,17 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The value after `name`.
-fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
-    args.windows(2)
-        .find(|pair| pair[0] == name)
-        .map(|pair| pair[1].as_str())
+/// An error and its causes on one line, each once (a `Display` that
+/// already ends with its cause's text is not repeated).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(&format!(": {cause_text}"));
+        }
+        source = cause.source();
+    }
+    text
 }

@@ -189,7 +189,7 @@ fn main() {
 
 /// Runs the phases in order and gathers the report.
 fn run(options: &Options) -> Result<Report, String> {
-    let target = Target::resolve(options)?;
+    let nodes = Target::resolve_all(options)?;
     let ws_publishers = match options.publish_via {
         PublishVia::WebSocket if !options.connect_only => options.publishers,
         _ => 0,
@@ -225,9 +225,7 @@ fn run(options: &Options) -> Result<Report, String> {
 
     // 1. Connect, 2. settle, then look at the hub at rest.
     let mut fleet = Fleet::new(
-        target.ws_addr,
-        target.subscriber_url.clone(),
-        target.publisher_url.clone(),
+        nodes.clone(),
         options.clients,
         ws_publishers,
         options.read_buffer_bytes,
@@ -235,7 +233,12 @@ fn run(options: &Options) -> Result<Report, String> {
     .map_err(|error| format!("cannot create the poll: {error}"))?;
     eprintln!(
         "loadgen: connecting {} subscribers to {}",
-        options.clients, target.subscriber_url
+        options.clients,
+        nodes
+            .iter()
+            .map(|n| n.subscriber_url.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let overflows_before = report::listen_overflows();
     let connect_started = Instant::now();
@@ -254,7 +257,7 @@ fn run(options: &Options) -> Result<Report, String> {
 
     // 3. Publish and 4. drain.
     if !options.connect_only {
-        publish_and_drain(&mut fleet, options, &target, &mut report)?;
+        publish_and_drain(&mut fleet, options, &nodes, &mut report)?;
     }
 
     let hub_end = hub.sample();
@@ -276,7 +279,7 @@ fn run(options: &Options) -> Result<Report, String> {
 fn publish_and_drain(
     fleet: &mut Fleet,
     options: &Options,
-    target: &Target,
+    nodes: &[Target],
     report: &mut Report,
 ) -> Result<(), String> {
     let subscribers = fleet.ready_subscribers() as u64;
@@ -292,7 +295,7 @@ fn publish_and_drain(
     let started = Instant::now();
     let tally = match options.publish_via {
         PublishVia::Http => {
-            let threads = spawn_http_publishers(options, target, &events, &gate)?;
+            let threads = spawn_http_publishers(options, nodes, &events, &gate)?;
             // The subscribers are read here while the threads publish.
             while !threads.iter().all(JoinHandle::is_finished) {
                 fleet.poll_once(POLL_INTERVAL).map_err(poll_failed)?;
@@ -343,14 +346,15 @@ fn publish_and_drain(
 /// Starts `--publishers` HTTP publisher threads, each with its share of the rate.
 fn spawn_http_publishers(
     options: &Options,
-    target: &Target,
+    nodes: &[Target],
     events: &Arc<EventFactory>,
     gate: &Option<Arc<LagGate>>,
 ) -> Result<Vec<JoinHandle<PublishTally>>, String> {
     (0..options.publishers)
         .map(|index| {
             let publisher = HttpPublisher {
-                addr: target.http_addr,
+                // Publishers take the nodes in turn, like subscribers.
+                addr: nodes[index % nodes.len()].http_addr,
                 schedule: Schedule::share(
                     options.rate,
                     options.duration,

@@ -6,42 +6,76 @@
 //! cargo run --example publisher -- --channel news --count 5
 //! ```
 //!
-//! Options (all optional): `--url URL` (default `ws://127.0.0.1:9001/ws`),
-//! `--channel NAME` (default `news`), `--count N` (default 10),
-//! `--interval-ms MS` between events (default 500), `--token TOKEN`.
+//! Options (all optional; `--help` lists them): `--url URL` (default
+//! `ws://127.0.0.1:9001/ws`), `--channel NAME` (default `news`), `--count N`
+//! (default 10), `--interval-ms MS` between events (default 500),
+//! `--token TOKEN`. An unknown flag or a bad value is an error (exit 2).
 //!
 //! Each event's data is `{"n": i, "from": "publisher"}`; each answer is
-//! printed as `published seq=S delivered=D`. A hub that refuses (no
-//! `--allow-client-publish`) makes it exit 1 with the hub's reason.
+//! printed as `published seq=S delivered=D`. A hub that refuses makes it
+//! exit 1 with the hub's reason; for `forbidden`, it adds that the hub
+//! needs `--allow-client-publish`.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use pumphub::client::Client;
+use pumphub::client::{Client, ClientError};
 use serde_json::json;
 
+#[path = "common/args.rs"]
+mod args;
+use args::{Repeat, Spec};
+
+const SPEC: Spec = Spec {
+    program: "publisher",
+    help: "\
+publisher: publish events to a pumphub over WebSocket, waiting for each answer
+
+Usage: publisher [--url URL] [--channel NAME] [--count N] [--interval-ms MS] [--token TOKEN]
+
+  --url URL          the hub's WebSocket URL [ws://127.0.0.1:9001/ws]
+  --channel NAME     the channel to publish to [news]
+  --count N          how many events [10]
+  --interval-ms MS   pause between events [500]
+  --token TOKEN      the hub's --token, if it has one
+  -h, --help         print this help
+
+The hub must run with --allow-client-publish; otherwise it answers
+`forbidden` and this exits 1.
+",
+    flags: &[
+        ("--url", Repeat::Once),
+        ("--channel", Repeat::Once),
+        ("--count", Repeat::Once),
+        ("--interval-ms", Repeat::Once),
+        ("--token", Repeat::Once),
+    ],
+};
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let url = flag(&args, "--url").unwrap_or("ws://127.0.0.1:9001/ws");
-    let channel = flag(&args, "--channel").unwrap_or("news");
-    let (Ok(count), Ok(interval_ms)) = (
-        flag(&args, "--count").unwrap_or("10").parse::<u64>(),
-        flag(&args, "--interval-ms").unwrap_or("500").parse::<u64>(),
-    ) else {
-        eprintln!("publisher: --count and --interval-ms need numbers");
-        eprintln!("usage: publisher [--url URL] [--channel NAME] [--count N] [--interval-ms MS] [--token TOKEN]");
-        return ExitCode::from(2);
+    let args = match SPEC.parse() {
+        Ok(args) => args,
+        Err(exit) => return exit,
+    };
+    let url = args.get("--url").unwrap_or("ws://127.0.0.1:9001/ws");
+    let channel = args.get("--channel").unwrap_or("news");
+    let (count, interval_ms) = match (
+        args.number::<u64>("--count", 10),
+        args.number::<u64>("--interval-ms", 500),
+    ) {
+        (Ok(count), Ok(interval_ms)) => (count, interval_ms),
+        (Err(exit), _) | (_, Err(exit)) => return exit,
     };
 
     // No channels: this client only publishes.
     let mut builder = Client::builder(url);
-    if let Some(token) = flag(&args, "--token") {
+    if let Some(token) = args.get("--token") {
         builder = builder.token(token);
     }
     let client = match builder.connect() {
         Ok(client) => client,
         Err(e) => {
-            eprintln!("publisher: cannot connect to {url}: {e}");
+            eprintln!("publisher: cannot connect to {url}: {}", chain(&e));
             return ExitCode::from(1);
         }
     };
@@ -52,7 +86,13 @@ fn main() -> ExitCode {
                 published.seq, published.delivered
             ),
             Err(e) => {
-                eprintln!("publisher: event {n}: {e}");
+                eprintln!("publisher: event {n}: {}", chain(&e));
+                if matches!(&e, ClientError::Refused { code, .. } if code == "forbidden") {
+                    eprintln!(
+                        "publisher: a hub takes publishes from WebSocket clients only when \
+                         started with --allow-client-publish (or an Authorizer that allows them)"
+                    );
+                }
                 return ExitCode::from(1);
             }
         }
@@ -63,9 +103,13 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The value after `name`.
-fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
-    args.windows(2)
-        .find(|pair| pair[0] == name)
-        .map(|pair| pair[1].as_str())
+/// An error and its causes on one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }

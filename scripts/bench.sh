@@ -35,6 +35,17 @@
 #       http-batch10-8          the same as keep-alive, arrays of 10 events
 #       cpu-1000x30             1,000 subscribers, 30 events/s over WebSocket
 #                               for 10 s: hub CPU per delivery
+#   (f) cluster-fanout-1000     cluster mode: one redis-server and two hubs
+#                               (--redis), 1,000 subscribers split over both,
+#                               100 events/s of 128 bytes for 10 s, published
+#                               on both nodes; compare with fanout-1000
+#       cluster-fanout-100      the same with 100 subscribers (fanout-100)
+#       cluster-saturation-100  the same two nodes, 100 subscribers, POST
+#                               /publish flat out on both (closed loop, as (c))
+#       cluster-pipeline        the most publishes/s the shared log takes:
+#                               examples/cluster_pipeline drives the Redis
+#                               engine directly, many publishes in flight
+#                               (skipped, with a message, without redis-server)
 #
 # Environment:
 #   BENCH_PORT=N          first port to use (default 19200)
@@ -43,6 +54,7 @@
 #   BENCH_HUB=PATH        measure this pumphub binary instead of building
 #                         one (loadgen is still built from this tree): how
 #                         a before/after comparison runs both in one go
+#   BENCH_ONLY="a b"      the same as BENCH_SCENARIOS (cluster-* need redis-server)
 #
 # Output: the tables on stdout, then a summary of every scenario against
 # issue 5's targets (`loadgen --summary`); one JSON line per scenario in
@@ -62,7 +74,7 @@
 # long each step took). The script
 # starts each hub itself, passes its PID to loadgen (which reads
 # /proc/PID/status and /proc/PID/stat), and stops it with SIGTERM, checking
-# that it exits 0 as docs/protocol.md, graceful shutdown requires.
+# that it exits 0 as docs/protocol.md ("Graceful shutdown") requires.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -72,7 +84,7 @@ OUT_DIR=$TARGET_DIR/bench
 RESULTS=$OUT_DIR/results.jsonl
 HUB=${BENCH_HUB:-$TARGET_DIR/release/pumphub}
 LOADGEN=$TARGET_DIR/release/examples/loadgen
-SCENARIOS=${BENCH_SCENARIOS:-}
+SCENARIOS=${BENCH_SCENARIOS:-${BENCH_ONLY:-}}
 # Flags every hub gets: room for the biggest scenario, no per-client rate
 # limit (the publishers here are meant to be fast), quiet logs.
 HUB_FLAGS=(--max-connections 20000 --max-connections-per-ip 20000 --rate-limit 0
@@ -86,10 +98,10 @@ HUB_PID=
 SECONDS=0
 echo "== building (release)"
 if [[ -n ${BENCH_HUB:-} ]]; then
-    cargo build --release --quiet --example loadgen
+    cargo build --release --quiet --example loadgen --example cluster_pipeline
     echo "== measuring $HUB"
 else
-    cargo build --release --quiet --bin pumphub --example loadgen
+    cargo build --release --quiet --bin pumphub --example loadgen --example cluster_pipeline
 fi
 echo "== built in ${SECONDS} s"
 SCENARIOS_STARTED=$SECONDS
@@ -153,7 +165,7 @@ stop_hub() {
     HUB_PID=
 }
 
-# wanted LABEL: true if BENCH_SCENARIOS is unset or names LABEL.
+# wanted LABEL: true if BENCH_SCENARIOS (or BENCH_ONLY) is unset or names LABEL.
 wanted() {
     [[ -z $SCENARIOS || " $SCENARIOS " == *" $1 "* ]]
 }
@@ -200,7 +212,7 @@ scenario idle-1000 --clients 1000 --connect-only --settle-ms 2000 --connect-conc
 # stack are maps, and a process that runs out cannot start threads). Set
 # BENCH_IDLE_BIG to force a count.
 BIG=${BENCH_IDLE_BIG:-10000}
-if [[ -z ${BENCH_IDLE_BIG:-} ]]; then
+if [[ -z ${BENCH_IDLE_BIG:-} ]] && wanted idle-1000; then
     FDS_PER_CONNECTION=$(json_value hub_fds_per_conn)
     MAPS_PER_CONNECTION=$(json_value hub_maps_per_conn)
     MAX_MAP_COUNT=$(cat /proc/sys/vm/max_map_count 2>/dev/null || echo 0)
@@ -260,6 +272,86 @@ scenario http-close-8 --clients 0 --publishers 8 --window 1 --rate 0 --duration-
 scenario http-batch10-8 --clients 0 --publishers 8 --window 1 --batch 10 --rate 0 \
     --duration-s 10 --payload 128
 scenario cpu-1000x30 --clients 1000 --publish-via ws --rate 30 --duration-s 10 --payload 128
+
+# (f) cluster mode: one redis-server, two hubs sharing it.
+REDIS_PID=
+HUB2_PID=
+cleanup_cluster() {
+    for pid in $HUB2_PID $REDIS_PID; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+}
+trap 'cleanup; cleanup_cluster' EXIT
+
+# cluster_scenario LABEL LOADGEN_FLAGS...: fresh redis-server and two hubs.
+cluster_scenario() {
+    local label=$1
+    shift
+    wanted "$label" || return 0
+    echo
+    echo "== $label"
+    if ! command -v redis-server >/dev/null; then
+        echo "!! $label skipped: redis-server is not installed (apt-get install redis-server)"
+        return 0
+    fi
+    local base=$((BENCH_PORT + 100 + 10 * SCENARIO_INDEX))
+    SCENARIO_INDEX=$((SCENARIO_INDEX + 1))
+    local redis_port=$base
+    redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+        >"$OUT_DIR/redis-$label.log" 2>&1 &
+    REDIS_PID=$!
+    for _ in $(seq 100); do
+        if grep -q "Ready to accept" "$OUT_DIR/redis-$label.log" 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    local saved=("${HUB_FLAGS[@]}")
+    HUB_FLAGS+=(--redis "redis://127.0.0.1:$redis_port" --redis-prefix "$label")
+    start_hub "$label-b" $((base + 3)) $((base + 4)) || FAILURES+=("$label: hub b did not start")
+    HUB2_PID=$HUB_PID
+    start_hub "$label" $((base + 1)) $((base + 2)) || FAILURES+=("$label: hub a did not start")
+    HUB_FLAGS=("${saved[@]}")
+    local started=$SECONDS
+    if ! timeout 150 "$LOADGEN" --label "$label" --hub-pid "$HUB_PID" \
+        --ws "ws://127.0.0.1:$((base + 1))/ws,ws://127.0.0.1:$((base + 3))/ws" \
+        --http "127.0.0.1:$((base + 2)),127.0.0.1:$((base + 4))" \
+        --json-out "$RESULTS" "$@"; then
+        FAILURES+=("$label: loadgen failed")
+    fi
+    stop_hub "$label"
+    HUB_PID=$HUB2_PID
+    stop_hub "$label-b"
+    HUB2_PID=
+    kill -TERM "$REDIS_PID" 2>/dev/null || true
+    wait "$REDIS_PID" 2>/dev/null || true
+    REDIS_PID=
+    echo "== $label took $((SECONDS - started)) s"
+}
+
+cluster_scenario cluster-fanout-1000 --clients 1000 --rate 100 --duration-s 10 --payload 128 \
+    --publishers 2
+cluster_scenario cluster-fanout-100 --clients 100 --rate 100 --duration-s 10 --payload 128 \
+    --publishers 2
+cluster_scenario cluster-saturation-100 --clients 100 --rate 0 --duration-s 10 --payload 128 \
+    --batch 10 --window 8 --max-lag 500 --publishers 2
+
+if wanted cluster-pipeline && command -v redis-server >/dev/null; then
+    echo
+    echo "== cluster-pipeline"
+    PIPE_PORT=$((BENCH_PORT + 190))
+    redis-server --port "$PIPE_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        >"$OUT_DIR/redis-pipeline.log" 2>&1 &
+    REDIS_PID=$!
+    for _ in $(seq 100); do
+        if grep -q "Ready to accept" "$OUT_DIR/redis-pipeline.log" 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    timeout 120 "$TARGET_DIR/release/examples/cluster_pipeline" \
+        --redis "redis://127.0.0.1:$PIPE_PORT" --json-out "$RESULTS" ||
+        FAILURES+=("cluster-pipeline failed")
+    kill -TERM "$REDIS_PID" 2>/dev/null || true
+    wait "$REDIS_PID" 2>/dev/null || true
+    REDIS_PID=
+fi
 
 echo
 echo "== scenarios took $((SECONDS - SCENARIOS_STARTED)) s (build ${SCENARIOS_STARTED} s)"

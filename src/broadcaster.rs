@@ -24,6 +24,9 @@
 //! (`lifecycle.rs`). It imports only the layers below: `protocol`,
 //! `config`, `peer`, `metrics`.
 
+mod channels;
+#[cfg(feature = "redis")]
+mod cluster;
 mod command;
 mod encoded_event;
 mod history;
@@ -34,23 +37,28 @@ mod registry;
 mod stats;
 mod subscriptions;
 
-pub(crate) use command::{ClientRequest, HubCommand};
+#[cfg(feature = "redis")]
+pub(crate) use cluster::engine_sink;
+pub(crate) use command::{ClientRequest, HubCommand, LocalSubscribed};
 pub(crate) use encoded_event::EncodedEvent;
+pub use history::{History, MAX_HISTORY_PAGE};
 pub(crate) use lifecycle::Lifecycle;
 pub(crate) use outbound::{
-    outbound_queue, OutboundFrame, OutboundQueue, OutboundReceiver, QueueFull,
+    outbound_queue, OutboundFrame, OutboundQueue, OutboundReceiver, QueueFull, QueueLimits,
+    FRAME_OVERHEAD,
 };
 pub use registry::{CloseReason, Connection, ConnectionStats};
 pub use stats::ConnectionStatus;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::{debug, warn};
 
+use crate::engine::Engine;
 use crate::metrics::{HubStats, Metrics};
 use crate::peer::ConnectionId;
 use crate::protocol::{self, Event, Seq};
@@ -61,6 +69,13 @@ use history::ChannelHistory;
 pub struct HubSettings {
     /// Events kept per channel (`--history-size`).
     pub history_size: usize,
+    /// What all histories together may cost in memory (`--history-bytes`).
+    pub history_bytes: usize,
+    /// Channels kept at most, beyond those with subscribers (`--max-channels`).
+    pub max_channels: usize,
+    /// How long a channel nobody follows or publishes to is kept
+    /// (`--channel-idle-ms`); `None`: for ever.
+    pub channel_idle: Option<Duration>,
     /// Channels one connection may follow (`--max-subscriptions`).
     pub max_subscriptions: usize,
     /// Ping period announced in `welcome`, in ms (0 = off).
@@ -110,6 +125,20 @@ impl Client {
         self.note_wake(slot, to_wake);
     }
 
+    /// Queue replayed events, uncounted, under one lock. The caller kept
+    /// them within the queue's replay budget.
+    fn push_replay(
+        &mut self,
+        slot: usize,
+        frames: impl ExactSizeIterator<Item = OutboundFrame>,
+        to_wake: &mut Vec<usize>,
+    ) {
+        if frames.len() > 0 {
+            self.queue.push_uncounted_all(frames);
+            self.note_wake(slot, to_wake);
+        }
+    }
+
     fn note_wake(&mut self, slot: usize, to_wake: &mut Vec<usize>) {
         if !self.wake_pending {
             self.wake_pending = true;
@@ -137,6 +166,8 @@ struct Channel {
     /// Slots in `Broadcaster::members`.
     subscribers: Vec<usize>,
     history: ChannelHistory,
+    /// While nobody follows it: its key in `Broadcaster::unfollowed`.
+    unfollowed_at: Option<(Instant, u64)>,
 }
 
 /// The broadcaster thread's state. Built by `Hub::start`, then moved into
@@ -154,12 +185,36 @@ pub struct Broadcaster {
     locals_by_key: HashMap<u64, usize>,
     next_local_key: u64,
     channels: HashMap<Arc<str>, Channel>,
+    /// Channels nobody follows, by when they were last used: the first is
+    /// the next to forget (see `broadcaster/channels.rs`).
+    unfollowed: BTreeMap<(Instant, u64), Arc<str>>,
+    /// Makes the keys of `unfollowed` unique.
+    unfollowed_count: u64,
+    /// The newest seq of any channel forgotten so far.
+    forgotten: Seq,
+    /// Every kept event (and some already evicted), oldest first: which
+    /// to evict next when histories outgrow `--history-bytes`.
+    history_order: VecDeque<(Seq, Arc<str>)>,
+    /// What the kept events cost in memory, all channels together.
+    history_bytes: usize,
+    /// How many events are kept, all channels together.
+    history_events: usize,
+    /// Commands served after the others of a round: replays, and whatever
+    /// the same connection sent after one (see `admit`).
+    deferred: VecDeque<HubCommand>,
+    /// How many commands of each connection wait in `deferred`.
+    deferred_per_connection: HashMap<ConnectionId, usize>,
     /// Set by `BeginShutdown`: late connections get the shutdown sequence at once.
     shutdown: Option<(Instant, u64)>,
     /// The largest queue depth of clients already gone, for metrics.
     departed_high_water: usize,
     /// Clients pushed to during this round; each is woken once at its end.
     to_wake: Vec<usize>,
+    /// Who orders events: this thread (`Memory`) or the shared log.
+    engine: Engine,
+    /// What cluster mode keeps besides (`cluster.rs`).
+    #[cfg(feature = "redis")]
+    shared: cluster::Shared,
 }
 
 /// Requests served in one round before the write pumps are woken (a batch
@@ -172,11 +227,13 @@ const MAX_ROUND: usize = 32;
 const SHARE_WAKES_ABOVE: usize = 64;
 
 impl Broadcaster {
-    /// A broadcaster that will serve `commands_rx`.
+    /// A broadcaster that will serve `commands_rx`, with events ordered
+    /// by `engine`.
     pub fn new(
         settings: HubSettings,
         metrics: Arc<Metrics>,
         commands_rx: Receiver<HubCommand>,
+        engine: Engine,
     ) -> Self {
         Broadcaster {
             settings,
@@ -189,9 +246,20 @@ impl Broadcaster {
             locals_by_key: HashMap::new(),
             next_local_key: 1,
             channels: HashMap::new(),
+            unfollowed: BTreeMap::new(),
+            unfollowed_count: 0,
+            forgotten: Seq(0),
+            history_order: VecDeque::new(),
+            history_bytes: 0,
+            history_events: 0,
+            deferred: VecDeque::new(),
+            deferred_per_connection: HashMap::new(),
             shutdown: None,
             departed_high_water: 0,
             to_wake: Vec::new(),
+            engine,
+            #[cfg(feature = "redis")]
+            shared: cluster::Shared::default(),
         }
     }
 
@@ -234,12 +302,31 @@ impl Broadcaster {
     }
 
     fn serve(&mut self, helpers: &[Sender<Vec<OutboundQueue>>]) {
+        let sweep_every = self
+            .settings
+            .channel_idle
+            .map(|idle| (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)));
+        let mut next_sweep = sweep_every.map(|every| Instant::now() + every);
         let mut stopping = false;
         while !stopping {
-            let Ok(first) = self.commands_rx.recv() else {
-                break;
+            // With deferred work, take only what is already waiting; else
+            // wait, until the next idle sweep if there is one.
+            let first = if !self.deferred.is_empty() {
+                self.commands_rx.try_recv().ok()
+            } else if let Some(at) = next_sweep {
+                let left = at.saturating_duration_since(Instant::now());
+                match self.commands_rx.recv_timeout(left) {
+                    Ok(command) => Some(command),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match self.commands_rx.recv() {
+                    Ok(command) => Some(command),
+                    Err(_) => break,
+                }
             };
-            let mut next = Some(first);
+            let mut next = first;
             let mut served = 0;
             while let Some(command) = next.take() {
                 if let HubCommand::Stop = command {
@@ -247,12 +334,64 @@ impl Broadcaster {
                     break;
                 }
                 served += command.weight();
-                self.apply(command);
+                self.admit(command);
                 if served < MAX_ROUND {
                     next = self.commands_rx.try_recv().ok();
                 }
             }
+            self.serve_deferred();
+            // Everything sent before `Stop` is served, deferred or not.
+            while stopping && !self.deferred.is_empty() {
+                self.serve_deferred();
+            }
+            if let (Some(at), Some(every)) = (next_sweep, sweep_every) {
+                let now = Instant::now();
+                if now >= at {
+                    self.forget_idle_channels(now);
+                    next_sweep = Some(now + every);
+                }
+            }
             self.wake_writers(helpers);
+        }
+    }
+
+    /// Apply `command` now, or defer it to the end of the round. A replay
+    /// (a `subscribe` with `since`, or a connect with `?since=`) is
+    /// deferred, and so is every later command of a connection that has
+    /// one waiting, so that each connection's commands keep their order.
+    /// Replays are bounded (see `replay`), but hundreds arriving at once
+    /// would still hold up everyone's events behind them; deferred, they
+    /// are served one per round, after the round's other commands.
+    fn admit(&mut self, command: HubCommand) {
+        let owner = command.connection();
+        let behind_deferred =
+            owner.is_some_and(|id| self.deferred_per_connection.contains_key(&id));
+        if behind_deferred || command.is_replay() {
+            if let Some(id) = owner {
+                *self.deferred_per_connection.entry(id).or_insert(0) += 1;
+            }
+            self.deferred.push_back(command);
+        } else {
+            self.apply(command);
+        }
+    }
+
+    /// Serve deferred commands in order, up to and including one replay.
+    fn serve_deferred(&mut self) {
+        while let Some(command) = self.deferred.pop_front() {
+            if let Some(id) = command.connection() {
+                if let Some(waiting) = self.deferred_per_connection.get_mut(&id) {
+                    *waiting -= 1;
+                    if *waiting == 0 {
+                        self.deferred_per_connection.remove(&id);
+                    }
+                }
+            }
+            let replay = command.is_replay();
+            self.apply(command);
+            if replay {
+                break;
+            }
         }
     }
 
@@ -287,6 +426,18 @@ impl Broadcaster {
     }
 
     fn apply(&mut self, command: HubCommand) {
+        // The seam: with the shared log, publishing, a replay that this
+        // node's memory cannot cover, and the engine's news take the road in
+        // `cluster.rs`; everything else (and everything with the memory
+        // engine) is served right here.
+        let command = match &self.engine {
+            Engine::Memory => command,
+            #[cfg(feature = "redis")]
+            Engine::Redis(_) => match self.apply_shared(command) {
+                Some(command) => command,
+                None => return,
+            },
+        };
         match command {
             HubCommand::Connect {
                 connection,
@@ -305,20 +456,30 @@ impl Broadcaster {
                 }
                 let _ = done.try_send(());
             }
+            HubCommand::Channels { id, reply } => {
+                let channels = match self.clients_by_id.get(&id) {
+                    Some(&slot) => self.members[slot]
+                        .as_ref()
+                        .map(|member| member.channels().iter().map(|c| c.to_string()).collect())
+                        .unwrap_or_default(),
+                    None => Vec::new(),
+                };
+                let _ = reply.try_send(channels);
+            }
             HubCommand::Publish {
                 channel,
                 data,
                 reply,
             } => {
                 let published = self.publish(&channel, data);
-                let _ = reply.try_send(published);
+                let _ = reply.try_send(Ok(published));
             }
             HubCommand::PublishBatch { events, reply } => {
                 let results = events
                     .into_iter()
                     .map(|(channel, data)| self.publish(&channel, data))
                     .collect();
-                let _ = reply.try_send(results);
+                let _ = reply.try_send(Ok(results));
             }
             HubCommand::BroadcastError {
                 code,
@@ -327,15 +488,22 @@ impl Broadcaster {
                 reply,
             } => {
                 let seq = self.broadcast_error(&code, &message, context.as_ref());
-                let _ = reply.try_send(seq);
+                let _ = reply.try_send(Ok(seq));
             }
             HubCommand::SubscribeLocal {
                 channels,
-                events,
+                since,
+                capacity,
                 reply,
             } => {
-                let key = self.subscribe_local(&channels, events);
-                let _ = reply.try_send(key);
+                let subscribed = self.subscribe_local(&channels, since, capacity);
+                let key = subscribed.key;
+                // If the asker gave up, its subscription must not linger.
+                if reply.try_send(subscribed).is_err() {
+                    if let Some(slot) = self.locals_by_key.remove(&key) {
+                        self.remove_member(slot);
+                    }
+                }
             }
             HubCommand::UnsubscribeLocal { key } => {
                 if let Some(slot) = self.locals_by_key.remove(&key) {
@@ -355,6 +523,14 @@ impl Broadcaster {
             HubCommand::Stats { reply } => {
                 let _ = reply.try_send(self.stats());
             }
+            HubCommand::History {
+                channel,
+                since,
+                limit,
+                reply,
+            } => {
+                let _ = reply.try_send(self.history_page(&channel, since, limit));
+            }
             HubCommand::Status { reply } => {
                 let _ = reply.try_send(self.status());
             }
@@ -362,7 +538,8 @@ impl Broadcaster {
                 deadline,
                 reconnect_ms,
             } => self.begin_shutdown(deadline, reconnect_ms),
-            HubCommand::Stop => {}
+            // Engine news exists only with the shared log, served above.
+            HubCommand::Stop | HubCommand::Engine(_) => {}
         }
     }
 
@@ -484,18 +661,30 @@ impl Broadcaster {
     }
 
     fn leave_channel(&mut self, slot: usize, name: &str) {
-        if let Some(channel) = self.channels.get_mut(name) {
-            if let Some(pos) = channel.subscribers.iter().position(|&s| s == slot) {
-                channel.subscribers.swap_remove(pos);
+        let Some((key, _)) = self.channels.get_key_value(name) else {
+            return;
+        };
+        let key = key.clone();
+        let Some(channel) = self.channels.get_mut(&key) else {
+            return;
+        };
+        if let Some(pos) = channel.subscribers.iter().position(|&s| s == slot) {
+            channel.subscribers.swap_remove(pos);
+        }
+        if !channel.subscribers.is_empty() {
+            return;
+        }
+        // A channel nobody follows that holds nothing the hub does not
+        // already remember carries no information; forget it at once, so
+        // subscribe churn cannot grow the map. Any other waits, unfollowed,
+        // until it is idle or its place is needed.
+        if channel.history.is_empty() && channel.history.is_complete_after(self.forgotten) {
+            if let Some(at) = channel.unfollowed_at {
+                self.unfollowed.remove(&at);
             }
-            // A channel nobody follows and nobody ever published to carries
-            // no information; forget it so subscribe churn cannot grow the map.
-            if channel.subscribers.is_empty()
-                && channel.history.is_empty()
-                && channel.history.is_complete_after(Seq(0))
-            {
-                self.channels.remove(name);
-            }
+            self.channels.remove(&key);
+        } else {
+            self.mark_unfollowed(&key, Instant::now());
         }
     }
 
@@ -539,7 +728,8 @@ impl Broadcaster {
             if let Some(Member::Client(client)) = &self.members[slot] {
                 warn!(
                     "connection {} from {}: outbound queue full, closing with 4008",
-                    client.connection.info.id, client.connection.info.remote_addr
+                    client.connection.info.id,
+                    client.connection.info.describe_peer()
                 );
             }
             self.metrics.slow_consumer_disconnects.inc();
@@ -584,7 +774,10 @@ impl Broadcaster {
             connections: self.clients_by_id.len(),
             local_subscribers: self.locals_by_key.len(),
             channels: self.channels.len(),
-            history_events: self.channels.values().map(|c| c.history.len()).sum(),
+            history_events: self.history_events,
+            history_bytes: self.history_bytes,
+            forgotten_seq: self.forgotten,
+            deferred: self.deferred.len(),
             queue_high_water,
         }
     }
@@ -601,5 +794,129 @@ impl Broadcaster {
                 _ => None,
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+    use crate::peer::ConnectionInfo;
+    use crate::protocol::unix_ms;
+
+    fn settings() -> HubSettings {
+        HubSettings {
+            history_size: 16,
+            history_bytes: 1 << 20,
+            max_channels: 100,
+            channel_idle: None,
+            max_subscriptions: 10,
+            heartbeat_ms: 0,
+            epoch: "e".into(),
+        }
+    }
+
+    /// The `type` (and `seq`, for events) of every frame queued so far.
+    fn frames(receiver: &OutboundReceiver) -> Vec<String> {
+        let mut batch = VecDeque::new();
+        receiver.take_all(&mut batch);
+        batch
+            .iter()
+            .map(|frame| match frame {
+                OutboundFrame::Event(event) => format!("event {}", event.seq()),
+                OutboundFrame::Text(text) => {
+                    let value: serde_json::Value = serde_json::from_str(text).unwrap();
+                    value["type"].as_str().unwrap().to_string()
+                }
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    /// A replay is served after the round's other commands, and the same
+    /// connection's later commands wait behind it: its `published` still
+    /// comes after its `subscribed`. (A read pump that pipelines requests
+    /// relies on this.)
+    #[test]
+    fn a_connections_commands_keep_their_order_behind_a_deferred_replay() {
+        let (commands, commands_rx) = crossbeam_channel::unbounded();
+        let mut broadcaster = Broadcaster::new(
+            settings(),
+            Arc::new(Metrics::default()),
+            commands_rx,
+            Engine::Memory,
+        );
+        let connection = Arc::new(Connection {
+            info: ConnectionInfo {
+                id: ConnectionId::new(),
+                remote_addr: "127.0.0.1:1".parse().unwrap(),
+                via: None,
+                user_agent: None,
+                origin: None,
+                connected_at_ms: unix_ms(),
+            },
+            stats: ConnectionStats::default(),
+        });
+        let id = connection.info.id;
+        let (queue, receiver) = outbound_queue(QueueLimits {
+            frames: 100,
+            bytes: 1 << 20,
+        });
+        let (done, done_rx) = crossbeam_channel::unbounded();
+        // Two events of history, then, in one round: a replay, the same
+        // client's publish, and another publisher's event.
+        broadcaster.publish("news", serde_json::json!(1));
+        broadcaster.publish("news", serde_json::json!(2));
+        let (api_reply, api_rx) = crossbeam_channel::bounded(1);
+        for command in [
+            HubCommand::Connect {
+                connection,
+                queue,
+                initial: None,
+                done: done.clone(),
+            },
+            HubCommand::ClientBatch {
+                id,
+                requests: vec![ClientRequest::Subscribe {
+                    request_id: None,
+                    channels: vec!["news".into()],
+                    since: Some(0),
+                }],
+                done: done.clone(),
+            },
+            HubCommand::ClientBatch {
+                id,
+                requests: vec![ClientRequest::Publish {
+                    request_id: None,
+                    channel: "news".into(),
+                    data: serde_json::json!("mine"),
+                }],
+                done: done.clone(),
+            },
+            HubCommand::Publish {
+                channel: "other".into(),
+                data: serde_json::json!("theirs"),
+                reply: api_reply,
+            },
+            HubCommand::Stop,
+        ] {
+            commands.send(command).unwrap();
+        }
+        broadcaster.run();
+        assert_eq!(done_rx.try_iter().count(), 3);
+        // The other publisher was not held up by the replay: seq 3.
+        assert_eq!(api_rx.try_recv().unwrap().unwrap().seq, Seq(3));
+        assert_eq!(
+            frames(&receiver),
+            [
+                "welcome",
+                "event 1",
+                "event 2",
+                "subscribed",
+                "event 4",
+                "published"
+            ]
+        );
     }
 }

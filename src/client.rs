@@ -174,8 +174,9 @@ pub enum Disconnect {
         /// How long the hub suggests waiting before reconnecting.
         reconnect_ms: u64,
     },
-    /// The hub closed the connection: 4008 slow consumer, 1000 disconnected
-    /// by the hub's owner, 1001 going away, 1008 policy.
+    /// The hub closed the connection: 4008 slow consumer, 4001 token
+    /// expired, 1000 disconnected by the hub's owner, 1001 going away, 1008
+    /// policy.
     ClosedByHub {
         /// The close code (1005 if the Close frame had none).
         code: u16,

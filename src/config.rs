@@ -11,13 +11,20 @@
 //!
 //! 1. the defaults of [`Config::default`],
 //! 2. the TOML file named by `--config FILE` (or `--check-config FILE`),
-//! 3. the environment, which is read for two secrets,
-//!    [`ENV_TOKEN`] and [`ENV_PUBLISH_KEY`], so they can stay off the command
-//!    line and out of `ps`, and for the log level, [`ENV_LOG`] (`RUST_LOG`,
-//!    the usual variable of Rust programs; see [`level_from_rust_log`]),
+//! 3. the environment: every setting as `PUMPHUB_` and its flag name in
+//!    upper case with `_` for `-` (`PUMPHUB_MAX_CONNECTIONS=500`,
+//!    `PUMPHUB_ALLOW_CLIENT_PUBLISH=true`, `PUMPHUB_WS=off`, lists
+//!    comma-separated), as container deployments set them; the secrets
+//!    [`ENV_TOKEN`], [`ENV_TOKEN_SECRET`] and [`ENV_PUBLISH_KEY`] stay off
+//!    the command line and out of `ps` that way. The log level may also
+//!    come from [`ENV_LOG`] (`RUST_LOG`, the usual variable of Rust
+//!    programs; see [`level_from_rust_log`]), below `PUMPHUB_LOG_LEVEL`.
+//!    [`ENV_CONFIG`] names the file when no flag does.
 //! 4. command-line flags.
 //!
-//! So: flags > environment > file > defaults. The position of `--config` on
+//! So: flags > environment > file > defaults. A variable that is set counts,
+//! even when empty (`PUMPHUB_TOKEN=` is an empty token, an error). The
+//! position of `--config` on
 //! the command line does not matter: `--queue-size 5 --config f.toml` still
 //! uses 5. A repeated flag (`--allowed-origin`) replaces the file's list; it
 //! does not add to it.
@@ -51,6 +58,7 @@ mod error;
 mod file;
 mod help;
 mod input;
+mod machine;
 mod setting;
 #[cfg(test)]
 mod tests;
@@ -63,6 +71,7 @@ use std::time::Duration;
 
 use log::LevelFilter;
 
+pub use crate::peer::IpRange;
 use input::{Input, Raw};
 use setting::Setting;
 use validate::Rules;
@@ -70,9 +79,40 @@ use validate::Rules;
 pub use command_line::{parse_args, parse_args_with_env};
 pub use error::ConfigError;
 pub use help::{help_text, version_text};
+pub(crate) use machine::{os_connection_ceiling, MAX_PENDING_HANDSHAKES};
+
+/// The most WebSocket clients the hub takes by default, on a machine that
+/// can hold more; see [`Config::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// The environment variable naming a config file, read when neither
+/// `--config` nor `--check-config` is given.
+pub const ENV_CONFIG: &str = "PUMPHUB_CONFIG";
+
+/// Every environment variable the configuration reads except [`ENV_LOG`]:
+/// `PUMPHUB_` and a setting's flag name in upper case with `_` for `-`
+/// (`PUMPHUB_MAX_CONNECTIONS`), and [`ENV_CONFIG`]. The binary warns about
+/// any other `PUMPHUB_` variable, which is most likely misspelt.
+pub fn env_var_names() -> impl Iterator<Item = &'static str> {
+    Setting::ALL
+        .into_iter()
+        .map(Setting::env_var)
+        .chain([ENV_CONFIG])
+}
+
+#[cfg(test)] // for the test in auth/jwt that checks the two agree
+pub(crate) use validate::{MAX_TOKEN_SECRETS, MIN_TOKEN_SECRET_LEN};
+
+/// What `--ws` and `--http` (and `ws`, `http` in the file, `PUMPHUB_WS`,
+/// `PUMPHUB_HTTP`) take to bind no listener at all.
+pub const LISTENER_OFF: &str = "off";
 
 /// The environment variable read for [`Config::token`].
 pub const ENV_TOKEN: &str = "PUMPHUB_TOKEN";
+
+/// The environment variable read for [`Config::token_secrets`]: one secret,
+/// or several separated by commas.
+pub const ENV_TOKEN_SECRET: &str = "PUMPHUB_TOKEN_SECRET";
 
 /// The environment variable read for [`Config::publish_key`].
 pub const ENV_PUBLISH_KEY: &str = "PUMPHUB_PUBLISH_KEY";
@@ -84,8 +124,8 @@ pub const ENV_LOG: &str = "RUST_LOG";
 /// The level `RUST_LOG` asks for, if it is a single level such as `debug`
 /// (any case, surrounding spaces ignored).
 ///
-/// pumphub logs through simple_logger, which has one level for the whole
-/// process, so env_logger-style directives such as `pumphub=debug` or
+/// The binary's logger has one level for the whole process (and
+/// `PUMPHUB_LOG_LEVEL` wins over `RUST_LOG`), so env_logger-style directives such as `pumphub=debug` or
 /// `info,tiny_http=warn` cannot be honoured: they give `None`, the variable
 /// is ignored, and the binary logs a warning saying so. It is not a config
 /// error, because `RUST_LOG` is often set for other programs too.
@@ -100,31 +140,46 @@ pub fn level_from_rust_log(value: &str) -> Option<LevelFilter> {
 /// impossible.
 pub const MAX_MILLIS: u64 = 24 * 60 * 60 * 1000;
 
+/// The smallest `--queue-bytes`: a budget that leaves room for a few
+/// frames, so that half of it (a replay's share, an array publish's
+/// limit) is not zero.
+pub const MIN_QUEUE_BYTES: u64 = 64 * 1024;
+
 /// Everything the hub and its listeners can be told at start-up.
 ///
 /// The binary builds one with [`parse_args`]. An embedding application starts
 /// from [`Config::default()`], sets fields, and calls [`Config::validate`].
 /// Every field below is also a flag (`--name`) and a config-file key (`name`).
 ///
-/// `Debug` prints `token` and `publish_key` as `"<redacted>"`, so logging a
-/// config never leaks a secret.
+/// `Debug` prints `token`, `token_secrets` and `publish_key` as
+/// `"<redacted>"`, so logging a config never leaks a secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Address of the WebSocket listener, `host:port`; port 0 picks a free one.
+    /// Address of the WebSocket listener, `host:port`; port 0 picks a free
+    /// one. `None` binds no WebSocket listener: clients then arrive only as
+    /// connections the application hands over (`Hub::upgrader`).
     ///
-    /// Defaults to `127.0.0.1:9001` (`--ws`). Use `0.0.0.0:9001` to accept
-    /// clients from other machines.
-    pub ws_addr: String,
+    /// Defaults to `127.0.0.1:9001` (`--ws`; `--ws off` for none). Use
+    /// `0.0.0.0:9001` to accept clients from other machines.
+    pub ws_addr: Option<String>,
     /// Address of the HTTP listener (`/health`, `/metrics`, `/status`,
-    /// `/publish`, `/`).
+    /// `/publish`, `/history`, `/`). `None` binds no HTTP listener; the
+    /// same figures stay available through `HubHandle` (`stats`,
+    /// `connections`, `render_metrics`).
     ///
-    /// Defaults to `127.0.0.1:9002` (`--http`). Keep it on loopback unless
-    /// `publish_key` is set: `/publish` can otherwise be used by anyone.
-    pub http_addr: String,
+    /// Defaults to `127.0.0.1:9002` (`--http`; `--http off` for none). Keep
+    /// it on loopback unless `publish_key` is set: `/publish` can otherwise
+    /// be used by anyone.
+    pub http_addr: Option<String>,
     /// Most WebSocket clients connected at once; more get HTTP 503.
     ///
-    /// Defaults to 10000 (`--max-connections`); at least 1. Each client costs
-    /// two threads, so this is also a thread budget.
+    /// Defaults to [`DEFAULT_MAX_CONNECTIONS`] (10000), or to what this
+    /// machine can hold if that is less (`--max-connections`); at least 1.
+    /// Each client costs two threads, four memory maps per thread and a
+    /// file descriptor, so the kernel's `vm.max_map_count` and the
+    /// open-files limit set a ceiling (7423 with the stock 65530 maps).
+    /// [`Hub::start`](crate::Hub::start) warns about a value over that
+    /// ceiling and refuses clients (503) beyond it.
     pub max_connections: usize,
     /// Most WebSocket clients from one remote IP; more get HTTP 429.
     ///
@@ -132,6 +187,21 @@ pub struct Config {
     /// when clients are untrusted; raise it behind a proxy, where every client
     /// shares the proxy's IP.
     pub max_connections_per_ip: usize,
+    /// Most TCP connections from one remote IP that may be in their
+    /// WebSocket handshake at once; more are answered 429 as they are
+    /// accepted. Without it, one address opening silent connections could
+    /// fill every handshake place the hub has (1024) and make everyone
+    /// else's handshake wait in the listen backlog.
+    ///
+    /// Defaults to 256 (`--max-handshakes-per-ip`); at least 1. Raise it
+    /// behind a proxy, where every client shares the proxy's IP.
+    pub max_handshakes_per_ip: usize,
+    /// Most HTTP connections from one remote IP at once; more are answered
+    /// 429 as they are accepted. The HTTP port serves 128 connections at
+    /// once in all; this keeps one address from holding them all.
+    ///
+    /// Defaults to 32 (`--http-max-connections-per-ip`); at least 1.
+    pub http_max_connections_per_ip: usize,
     /// Largest client message in bytes; longer ones get Close 1009. `POST
     /// /publish` accepts bodies up to 16 times this.
     ///
@@ -157,11 +227,43 @@ pub struct Config {
     /// client costs nothing for it; a stalled one holds up to this many
     /// frames (events are shared with every other queue, so mostly pointers).
     pub queue_size: usize,
+    /// Capacity of each client's outbound queue, in bytes: every frame
+    /// waiting or being written counts its payload plus 64 bytes, replies
+    /// and replayed events included. A queue that already holds this much
+    /// refuses the next frame: Close 4008.
+    ///
+    /// Defaults to 4 MiB (`--queue-bytes 4194304`); at least 64 KiB. It is
+    /// the most memory a client that stops reading can pin (plus one frame);
+    /// events are shared with history and other queues, so the real cost
+    /// is mostly the client's own replies. A replay may fill half of it,
+    /// and an array publish may hold at most half of it.
+    pub queue_bytes: usize,
     /// Events kept per channel for replay with `since`; zero turns replay off.
     ///
     /// Defaults to 1024 (`--history-size`). It is how far behind a client may
     /// fall and still resume without a gap.
     pub history_size: usize,
+    /// What all channel histories together may cost in memory, in bytes
+    /// (an estimate: each event's frame, its decoded data and bookkeeping).
+    /// Beyond it the hub's oldest kept events are evicted first, whatever
+    /// their channel, and a resume that needed them gets `complete: false`.
+    ///
+    /// Defaults to 256 MiB (`--history-bytes 268435456`); at least 1 MiB.
+    pub history_bytes: usize,
+    /// Most channels the hub keeps, counting every channel it knows; only
+    /// channels somebody follows may go beyond it (they are bounded by the
+    /// connections and `max_subscriptions`). A new channel at the limit
+    /// makes the hub forget the unfollowed channel unused the longest.
+    ///
+    /// Defaults to 10000 (`--max-channels`); at least 1.
+    pub max_channels: usize,
+    /// How long a channel that nobody follows and nobody publishes to is
+    /// kept, with its history; zero keeps it for ever (until
+    /// `max_channels` needs its place). The newest seq of a forgotten
+    /// channel is remembered, so resumes stay honest.
+    ///
+    /// Defaults to one hour (`--channel-idle-ms 3600000`).
+    pub channel_idle: Duration,
     /// Data messages per second one connection may send (burst 2N); zero
     /// turns the limit off.
     ///
@@ -174,8 +276,25 @@ pub struct Config {
     /// keeps it out of `ps`). Must be non-empty printable ASCII without
     /// spaces, since it travels in an `Authorization` header.
     pub token: Option<String>,
-    /// If set, `POST /publish` and `GET /status` need `Authorization: Bearer
-    /// <key>`.
+    /// Secrets for signed tokens (JWT, HS256). When non-empty, clients may
+    /// present a token signed with any one of them wherever they could
+    /// present `token`; its claims decide who they are (`sub`), until when
+    /// (`exp`), and which channels they may subscribe and publish to
+    /// (`channels`, `publish`). See docs/security.md.
+    ///
+    /// Defaults to none (`--token-secret`, repeatable, or a comma-separated
+    /// list, also in the [`ENV_TOKEN_SECRET`] variable; a string or an array
+    /// in the file). Several secrets let one be rotated without downtime.
+    /// Each must be at least 32 bytes of printable ASCII without spaces or
+    /// commas; at most 8.
+    pub token_secrets: Vec<String>,
+    /// Whether signed tokens without an `exp` claim are accepted (they then
+    /// never expire).
+    ///
+    /// Defaults to false (`--token-allow-no-exp`, a bare flag).
+    pub token_allow_no_exp: bool,
+    /// If set, `POST /publish`, `GET /history` and `GET /status` need
+    /// `Authorization: Bearer <key>`.
     ///
     /// Defaults to none (`--publish-key`, or [`ENV_PUBLISH_KEY`]). Same
     /// character rules as `token`.
@@ -194,6 +313,16 @@ pub struct Config {
     /// an array of strings in the file). The parser stores them
     /// ASCII-lowercased; compare with `eq_ignore_ascii_case`.
     pub allowed_origins: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` (or `Forwarded`) header is
+    /// believed: a connection from one of these addresses is taken to be
+    /// from the client the header names, in the logs, in `/status` and for
+    /// `max_connections_per_ip`. Headers from any other peer are ignored,
+    /// so a client cannot choose its own address.
+    ///
+    /// Defaults to empty (`--trusted-proxy ADDR[,ADDR...]`, repeatable;
+    /// addresses or CIDR blocks such as `127.0.0.1` or `10.0.0.0/8`; an
+    /// array of strings in the file).
+    pub trusted_proxies: Vec<IpRange>,
     /// If set, each stdin line is published to this channel (as JSON if it
     /// parses, else as a string).
     ///
@@ -205,6 +334,17 @@ pub struct Config {
     ///
     /// Defaults to `info` (`--log-level off|error|warn|info|debug|trace`).
     pub log_level: LevelFilter,
+    /// How the binary writes log lines: `text` (`LEVEL [module] message`)
+    /// or `json` (one object per line).
+    ///
+    /// Defaults to text (`--log-format text|json`). The library never
+    /// installs a logger; this is read by the `pumphub` binary.
+    pub log_format: LogFormat,
+    /// Whether the binary starts each log line with a UTC timestamp.
+    ///
+    /// Defaults to [`LogTimestamps::Auto`] (`--log-timestamps auto|on|off`):
+    /// on, except under systemd, whose journal stamps each line itself.
+    pub log_timestamps: LogTimestamps,
     /// How long a graceful shutdown may spend flushing queued events before
     /// connections are dropped.
     ///
@@ -249,27 +389,52 @@ pub struct Config {
     /// them per connection), so lower it to save memory per connection;
     /// raise it (with `queue_size`) for fast publishers on slow links.
     pub max_inflight: usize,
+    /// Cluster mode: a Redis URL (`redis://[user:password@]host[:port][/db]`).
+    /// Every hub with the same Redis and `redis_prefix` shares one sequence,
+    /// one history and one epoch (docs/cluster.md).
+    ///
+    /// Defaults to none (`--redis URL`): one process, history in memory.
+    /// Needs the cargo feature `redis` (on by default). The URL may hold a
+    /// password; it is never logged.
+    pub redis: Option<String>,
+    /// The key prefix of this hub in Redis: hubs with another prefix on the
+    /// same Redis are independent.
+    ///
+    /// Defaults to `pumphub` (`--redis-prefix NAME`); 1 to 64 of
+    /// `A-Z a-z 0-9 _ . : -`.
+    pub redis_prefix: String,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            ws_addr: "127.0.0.1:9001".to_owned(),
-            http_addr: "127.0.0.1:9002".to_owned(),
-            max_connections: 10_000,
+            ws_addr: Some("127.0.0.1:9001".to_owned()),
+            http_addr: Some("127.0.0.1:9002".to_owned()),
+            max_connections: machine::default_max_connections(),
             max_connections_per_ip: 1000,
+            max_handshakes_per_ip: 256,
+            http_max_connections_per_ip: 32,
             max_message_size: 65_536,
             ping_interval: Duration::from_millis(30_000),
             pong_timeout: Duration::from_millis(10_000),
             queue_size: 1024,
+            queue_bytes: 4 << 20,
             history_size: 1024,
+            history_bytes: 256 << 20,
+            max_channels: 10_000,
+            channel_idle: Duration::from_millis(3_600_000),
             rate_limit: 100,
             token: None,
+            token_secrets: Vec::new(),
+            token_allow_no_exp: false,
             publish_key: None,
             allow_client_publish: false,
             allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
             stdin_channel: None,
             log_level: LevelFilter::Info,
+            log_format: LogFormat::Text,
+            log_timestamps: LogTimestamps::Auto,
             shutdown_grace: Duration::from_millis(5000),
             max_subscriptions: 100,
             handshake_timeout: Duration::from_millis(10_000),
@@ -277,13 +442,15 @@ impl Default for Config {
             write_timeout: Duration::from_millis(5000),
             http_workers: 4,
             max_inflight: 128,
+            redis: None,
+            redis_prefix: "pumphub".to_owned(),
         }
     }
 }
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Hand-written only to hide the two secrets; keep the field list in
+        // Hand-written only to hide the secrets; keep the field list in
         // step with the struct.
         let redact = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
         f.debug_struct("Config")
@@ -291,18 +458,35 @@ impl fmt::Debug for Config {
             .field("http_addr", &self.http_addr)
             .field("max_connections", &self.max_connections)
             .field("max_connections_per_ip", &self.max_connections_per_ip)
+            .field("max_handshakes_per_ip", &self.max_handshakes_per_ip)
+            .field(
+                "http_max_connections_per_ip",
+                &self.http_max_connections_per_ip,
+            )
             .field("max_message_size", &self.max_message_size)
             .field("ping_interval", &self.ping_interval)
             .field("pong_timeout", &self.pong_timeout)
             .field("queue_size", &self.queue_size)
+            .field("queue_bytes", &self.queue_bytes)
             .field("history_size", &self.history_size)
+            .field("history_bytes", &self.history_bytes)
+            .field("max_channels", &self.max_channels)
+            .field("channel_idle", &self.channel_idle)
             .field("rate_limit", &self.rate_limit)
             .field("token", &redact(&self.token))
+            .field(
+                "token_secrets",
+                &format_args!("[{} <redacted>]", self.token_secrets.len()),
+            )
+            .field("token_allow_no_exp", &self.token_allow_no_exp)
             .field("publish_key", &redact(&self.publish_key))
             .field("allow_client_publish", &self.allow_client_publish)
             .field("allowed_origins", &self.allowed_origins)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("stdin_channel", &self.stdin_channel)
             .field("log_level", &self.log_level)
+            .field("log_format", &self.log_format)
+            .field("log_timestamps", &self.log_timestamps)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("max_subscriptions", &self.max_subscriptions)
             .field("handshake_timeout", &self.handshake_timeout)
@@ -310,6 +494,8 @@ impl fmt::Debug for Config {
             .field("write_timeout", &self.write_timeout)
             .field("http_workers", &self.http_workers)
             .field("max_inflight", &self.max_inflight)
+            .field("redis", &redact(&self.redis))
+            .field("redis_prefix", &self.redis_prefix)
             .finish()
     }
 }
@@ -338,25 +524,39 @@ impl Config {
             origin,
         };
         match setting {
-            Setting::Ws => self.ws_addr = input.text()?,
-            Setting::Http => self.http_addr = input.text()?,
+            Setting::Ws => self.ws_addr = input.listener()?,
+            Setting::Http => self.http_addr = input.listener()?,
             Setting::MaxConnections => self.max_connections = input.count()?,
             Setting::MaxConnectionsPerIp => self.max_connections_per_ip = input.count()?,
+            Setting::MaxHandshakesPerIp => self.max_handshakes_per_ip = input.count()?,
+            Setting::HttpMaxConnectionsPerIp => self.http_max_connections_per_ip = input.count()?,
             Setting::MaxMessageSize => self.max_message_size = input.count()?,
             Setting::PingIntervalMs => self.ping_interval = input.millis()?,
             Setting::PongTimeoutMs => self.pong_timeout = input.millis()?,
             Setting::QueueSize => self.queue_size = input.count()?,
+            Setting::QueueBytes => self.queue_bytes = input.count()?,
             Setting::HistorySize => self.history_size = input.count()?,
+            Setting::HistoryBytes => self.history_bytes = input.count()?,
+            Setting::MaxChannels => self.max_channels = input.count()?,
+            Setting::ChannelIdleMs => self.channel_idle = input.millis()?,
             Setting::RateLimit => self.rate_limit = input.count()?,
             Setting::Token => self.token = Some(input.text()?),
+            Setting::TokenSecret => self.token_secrets = input.comma_list()?,
+            Setting::TokenAllowNoExp => self.token_allow_no_exp = input.switch()?,
             Setting::PublishKey => self.publish_key = Some(input.text()?),
             Setting::AllowClientPublish => self.allow_client_publish = input.switch()?,
             Setting::AllowedOrigin => {
                 let origins = input.list()?;
                 self.allowed_origins = origins.iter().map(|o| o.to_ascii_lowercase()).collect();
             }
+            Setting::TrustedProxy => self.trusted_proxies = input.ip_ranges()?,
             Setting::Stdin => self.stdin_channel = Some(input.text()?),
             Setting::LogLevel => self.log_level = input.log_level()?,
+            Setting::LogFormat => {
+                self.log_format =
+                    input.one_of(&[("text", LogFormat::Text), ("json", LogFormat::Json)])?
+            }
+            Setting::LogTimestamps => self.log_timestamps = input.log_timestamps()?,
             Setting::ShutdownGraceMs => self.shutdown_grace = input.millis()?,
             Setting::MaxSubscriptions => self.max_subscriptions = input.count()?,
             Setting::HandshakeTimeoutMs => self.handshake_timeout = input.millis()?,
@@ -364,6 +564,8 @@ impl Config {
             Setting::WriteTimeoutMs => self.write_timeout = input.millis()?,
             Setting::HttpWorkers => self.http_workers = input.count()?,
             Setting::MaxInflight => self.max_inflight = input.count()?,
+            Setting::Redis => self.redis = Some(input.text()?),
+            Setting::RedisPrefix => self.redis_prefix = input.text()?,
         }
         Ok(())
     }
@@ -372,17 +574,32 @@ impl Config {
     /// came from so that an error can point at the flag, variable or file.
     fn check(&self, origins: &HashMap<Setting, Origin>) -> Result<(), ConfigError> {
         let rules = Rules { origins };
-        rules.address(Setting::Ws, &self.ws_addr)?;
-        rules.address(Setting::Http, &self.http_addr)?;
+        if let Some(address) = &self.ws_addr {
+            rules.address(Setting::Ws, address)?;
+        }
+        if let Some(address) = &self.http_addr {
+            rules.address(Setting::Http, address)?;
+        }
         rules.at_least(Setting::MaxConnections, self.max_connections, 1)?;
         rules.at_least(Setting::MaxConnectionsPerIp, self.max_connections_per_ip, 1)?;
+        rules.at_least(Setting::MaxHandshakesPerIp, self.max_handshakes_per_ip, 1)?;
+        rules.at_least(
+            Setting::HttpMaxConnectionsPerIp,
+            self.http_max_connections_per_ip,
+            1,
+        )?;
         rules.at_least(Setting::MaxMessageSize, self.max_message_size, 1)?;
         rules.millis(Setting::PingIntervalMs, self.ping_interval, 0)?;
         rules.millis(Setting::PongTimeoutMs, self.pong_timeout, 0)?;
         rules.at_least(Setting::QueueSize, self.queue_size, 1)?;
+        rules.at_least(Setting::QueueBytes, self.queue_bytes, MIN_QUEUE_BYTES)?;
         // history_size: any value, 0 turns replay off.
+        rules.at_least(Setting::HistoryBytes, self.history_bytes, 1 << 20)?;
+        rules.at_least(Setting::MaxChannels, self.max_channels, 1)?;
+        rules.millis(Setting::ChannelIdleMs, self.channel_idle, 0)?;
         // rate_limit: any value, 0 turns the limit off.
         rules.secret(Setting::Token, self.token.as_deref())?;
+        rules.token_secrets(&self.token_secrets)?;
         rules.secret(Setting::PublishKey, self.publish_key.as_deref())?;
         for origin in &self.allowed_origins {
             rules.origin(origin)?;
@@ -397,7 +614,49 @@ impl Config {
         rules.millis(Setting::WriteTimeoutMs, self.write_timeout, 1)?;
         rules.at_least(Setting::HttpWorkers, self.http_workers, 1)?;
         rules.at_least(Setting::MaxInflight, self.max_inflight, 1)?;
+        if let Some(url) = &self.redis {
+            rules.redis_url(url)?;
+        }
+        rules.redis_prefix(&self.redis_prefix)?;
         Ok(())
+    }
+}
+
+/// How the binary writes log lines ([`Config::log_format`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// `LEVEL [module] message`, after the timestamp if there is one.
+    Text,
+    /// `{"ts":…,"level":…,"target":…,"message":…}`, one object per line
+    /// (`ts` only with timestamps on).
+    Json,
+}
+
+/// Whether log lines carry a timestamp ([`Config::log_timestamps`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogTimestamps {
+    /// On, unless the process runs under systemd (`JOURNAL_STREAM` or
+    /// `INVOCATION_ID` is set): the journal adds its own.
+    Auto,
+    /// Always: `2026-12-07T22:48:39.123Z`, UTC.
+    On,
+    /// Never.
+    Off,
+}
+
+impl LogTimestamps {
+    /// Whether to print timestamps, with `env` as the environment (for
+    /// `Auto`).
+    pub fn resolve(self, env: impl Fn(&str) -> Option<String>) -> bool {
+        match self {
+            LogTimestamps::On => true,
+            LogTimestamps::Off => false,
+            LogTimestamps::Auto => {
+                env("JOURNAL_STREAM").is_none() && env("INVOCATION_ID").is_none()
+            }
+        }
     }
 }
 

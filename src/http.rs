@@ -9,6 +9,7 @@
 //!   publish.rs        POST /publish, answered by the guard's connection threads
 //!   routes.rs         tiny_http workers: one function per other endpoint
 //!   page.html         the live page served at `GET /`
+//!   pumphub.js        the browser client served at `GET /pumphub.js` (the page uses it)
 //! ```
 //!
 //! This layer reaches the hub only through the public
@@ -19,4 +20,5 @@ mod guard;
 mod publish;
 mod routes;
 
+pub(crate) use guard::remove_stale_socket_dirs;
 pub(crate) use routes::HttpServer;

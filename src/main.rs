@@ -5,13 +5,15 @@
 //! `--check-config`), 1 if a listener cannot be bound or a thread cannot be
 //! started, 2 for a bad flag or config.
 
+mod logger;
+
 use std::io;
 use std::process::ExitCode;
 use std::thread;
 
-use pumphub::config::{self, Invocation};
+use pumphub::config::{self, Config, Invocation};
 use pumphub::Hub;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 fn main() -> ExitCode {
@@ -30,42 +32,56 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("pumphub: {e}");
-            eprintln!("run `pumphub --help` for the list of options");
+            // One line with the causes (`--config nope.toml` says why the
+            // OS could not read it), then one hint at most.
+            eprintln!("pumphub: {}", with_causes(&e));
+            if !e.has_suggestion() {
+                eprintln!("run `pumphub --help` for the list of options");
+            }
             return ExitCode::from(2);
         }
     };
-    init_logging(config.log_level);
+    let style = init_logging(&config);
     log_panics();
 
     // Register for signals before binding, so a signal that arrives during
-    // start-up is not lost and still leads to a graceful exit.
-    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+    // start-up is not lost and still leads to a graceful exit. SIGHUP too
+    // (a closed terminal): its default would end the process without
+    // removing the private socket directory.
+    let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(signals) => signals,
         Err(e) => {
             eprintln!("pumphub: cannot install signal handlers: {e}");
             return ExitCode::from(1);
         }
     };
+    // A hub killed with SIGKILL could not remove its private socket
+    // directory; the next start does.
+    let stale = Hub::remove_stale_socket_dirs();
+    if stale > 0 {
+        log::info!("removed {stale} socket directories left by killed hubs");
+    }
     let stdin_channel = config.stdin_channel.clone();
     let hub = match Hub::start(config) {
         Ok(hub) => hub,
         Err(e) => {
-            match std::error::Error::source(&e) {
-                Some(cause) => eprintln!("pumphub: {e}: {cause}"),
-                None => eprintln!("pumphub: {e}"),
-            }
+            // `Display` already names the direct cause (the OS error);
+            // `with_causes` adds any deeper one, each once.
+            eprintln!("pumphub: {}", with_causes(&e));
             return ExitCode::from(1);
         }
     };
-    // Printed directly, not through the logger, so it appears at every
-    // log level: scripts wait for this line.
-    eprintln!(
-        "pumphub {} listening: websocket ws://{}/ws, http http://{}",
+    // Printed at every log level, even `off`: scripts wait for this line.
+    let ws = hub
+        .ws_addr()
+        .map_or("off".into(), |a| format!("ws://{a}/ws"));
+    let http = hub
+        .http_addr()
+        .map_or("off".into(), |a| format!("http://{a}"));
+    style.announce(format_args!(
+        "pumphub {} listening: websocket {ws}, http {http}",
         env!("CARGO_PKG_VERSION"),
-        hub.ws_addr(),
-        hub.http_addr()
-    );
+    ));
 
     if let Some(channel) = stdin_channel {
         let handle = hub.handle();
@@ -83,6 +99,23 @@ fn main() -> ExitCode {
     }
     hub.shutdown();
     ExitCode::SUCCESS
+}
+
+/// `error: cause: its cause …` on one line, each cause once: a cause
+/// that `Display` already printed (its text ends the line so far) is not
+/// repeated.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = cause.source();
+    }
+    line
 }
 
 /// Route panic messages through the logger, naming the thread
@@ -107,20 +140,22 @@ fn log_panics() {
 }
 
 /// One level for the whole process, already merged by the config module:
-/// `--log-level` > `RUST_LOG` > `log-level` in the file > `info`. (So not
-/// simple_logger's `env()`, which would let `RUST_LOG` beat the flag.)
-/// Lines carry no timestamp: under systemd the journal adds one, and leaving
-/// out the clock keeps the binary small.
+/// `--log-level` > `PUMPHUB_LOG_LEVEL` > `RUST_LOG` > `log-level` in the
+/// file > `info`. Timestamps unless under systemd, whose journal adds its
+/// own (`--log-timestamps auto`). Returns the style, for the `listening`
+/// line.
 ///
-/// tiny_http's own debug lines stay hidden below `trace`: one of them says
-/// "Server listening on …", and scripts wait for the first line containing
-/// `listening` to read both addresses from it.
-fn init_logging(level: log::LevelFilter) {
-    let mut logger = simple_logger::SimpleLogger::new().with_level(level);
-    if level < log::LevelFilter::Trace {
-        logger = logger.with_module_level("tiny_http", level.min(log::LevelFilter::Info));
-    }
-    let _ = logger.init();
+/// Then a word about what in the environment was not used: a `RUST_LOG`
+/// directive the single level cannot follow, and `PUMPHUB_` variables that
+/// are no setting (most likely misspelt, and otherwise silently ignored).
+fn init_logging(config: &Config) -> logger::Style {
+    let style = logger::Style {
+        format: config.log_format,
+        timestamps: config
+            .log_timestamps
+            .resolve(|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())),
+    };
+    logger::Logger::new(config.log_level, style).install();
     if let Ok(value) = std::env::var(config::ENV_LOG) {
         if config::level_from_rust_log(&value).is_none() {
             log::warn!(
@@ -129,4 +164,13 @@ fn init_logging(level: log::LevelFilter) {
             );
         }
     }
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("PUMPHUB_") && !config::env_var_names().any(|known| known == name) {
+            log::warn!(
+                "ignoring environment variable {name}: no setting has that name (see --help)"
+            );
+        }
+    }
+    style
 }

@@ -3,7 +3,7 @@
 //!
 //! One [`Metrics`] per hub, shared behind an `Arc` by every thread that
 //! counts something: the acceptor (rejections), connection threads
-//! (messages, error replies, connection gauges), write pumps (fan-out
+//! (messages, error replies, refused tokens, connection gauges), write pumps (fan-out
 //! latency) and the broadcaster (events). Every figure is a relaxed atomic:
 //! counting takes no lock. The fan-out latency histogram is sampled once per
 //! write batch, not per event, so busy write pumps do not fight over its
@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::auth::RefusalReason;
 use crate::protocol::ErrorCode;
 use crate::protocol::Seq;
 
@@ -103,6 +104,27 @@ struct WarningThrottle {
     count_then: AtomicU64,
 }
 
+impl WarningThrottle {
+    /// `Some(n)` if a warning is due for a reason whose counter now stands
+    /// at `total`, with the count since the previous warning; see
+    /// [`Metrics::rejection_warning_due`].
+    ///
+    /// Lock-free: when threads race, one wins the compare-and-swap and the
+    /// others stay quiet.
+    fn due(&self, total: u64) -> Option<u64> {
+        let now_s = crate::protocol::unix_ms() / 1000;
+        let last_s = self.warned_at_s.load(Ordering::Relaxed);
+        if last_s != 0 && now_s < last_s + REJECTION_WARNING_INTERVAL.as_secs() {
+            return None;
+        }
+        self.warned_at_s
+            .compare_exchange(last_s, now_s, Ordering::Relaxed, Ordering::Relaxed)
+            .ok()?;
+        let before = self.count_then.swap(total, Ordering::Relaxed);
+        Some(total.saturating_sub(before).max(1))
+    }
+}
+
 /// Upper bounds of the fan-out latency buckets, in microseconds.
 const LATENCY_BUCKETS_US: [u64; 12] = [
     50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 1_000_000,
@@ -152,9 +174,23 @@ pub struct Metrics {
     pub frames_sent: Counter,
     /// Clients closed with 4008 (and in-process subscribers dropped).
     pub slow_consumer_disconnects: Counter,
+    /// Replays cut short by the queue's byte budget (`complete: false`).
+    pub replays_cut: Counter,
+    /// Channels forgotten after `--channel-idle-ms` unused.
+    pub channels_forgotten_idle: Counter,
+    /// Channels forgotten to make room under `--max-channels`.
+    pub channels_forgotten_limit: Counter,
+    /// Events evicted early because histories outgrew `--history-bytes`.
+    pub history_trimmed: Counter,
+    /// Array publishes refused because they would not fit a queue.
+    pub batches_refused: Counter,
     rejected: [Counter; RejectReason::ALL.len()],
     rejection_warnings: [WarningThrottle; RejectReason::ALL.len()],
     error_replies: [Counter; ErrorCode::ALL.len()],
+    token_refusals: [Counter; RefusalReason::ALL.len()],
+    token_refusal_warnings: [WarningThrottle; RefusalReason::ALL.len()],
+    /// Connections closed with 4001 because their token expired.
+    pub tokens_expired: Counter,
     /// Event accepted by the broadcaster → its frame written to a socket.
     pub fanout_latency: LatencyHistogram,
 }
@@ -178,19 +214,24 @@ impl Metrics {
     /// Lock-free: when threads race, one wins the compare-and-swap and the
     /// others stay quiet.
     pub fn rejection_warning_due(&self, reason: RejectReason) -> Option<u64> {
-        let throttle = &self.rejection_warnings[reason as usize];
-        let now_s = crate::protocol::unix_ms() / 1000;
-        let last_s = throttle.warned_at_s.load(Ordering::Relaxed);
-        if last_s != 0 && now_s < last_s + REJECTION_WARNING_INTERVAL.as_secs() {
-            return None;
-        }
-        throttle
-            .warned_at_s
-            .compare_exchange(last_s, now_s, Ordering::Relaxed, Ordering::Relaxed)
-            .ok()?;
-        let total = self.rejections(reason);
-        let before = throttle.count_then.swap(total, Ordering::Relaxed);
-        Some(total.saturating_sub(before).max(1))
+        self.rejection_warnings[reason as usize].due(self.rejections(reason))
+    }
+
+    /// Count a refused token (at the handshake or in an `auth` message).
+    pub fn count_token_refusal(&self, reason: RefusalReason) {
+        self.token_refusals[reason.index()].inc();
+    }
+
+    /// Refused tokens for `reason` so far.
+    pub fn token_refusals(&self, reason: RefusalReason) -> u64 {
+        self.token_refusals[reason.index()].get()
+    }
+
+    /// As [`rejection_warning_due`](Self::rejection_warning_due), for a
+    /// token refusal just counted: a client can send a bad token in an
+    /// `auth` message many times a second, on many connections.
+    pub fn token_refusal_warning_due(&self, reason: RefusalReason) -> Option<u64> {
+        self.token_refusal_warnings[reason.index()].due(self.token_refusals(reason))
     }
 
     /// Count an error reply sent to a client.
@@ -282,6 +323,12 @@ impl Metrics {
             self.slow_consumer_disconnects.get(),
         );
         metric(
+            "pumphub_token_expired_closes_total",
+            "counter",
+            "Clients closed with 4001 because their signed token expired.",
+            self.tokens_expired.get(),
+        );
+        metric(
             "pumphub_seq",
             "gauge",
             "The last sequence number assigned.",
@@ -298,6 +345,42 @@ impl Metrics {
             "gauge",
             "Events kept across all channel histories.",
             hub.history_events as u64,
+        );
+        metric(
+            "pumphub_history_bytes",
+            "gauge",
+            "Estimated memory of the events kept across all channel histories (bounded by --history-bytes).",
+            hub.history_bytes as u64,
+        );
+        metric(
+            "pumphub_history_trimmed_total",
+            "counter",
+            "Events evicted before their channel's --history-size because all histories outgrew --history-bytes.",
+            self.history_trimmed.get(),
+        );
+        metric(
+            "pumphub_forgotten_seq",
+            "gauge",
+            "The newest seq of any channel the hub has forgotten (0 if none); resumes from before it are incomplete.",
+            hub.forgotten_seq.0,
+        );
+        metric(
+            "pumphub_replays_cut_total",
+            "counter",
+            "Replays cut to the newest events that fit the client's queue (answered complete: false).",
+            self.replays_cut.get(),
+        );
+        metric(
+            "pumphub_replays_waiting",
+            "gauge",
+            "Commands waiting behind a replay in the broadcaster (replays are served one per round).",
+            hub.deferred as u64,
+        );
+        metric(
+            "pumphub_batches_refused_total",
+            "counter",
+            "Array publishes refused (413) because they would not fit half a subscriber's queue.",
+            self.batches_refused.get(),
         );
         metric(
             "pumphub_local_subscribers",
@@ -320,6 +403,15 @@ impl Metrics {
 
         let _ = writeln!(
             out,
+            "# HELP pumphub_channels_forgotten_total Channels forgotten with their history, by why.\n\
+             # TYPE pumphub_channels_forgotten_total counter\n\
+             pumphub_channels_forgotten_total{{reason=\"idle\"}} {}\n\
+             pumphub_channels_forgotten_total{{reason=\"limit\"}} {}",
+            self.channels_forgotten_idle.get(),
+            self.channels_forgotten_limit.get()
+        );
+        let _ = writeln!(
+            out,
             "# HELP pumphub_connections_rejected_total Connections refused at the handshake, by reason.\n\
              # TYPE pumphub_connections_rejected_total counter"
         );
@@ -329,6 +421,19 @@ impl Metrics {
                 "pumphub_connections_rejected_total{{reason=\"{}\"}} {}",
                 reason.label(),
                 self.rejections(reason)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP pumphub_token_refusals_total Tokens refused, at the handshake (401) or in an auth message, by reason.\n\
+             # TYPE pumphub_token_refusals_total counter"
+        );
+        for reason in RefusalReason::ALL {
+            let _ = writeln!(
+                out,
+                "pumphub_token_refusals_total{{reason=\"{}\"}} {}",
+                reason.label(),
+                self.token_refusals(reason)
             );
         }
         let _ = writeln!(
@@ -386,6 +491,12 @@ pub struct HubStats {
     pub channels: usize,
     /// Events kept across all channel histories.
     pub history_events: usize,
+    /// Their estimated memory.
+    pub history_bytes: usize,
+    /// The newest seq of any forgotten channel.
+    pub forgotten_seq: Seq,
+    /// Commands waiting behind replays.
+    pub deferred: usize,
     /// The most frames any client ever had waiting in its queue.
     pub queue_high_water: usize,
 }
@@ -401,6 +512,9 @@ mod tests {
             local_subscribers: 0,
             channels: 2,
             history_events: 3,
+            history_bytes: 300,
+            forgotten_seq: Seq(2),
+            deferred: 0,
             queue_high_water: 4,
         }
     }
@@ -411,16 +525,24 @@ mod tests {
         metrics.events_published.add(5);
         metrics.count_rejection(RejectReason::PerIp);
         metrics.count_error_reply(ErrorCode::BadJson);
+        metrics.count_token_refusal(RefusalReason::Expired);
+        metrics.count_token_refusal(RefusalReason::Expired);
+        metrics.tokens_expired.inc();
         metrics.fanout_latency.observe(Duration::from_micros(80));
         metrics.fanout_latency.observe(Duration::from_secs(5));
         let text = metrics.render(&hub_stats(), Duration::from_secs(3));
         assert!(text.contains("\npumphub_events_published_total 5\n"));
         assert!(text.contains("pumphub_connections_rejected_total{reason=\"per_ip\"} 1\n"));
         assert!(text.contains("pumphub_error_replies_total{code=\"bad_json\"} 1\n"));
+        assert!(text.contains("pumphub_token_refusals_total{reason=\"expired\"} 2\n"));
+        assert!(text.contains("pumphub_token_refusals_total{reason=\"bad_signature\"} 0\n"));
+        assert!(text.contains("\npumphub_token_expired_closes_total 1\n"));
         assert!(text.contains("pumphub_fanout_latency_seconds_bucket{le=\"0.0001\"} 1\n"));
         assert!(text.contains("pumphub_fanout_latency_seconds_bucket{le=\"+Inf\"} 2\n"));
         assert!(text.contains("pumphub_fanout_latency_seconds_count 2\n"));
         assert!(text.contains("\npumphub_seq 7\n"));
+        assert!(text.contains("\npumphub_history_bytes 300\n"));
+        assert!(text.contains("pumphub_channels_forgotten_total{reason=\"idle\"} 0\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             assert!(line.starts_with("pumphub_"), "{line}");
         }

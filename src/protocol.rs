@@ -23,9 +23,17 @@ pub use error_code::ErrorCode;
 pub use event::{unix_ms, Event, Published, Seq};
 pub use reply::{
     encode_authenticated, encode_broadcast_error, encode_event, encode_pong, encode_published,
-    encode_request_error, encode_shutdown, encode_subscribed, encode_unsubscribed, encode_welcome,
+    encode_request_error, encode_shutdown, encode_subscribed, encode_subscribed_incomplete,
+    encode_unsubscribed, encode_welcome, EVENT_FRAME_OVERHEAD,
 };
-pub use request::{parse_request, request_id, ClientMessage, Request, RequestError, RequestId};
+pub use request::{
+    parse_request, request_id, truncate, ClientMessage, Request, RequestError, RequestId,
+    MAX_REQUEST_ID_LEN,
+};
 
 /// Close code for a slow consumer whose outbound queue overflowed.
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
+
+/// Close code for a connection whose signed token expired before the
+/// client sent a fresh one in an `auth` message.
+pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;

@@ -24,12 +24,22 @@ pub(crate) const MAX_HEAD: usize = 16 * 1024;
 /// Headers parsed at most; more gets 431.
 pub(crate) const MAX_HEADERS: usize = 64;
 
-/// The index just past the first `\r\n\r\n`.
+/// The index just past the blank line that ends a head: the first
+/// `\n\n` or `\n\r\n`, so `\r\n\r\n` and bare `\n` line endings (which
+/// httparse accepts, as RFC 9112 section 2.2 allows) alike. Looking only
+/// for `\r\n\r\n` left a head with bare `\n`s waiting for its deadline,
+/// unanswered.
 pub(crate) fn find_head_end(bytes: &[u8]) -> Option<usize> {
-    bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4)
+    let mut from = 0;
+    while let Some(at) = bytes.get(from..)?.iter().position(|&b| b == b'\n') {
+        let newline = from + at;
+        match bytes.get(newline + 1..) {
+            Some([b'\n', ..]) => return Some(newline + 2),
+            Some([b'\r', b'\n', ..]) => return Some(newline + 3),
+            _ => from = newline + 1,
+        }
+    }
+    None
 }
 
 /// The reason phrase for a status the hub answers a refused request with
@@ -71,5 +81,51 @@ pub(crate) fn read_some(
         Ok(_) => Ok(true),
         Err(e) if is_quiet(&e) => Ok(false),
         Err(e) => Err(e),
+    }
+}
+
+/// Decode a query value: `%XX` escapes and `+` (as space). `None` if
+/// malformed or not UTF-8. For `/ws?channels=` and `/history?channel=`.
+pub(crate) fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_ends_at_a_blank_line_with_either_line_ending() {
+        assert_eq!(
+            find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\nrest"),
+            Some(24)
+        );
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\nA: b\n\nrest"), Some(21));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\nA: b\n\r\n"), Some(22));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n"), None);
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r"), None);
+        assert_eq!(find_head_end(b""), None);
+        assert_eq!(find_head_end(b"\n"), None);
     }
 }

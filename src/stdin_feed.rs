@@ -30,7 +30,7 @@ pub fn publish_lines(input: impl BufRead, hub: &HubHandle, channel: &str) -> u64
             continue;
         }
         let data = serde_json::from_str(line).unwrap_or_else(|_| Value::String(line.to_string()));
-        match hub.publish(channel, data) {
+        match hub.publish_value(channel, data) {
             Ok(_) => published += 1,
             Err(e) => {
                 warn!("stdin: {e}; stopping the feed");

@@ -11,3 +11,13 @@ pub mod fuzzing;
 /// Stack size of a read pump thread, so fuzz tests run the read side with
 /// the stack it has in the hub.
 pub use crate::ws::READ_PUMP_STACK;
+
+/// The sequencing engines, driven directly by `tests/it/engine_redis.rs`
+/// against a real redis-server.
+pub mod engine {
+    #[cfg(feature = "redis")]
+    pub use crate::engine::redis::{RedisEngine, RedisSettings, StartError};
+    pub use crate::engine::{
+        EngineInput, EngineState, EngineStatus, Entry, Item, Replay, Sink, Unavailable,
+    };
+}

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!   acceptor.rs    the listener thread: accept, cap pending handshakes, spawn
+//!   handover.rs    the Upgrader: connections the application accepted itself
 //!   admission.rs   connection limits (total and per address), the OS ceiling
 //!   handshake.rs   the HTTP upgrade: path, origin, token, limits -> 101 or a refusal
 //!   serve.rs       runs the connection: handshake, register, both pumps, cleanup
@@ -21,6 +22,7 @@
 mod acceptor;
 mod admission;
 mod done;
+mod handover;
 mod handshake;
 mod rate_limit;
 mod read_pump;
@@ -38,14 +40,15 @@ use crate::broadcaster::{HubCommand, Lifecycle};
 use crate::config::Config;
 use crate::metrics::Metrics;
 
-pub(crate) use acceptor::{run as run_acceptor, ThreadGauge};
-pub(crate) use admission::{os_connection_ceiling, ConnectionLimiter};
+pub(crate) use acceptor::{run as run_acceptor, ConnectionThreads};
+pub(crate) use admission::ConnectionLimiter;
+pub use handover::Upgrader;
 #[cfg(feature = "testing")]
 pub use socket::READ_PUMP_STACK;
 #[cfg(feature = "testing")]
 pub(crate) use {
     done::{Done, DoneSender},
-    handshake::check_request_head,
+    handshake::{check_query, check_request_head},
     read_pump::{done_for, ReadPump},
     socket::{read_config, write_side, ReadSide},
     write_pump::WritePump,

@@ -12,13 +12,13 @@
 //! other for the hub on a 2-core machine.
 
 use std::io;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 use tungstenite::protocol::WebSocketConfig;
 
 use crate::client::{ClientConn, ConnContext, Role};
+use crate::options::Target;
 use crate::publisher::{EventFactory, LagGate, PublishTally, Schedule, WsPublishState};
 use crate::stats::RunStats;
 
@@ -34,9 +34,9 @@ pub struct Fleet {
     first_publisher: usize,
     /// Tokens with an event in the current poll round (reused buffer).
     ready_tokens: Vec<usize>,
-    ws_addr: SocketAddr,
-    subscriber_url: String,
-    publisher_url: String,
+    /// The hubs (nodes of a cluster): connection `i` of each role goes to
+    /// node `i % nodes.len()`.
+    nodes: Vec<Target>,
     config: WebSocketConfig,
     /// Index of the next connection `connect_all` has not started yet.
     next_to_start: usize,
@@ -53,9 +53,7 @@ pub struct Fleet {
 impl Fleet {
     /// Creates `subscribers` + `publishers` connections, none started yet.
     pub fn new(
-        ws_addr: SocketAddr,
-        subscriber_url: String,
-        publisher_url: String,
+        nodes: Vec<Target>,
         subscribers: usize,
         publishers: usize,
         read_buffer_bytes: usize,
@@ -75,9 +73,7 @@ impl Fleet {
             connections,
             first_publisher: subscribers,
             ready_tokens: Vec::with_capacity(1024),
-            ws_addr,
-            subscriber_url,
-            publisher_url,
+            nodes,
             config,
             next_to_start: 0,
             pending: 0,
@@ -116,11 +112,23 @@ impl Fleet {
         }
     }
 
+    /// The node connection `index` talks to: subscribers and publishers
+    /// each take the nodes in turn.
+    fn node_of(&self, index: usize) -> &Target {
+        let nth = if index < self.first_publisher {
+            index
+        } else {
+            index - self.first_publisher
+        };
+        &self.nodes[nth % self.nodes.len().max(1)]
+    }
+
     fn start_next(&mut self) {
         let index = self.next_to_start;
         self.next_to_start += 1;
         let registry = self.poll.registry();
-        self.connections[index].start(self.ws_addr, &mut self.stats, |stream| {
+        let ws_addr = self.node_of(index).ws_addr;
+        self.connections[index].start(ws_addr, &mut self.stats, |stream| {
             registry.register(
                 stream,
                 Token(index),
@@ -210,9 +218,18 @@ impl Fleet {
     fn advance(&mut self, index: usize) {
         let connection = &mut self.connections[index];
         let was_pending = connection.is_pending();
+        let node = {
+            let n = self.nodes.len().max(1);
+            let nth = if index < self.first_publisher {
+                index
+            } else {
+                index - self.first_publisher
+            };
+            &self.nodes[nth % n]
+        };
         let url = match connection.role() {
-            Role::Subscriber => &self.subscriber_url,
-            Role::Publisher => &self.publisher_url,
+            Role::Subscriber => &node.subscriber_url,
+            Role::Publisher => &node.publisher_url,
         };
         let context = ConnContext {
             url,

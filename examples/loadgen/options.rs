@@ -17,8 +17,11 @@ USAGE:
     cargo run --release --example loadgen -- [FLAGS]
 
 TARGET:
-    --ws URL                  WebSocket endpoint [ws://127.0.0.1:9001/ws]
-    --http ADDR               HTTP listener, for POST /publish [127.0.0.1:9002]
+    --ws URL[,URL…]           WebSocket endpoint [ws://127.0.0.1:9001/ws]; several
+                              (the nodes of a cluster): subscribers and
+                              publishers are spread over them in turn
+    --http ADDR[,ADDR…]       HTTP listener, for POST /publish [127.0.0.1:9002];
+                              as many as --ws, in the same order
     --hub-pid PID             read the hub's RSS and CPU from /proc/PID (optional)
 
 CONNECTIONS:
@@ -237,7 +240,9 @@ fn seconds(flag: &str, args: &mut impl Iterator<Item = String>) -> Result<Durati
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("{flag}: cannot use {seconds}"))
 }
 
-/// The resolved, loopback-only addresses the run talks to.
+/// The resolved, loopback-only addresses of one hub (one node of a
+/// cluster).
+#[derive(Clone)]
 pub struct Target {
     /// Where the WebSocket listener is, taken from `--ws`.
     pub ws_addr: SocketAddr,
@@ -249,23 +254,35 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn resolve(options: &Options) -> Result<Target, String> {
-        let rest = options
-            .ws_url
+    /// Every node `--ws` and `--http` name (one for a single hub).
+    pub fn resolve_all(options: &Options) -> Result<Vec<Target>, String> {
+        let ws: Vec<&str> = options.ws_url.split(',').collect();
+        let http: Vec<&str> = options.http_addr.split(',').collect();
+        if ws.len() != http.len() {
+            return Err(format!(
+                "--ws names {} endpoints and --http {}: give one HTTP address per node",
+                ws.len(),
+                http.len()
+            ));
+        }
+        ws.iter()
+            .zip(&http)
+            .map(|(ws, http)| Target::resolve(ws, http, &options.channel))
+            .collect()
+    }
+
+    fn resolve(ws_url: &str, http_addr: &str, channel: &str) -> Result<Target, String> {
+        let rest = ws_url
             .strip_prefix("ws://")
             .ok_or("--ws must start with ws://")?;
         let host_port = rest.split(['/', '?']).next().unwrap_or(rest);
         let ws_addr = loopback_addr("--ws", host_port)?;
-        let separator = if options.ws_url.contains('?') {
-            '&'
-        } else {
-            '?'
-        };
+        let separator = if ws_url.contains('?') { '&' } else { '?' };
         Ok(Target {
             ws_addr,
-            subscriber_url: format!("{}{separator}channels={}", options.ws_url, options.channel),
-            publisher_url: options.ws_url.clone(),
-            http_addr: loopback_addr("--http", &options.http_addr)?,
+            subscriber_url: format!("{ws_url}{separator}channels={channel}"),
+            publisher_url: ws_url.to_string(),
+            http_addr: loopback_addr("--http", http_addr)?,
         })
     }
 }

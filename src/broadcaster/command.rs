@@ -7,19 +7,22 @@
 //! with `try_send`, so it never waits on whoever asked (if the asker gave up,
 //! the answer is dropped).
 //!
-//! Senders: read pumps (connect, batches of client requests, disconnect),
-//! the HTTP guard and workers and the embedding API (`HubHandle`), and
-//! `Hub::shutdown`.
+//! Senders: read pumps (connect, batches of client requests, the channels
+//! a client follows, disconnect), the HTTP guard and workers and the
+//! embedding API (`HubHandle`), `Hub::shutdown`, and in cluster mode the
+//! engine's threads (`Engine`, through the sink made by `engine_sink`).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 use serde_json::Value;
 
+use super::history::History;
 use super::outbound::{OutboundFrame, OutboundQueue};
 use super::registry::{CloseReason, Connection};
 use super::stats::ConnectionStatus;
+use crate::engine::{EngineInput, Unavailable};
 use crate::metrics::HubStats;
 use crate::peer::ConnectionId;
 use crate::protocol::{Event, Published, RequestId, Seq};
@@ -60,6 +63,22 @@ pub enum ClientRequest {
     Answered(OutboundFrame),
 }
 
+/// The broadcaster's answer to `SubscribeLocal`. It makes the channel
+/// itself, because only it knows how long the replay is: the replay is
+/// already in the channel when this arrives, and live events follow it.
+#[derive(Debug)]
+pub struct LocalSubscribed {
+    /// The subscription's key, for `UnsubscribeLocal`.
+    pub key: u64,
+    /// The replayed events, then live ones.
+    pub events: Receiver<Event>,
+    /// How many events were replayed.
+    pub replayed: usize,
+    /// False if an event after `since` was no longer kept, or `since` is
+    /// beyond anything this hub instance has published.
+    pub complete: bool,
+}
+
 /// One request to the broadcaster.
 #[derive(Debug)]
 pub enum HubCommand {
@@ -96,14 +115,24 @@ pub enum HubCommand {
         /// the read pump sends its next batch only then.
         done: Sender<()>,
     },
+    /// Which channels a client follows now: its read pump asks after a
+    /// fresh token, to end the subscriptions the new token does not
+    /// grant (with an `unsubscribe` in a batch).
+    Channels {
+        /// Whose.
+        id: ConnectionId,
+        /// Gets the names; empty if the client is gone.
+        reply: Sender<Vec<String>>,
+    },
     /// Publish one event (HTTP or the embedding API).
     Publish {
         /// A valid channel name.
         channel: String,
         /// The event's data.
         data: Value,
-        /// Gets the seq and delivered count.
-        reply: Sender<Published>,
+        /// Gets the seq and delivered count, or why the shared log could
+        /// not take it (cluster mode only).
+        reply: Sender<Result<Published, Unavailable>>,
     },
     /// Publish several events with consecutive seqs: an HTTP array, or
     /// several HTTP requests read together (answers split by the asker).
@@ -111,7 +140,7 @@ pub enum HubCommand {
         /// `(channel, data)` pairs, already validated.
         events: Vec<(String, Value)>,
         /// One answer per event, in order.
-        reply: Sender<Vec<Published>>,
+        reply: Sender<Result<Vec<Published>, Unavailable>>,
     },
     /// Send an `error` frame with a seq to every connected client.
     BroadcastError {
@@ -122,16 +151,19 @@ pub enum HubCommand {
         /// Optional extra JSON.
         context: Option<Value>,
         /// Gets the seq.
-        reply: Sender<Seq>,
+        reply: Sender<Result<Seq, Unavailable>>,
     },
-    /// Start an in-process subscription.
+    /// Start an in-process subscription, replaying first if `since` is set.
     SubscribeLocal {
-        /// Channels to follow.
+        /// Channels to follow, duplicates removed.
         channels: Vec<String>,
-        /// Where events go; bounded, so a slow reader is dropped.
-        events: Sender<Event>,
-        /// Gets the subscription's key, for `UnsubscribeLocal`.
-        reply: Sender<u64>,
+        /// Replay kept events after this seq, then go live.
+        since: Option<Seq>,
+        /// Live events the subscription may hold before its reader counts
+        /// as slow and is dropped (`--queue-size`); the replay comes on top.
+        capacity: usize,
+        /// Gets the subscription.
+        reply: Sender<LocalSubscribed>,
     },
     /// End an in-process subscription.
     UnsubscribeLocal {
@@ -152,6 +184,17 @@ pub enum HubCommand {
         /// Gets the numbers.
         reply: Sender<HubStats>,
     },
+    /// Read kept events of one channel (`HubHandle::history`).
+    History {
+        /// A valid channel name.
+        channel: String,
+        /// Events after this seq.
+        since: Seq,
+        /// At most this many (and at most `MAX_HISTORY_PAGE`).
+        limit: usize,
+        /// Gets the page.
+        reply: Sender<History>,
+    },
     /// Describe every connection, for `GET /status`.
     Status {
         /// Gets one entry per connection.
@@ -167,6 +210,58 @@ pub enum HubCommand {
     },
     /// Graceful shutdown, last step: end the broadcaster thread.
     Stop,
+    /// News from the engine's threads (cluster mode): log entries, seqs
+    /// assigned, refusals, replays, holes, a new epoch. Never answered.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Engine(EngineInput),
+}
+
+impl HubCommand {
+    /// The connection this command is a request of, if it is one: such
+    /// commands are served in the order their connection sent them, even
+    /// when one of them is deferred (`Broadcaster::admit`). Commands about
+    /// a connection from elsewhere (`Kick`) are not its requests. No
+    /// wildcard: a new variant must decide.
+    pub fn connection(&self) -> Option<ConnectionId> {
+        match self {
+            HubCommand::Connect { connection, .. } => Some(connection.info.id),
+            HubCommand::Disconnect { id }
+            | HubCommand::ClientBatch { id, .. }
+            | HubCommand::Channels { id, .. } => Some(*id),
+            HubCommand::Publish { .. }
+            | HubCommand::PublishBatch { .. }
+            | HubCommand::History { .. }
+            | HubCommand::BroadcastError { .. }
+            | HubCommand::SubscribeLocal { .. }
+            | HubCommand::UnsubscribeLocal { .. }
+            | HubCommand::Kick { .. }
+            | HubCommand::Stats { .. }
+            | HubCommand::Status { .. }
+            | HubCommand::BeginShutdown { .. }
+            | HubCommand::Stop
+            | HubCommand::Engine(_) => None,
+        }
+    }
+
+    /// True for a command that replays history: a client batch with a
+    /// `subscribe` with `since`, a connection whose URL asked for one, or an in-process
+    /// subscription with `since`. The broadcaster serves these after the
+    /// other commands of a round. (In cluster mode a replay that needs
+    /// Redis is only asked for then; its answer, `Engine`, is not deferred.)
+    pub fn is_replay(&self) -> bool {
+        if let HubCommand::ClientBatch { requests, .. } = self {
+            return requests
+                .iter()
+                .any(|request| matches!(request, ClientRequest::Subscribe { since: Some(_), .. }));
+        }
+        matches!(
+            self,
+            HubCommand::Connect {
+                initial: Some((_, Some(_))),
+                ..
+            } | HubCommand::SubscribeLocal { since: Some(_), .. }
+        )
+    }
 }
 
 impl HubCommand {

@@ -14,8 +14,7 @@ use crossbeam_channel::TrySendError;
 use serde_json::Value;
 use tungstenite::protocol::frame::Utf8Bytes;
 
-use super::history::ChannelHistory;
-use super::{Broadcaster, Channel, EncodedEvent, Member, OutboundFrame};
+use super::{Broadcaster, EncodedEvent, Member, OutboundFrame};
 use crate::protocol::{self, unix_ms, Event, Published, Seq};
 
 impl Broadcaster {
@@ -28,22 +27,48 @@ impl Broadcaster {
     /// every subscriber of `channel`.
     pub(super) fn publish(&mut self, channel_name: &str, data: Value) -> Published {
         let seq = self.next_seq();
-        let history_size = self.settings.history_size;
-        let channel_key: Arc<str> = match self.channels.get_key_value(channel_name) {
+        let channel: Arc<str> = match self.channels.get_key_value(channel_name) {
             Some((key, _)) => key.clone(),
             None => channel_name.into(),
         };
-        let event = EncodedEvent::new(Event {
+        let delivered = self.fan_out(Event {
             seq,
-            channel: channel_key.clone(),
+            channel,
             ts_ms: unix_ms(),
             data,
         });
-        let channel = self.channels.entry(channel_key).or_insert_with(|| Channel {
-            subscribers: Vec::new(),
-            history: ChannelHistory::new(history_size),
+        self.metrics.events_published.inc();
+        Published { seq, delivered }
+    }
+
+    /// Serialize an event that has its seq, keep it in its channel's
+    /// history and queue it for every subscriber. Returns how many it was
+    /// queued for. The memory engine's `publish` and the shared log's
+    /// entries (`cluster.rs`) both end here, so channel lifetime
+    /// (`channels.rs`) holds in cluster mode too.
+    #[inline]
+    pub(super) fn fan_out(&mut self, event: Event) -> usize {
+        let seq = event.seq;
+        let Some(channel_key) = self.channel_for_publish(&event.channel) else {
+            // At --max-channels with every channel followed: a new channel
+            // has nobody to deliver to and no place to be kept. Its seq is
+            // remembered as forgotten, so `complete` stays honest.
+            self.forgotten = self.forgotten.max(seq);
+            return 0;
+        };
+        let event = EncodedEvent::new(Event {
+            channel: channel_key.clone(),
+            ..event
         });
-        channel.history.push(event.clone());
+        self.keep_in_history(&channel_key, &event);
+        let Some(channel) = self.channels.get(&channel_key) else {
+            return 0;
+        };
+        if channel.subscribers.is_empty() {
+            // Unfollowed, and used just now: forgotten last.
+            self.mark_unfollowed(&channel_key, event.accepted_at);
+            return 0;
+        }
 
         let mut delivered = 0;
         let mut slow: Vec<usize> = Vec::new();
@@ -88,9 +113,8 @@ impl Broadcaster {
                 None => {}
             }
         }
-        self.metrics.events_published.inc();
         self.metrics.events_delivered.add(delivered as u64);
-        Published { seq, delivered }
+        delivered
     }
 
     /// Send an `error` frame with the next seq to every connected client,
@@ -102,8 +126,21 @@ impl Broadcaster {
         context: Option<&Value>,
     ) -> Seq {
         let seq = self.next_seq();
+        self.fan_out_error(seq, unix_ms(), code, message, context);
+        seq
+    }
+
+    /// Queue a broadcast `error` that has its seq for every client.
+    pub(super) fn fan_out_error(
+        &mut self,
+        seq: Seq,
+        ts_ms: u64,
+        code: &str,
+        message: &str,
+        context: Option<&Value>,
+    ) {
         let frame: Utf8Bytes =
-            protocol::encode_broadcast_error(code, message, context, seq.0, unix_ms()).into();
+            protocol::encode_broadcast_error(code, message, context, seq.0, ts_ms).into();
         let slots: Vec<usize> = self.clients_by_id.values().copied().collect();
         for slot in slots {
             let Some(Member::Client(client)) = &mut self.members[slot] else {
@@ -118,6 +155,5 @@ impl Broadcaster {
             }
         }
         self.metrics.broadcast_errors.inc();
-        seq
     }
 }

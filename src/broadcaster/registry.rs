@@ -12,13 +12,17 @@ use tungstenite::protocol::CloseFrame;
 
 use crate::peer::ConnectionInfo;
 
-/// Per-connection counters, written by its pumps and read for `/status`.
+/// Per-connection counters, written by its pumps and read for `/status`,
+/// and who the connection's token says it is.
 #[derive(Debug, Default)]
 pub struct ConnectionStats {
     sent: AtomicU64,
     received: AtomicU64,
     errors: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// The `sub` of its token, set by its thread on every good token (it
+    /// may arrive after the handshake, in an `auth` message).
+    subject: Mutex<Option<String>>,
 }
 
 impl ConnectionStats {
@@ -53,6 +57,16 @@ impl ConnectionStats {
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().ok().and_then(|last| last.clone())
     }
+    /// Record who the connection's token names.
+    pub fn set_subject(&self, subject: Option<String>) {
+        if let Ok(mut current) = self.subject.lock() {
+            *current = subject;
+        }
+    }
+    /// Who the connection's token names (`sub`), if it said.
+    pub fn subject(&self) -> Option<String> {
+        self.subject.lock().ok().and_then(|subject| subject.clone())
+    }
 }
 
 /// A connection's identity and counters, shared by its two pumps and the
@@ -81,6 +95,13 @@ pub enum CloseReason {
     Disconnected = 5,
     /// The hub is shutting down (1001, after a `shutdown` frame).
     Shutdown = 6,
+    /// The connection's signed token expired, and no fresh one came in an
+    /// `auth` message before (4001).
+    TokenExpired = 7,
+    /// Cluster mode: the node lost events it cannot fill in (a hole in
+    /// the shared log, a new epoch); the client reconnects and resumes
+    /// with `since` (1012, after a `shutdown` frame with reason `resync`).
+    Resync = 8,
 }
 
 impl CloseReason {
@@ -91,6 +112,8 @@ impl CloseReason {
             CloseReason::PingTimeout | CloseReason::Shutdown => 1001,
             CloseReason::AuthTimeout | CloseReason::RateLimited => 1008,
             CloseReason::Disconnected => 1000,
+            CloseReason::TokenExpired => crate::protocol::CLOSE_TOKEN_EXPIRED,
+            CloseReason::Resync => 1012,
         }
     }
 
@@ -103,6 +126,8 @@ impl CloseReason {
             CloseReason::RateLimited => "rate limit exceeded",
             CloseReason::Disconnected => "disconnected by the hub",
             CloseReason::Shutdown => "server shutting down",
+            CloseReason::TokenExpired => "token expired",
+            CloseReason::Resync => "resync",
         }
     }
 
@@ -126,6 +151,8 @@ impl CloseReason {
             4 => CloseReason::RateLimited,
             5 => CloseReason::Disconnected,
             6 => CloseReason::Shutdown,
+            7 => CloseReason::TokenExpired,
+            8 => CloseReason::Resync,
             _ => return None,
         })
     }

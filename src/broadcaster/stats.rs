@@ -14,10 +14,16 @@ use super::registry::Connection;
 pub struct ConnectionStatus {
     /// The connection id (as in `welcome`).
     pub id: String,
-    /// The peer's `ip:port`.
+    /// The client's `ip:port`; behind a trusted proxy, the address it
+    /// forwarded for (just `ip` if it gave no port).
     pub remote_addr: String,
+    /// The trusted proxy's `ip:port`, for a forwarded client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
     /// The `User-Agent` of the upgrade request.
     pub user_agent: Option<String>,
+    /// Who its token names (a signed token's `sub`); `null` without one.
+    pub sub: Option<String>,
     /// When the handshake completed, Unix ms.
     pub connected_at: u64,
     /// Channels followed.
@@ -39,8 +45,15 @@ impl ConnectionStatus {
         let stats = &connection.stats;
         ConnectionStatus {
             id: connection.info.id.to_string(),
-            remote_addr: connection.info.remote_addr.to_string(),
+            remote_addr: match connection.info.via {
+                Some(_) if connection.info.remote_addr.port() == 0 => {
+                    connection.info.remote_addr.ip().to_string()
+                }
+                _ => connection.info.remote_addr.to_string(),
+            },
+            via: connection.info.via.map(|proxy| proxy.to_string()),
             user_agent: connection.info.user_agent.clone(),
+            sub: stats.subject(),
             connected_at: connection.info.connected_at_ms,
             channels,
             sent: stats.sent(),

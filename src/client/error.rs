@@ -41,6 +41,9 @@ pub enum ClientError {
     },
     /// The hub refused the token sent in an `auth` message.
     Unauthenticated,
+    /// The [`token_source`](super::ClientBuilder::token_source) gave no
+    /// token; its error is the source.
+    TokenSource(Box<dyn std::error::Error + Send + Sync>),
     /// The hub answered a request with an `error` frame, e.g. `forbidden`
     /// for a publish when the hub runs without `--allow-client-publish`.
     Refused {
@@ -110,6 +113,7 @@ impl fmt::Display for ClientError {
                 )
             }
             ClientError::Unauthenticated => write!(f, "the hub refused the token"),
+            ClientError::TokenSource(_) => write!(f, "the token source gave no token"),
             ClientError::Refused { code, message } => {
                 write!(f, "the hub refused the request: {code}: {message}")
             }
@@ -135,6 +139,7 @@ impl std::error::Error for ClientError {
             ClientError::Connect(source) | ClientError::Spawn(source) => Some(source),
             ClientError::WebSocket(source) => Some(source.as_ref()),
             ClientError::GaveUp { last, .. } => Some(last.as_ref()),
+            ClientError::TokenSource(source) => Some(source.as_ref()),
             _ => None,
         }
     }

@@ -7,6 +7,7 @@
 //! `Backoff` belongs to the client thread alone.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tungstenite::client::IntoClientRequest;
@@ -29,6 +30,11 @@ pub enum TokenVia {
     Header,
 }
 
+/// What [`ClientBuilder::token_source`] calls for a token: a fresh one,
+/// or why there is none (the attempt then fails and is retried).
+pub type TokenSource =
+    Arc<dyn Fn() -> Result<String, Box<dyn std::error::Error + Send + Sync>> + Send + Sync>;
+
 /// Configures and connects a [`Client`]. Start from [`Client::builder`].
 ///
 /// ```no_run
@@ -49,6 +55,7 @@ pub struct ClientBuilder {
     /// The epoch `since` belongs to, from [`resume`](Self::resume).
     pub(crate) since_epoch: Option<String>,
     pub(crate) token: Option<String>,
+    pub(crate) token_source: Option<TokenSource>,
     pub(crate) token_via: TokenVia,
     pub(crate) initial_backoff: Duration,
     pub(crate) max_backoff: Duration,
@@ -66,6 +73,7 @@ impl ClientBuilder {
             since: None,
             since_epoch: None,
             token: None,
+            token_source: None,
             token_via: TokenVia::default(),
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
@@ -114,6 +122,43 @@ impl ClientBuilder {
     pub fn token(mut self, token: &str) -> Self {
         self.token = Some(token.to_string());
         self
+    }
+
+    /// Ask `source` for the token before every connection attempt, the
+    /// first and each reconnect, instead of presenting one fixed token:
+    /// for a hub with signed tokens (`--token-secret`), which expire. When
+    /// one expires, the hub closes with 4001; the client reconnects like
+    /// after any close, with a fresh token from `source`, and resumes
+    /// where it was, so nothing is lost while the hub's history covers the
+    /// gap. Replaces [`token`](Self::token).
+    ///
+    /// `source` runs on the thread that connects (the caller of
+    /// [`connect`](Self::connect) for the first attempt, the client thread
+    /// after). An `Err` fails that attempt: the first one is returned as
+    /// [`ClientError::TokenSource`], later ones are retried with backoff.
+    ///
+    /// ```no_run
+    /// # fn ask_my_backend_for_a_token() -> Result<String, std::io::Error> { Ok(String::new()) }
+    /// let client = pumphub::client::Client::builder("ws://127.0.0.1:9001/ws")
+    ///     .channels(&["user.42.inbox"])
+    ///     .token_source(|| Ok(ask_my_backend_for_a_token()?))
+    ///     .connect()?;
+    /// # Ok::<(), pumphub::client::ClientError>(())
+    /// ```
+    pub fn token_source<F>(mut self, source: F) -> Self
+    where
+        F: Fn() -> Result<String, Box<dyn std::error::Error + Send + Sync>> + Send + Sync + 'static,
+    {
+        self.token_source = Some(Arc::new(source));
+        self
+    }
+
+    /// The token for the next attempt: from the source if there is one.
+    pub(crate) fn token_for_attempt(&self) -> Result<Option<String>, ClientError> {
+        match &self.token_source {
+            Some(source) => source().map(Some).map_err(ClientError::TokenSource),
+            None => Ok(self.token.clone()),
+        }
     }
 
     /// How to present the token. Defaults to [`TokenVia::AuthMessage`].
@@ -177,15 +222,21 @@ impl ClientBuilder {
         worker::start(self)
     }
 
-    /// The upgrade request, with the token in the URL or a header when
-    /// asked. Checked once up front, built again for every attempt.
+    /// The upgrade request with the fixed token, if any: checked once up
+    /// front.
     pub(crate) fn request(&self) -> Result<Request, ClientError> {
+        self.request_with(self.token.as_deref())
+    }
+
+    /// The upgrade request, with `token` in the URL or a header when
+    /// asked. Built again for every attempt.
+    pub(crate) fn request_with(&self, token: Option<&str>) -> Result<Request, ClientError> {
         let invalid = |reason: &str| ClientError::InvalidUrl {
             url: self.url.clone(),
             reason: reason.to_string(),
         };
         let mut url = self.url.clone();
-        if let (Some(token), TokenVia::Query) = (&self.token, self.token_via) {
+        if let (Some(token), TokenVia::Query) = (token, self.token_via) {
             url.push(if url.contains('?') { '&' } else { '?' });
             url.push_str("token=");
             url.push_str(&percent_encode(token));
@@ -198,7 +249,7 @@ impl ClientBuilder {
             Some("wss") => return Err(invalid("wss:// needs TLS, which this client lacks")),
             _ => return Err(invalid("the scheme must be ws://")),
         }
-        if let (Some(token), TokenVia::Header) = (&self.token, self.token_via) {
+        if let (Some(token), TokenVia::Header) = (token, self.token_via) {
             let value = HeaderValue::from_str(&format!("Bearer {token}"))
                 .map_err(|_| invalid("the token cannot go in a header"))?;
             request.headers_mut().insert(AUTHORIZATION, value);
@@ -217,6 +268,7 @@ impl fmt::Debug for ClientBuilder {
             .field("since", &self.since)
             .field("since_epoch", &self.since_epoch)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token_source", &self.token_source.as_ref().map(|_| "<fn>"))
             .field("token_via", &self.token_via)
             .field("initial_backoff", &self.initial_backoff)
             .field("max_backoff", &self.max_backoff)

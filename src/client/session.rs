@@ -104,7 +104,8 @@ impl Session {
         options: &ClientBuilder,
         deadline: Instant,
     ) -> Result<(Session, Welcome), ClientError> {
-        let request = options.request()?;
+        let token = options.token_for_attempt()?;
+        let request = options.request_with(token.as_deref())?;
         let host = request.uri().host().unwrap_or("").trim_matches(['[', ']']);
         let port = request.uri().port_u16().unwrap_or(80);
         let tcp = connect_tcp(host, port, options.connect_timeout)?;
@@ -144,7 +145,7 @@ impl Session {
         };
         session.silence_limit = (welcome.heartbeat_ms > 0)
             .then(|| Duration::from_millis(welcome.heartbeat_ms) * 2 + Duration::from_secs(5));
-        if let (Some(token), TokenVia::AuthMessage) = (&options.token, options.token_via) {
+        if let (Some(token), TokenVia::AuthMessage) = (&token, options.token_via) {
             session.send(&json!({"type": "auth", "id": "auth", "token": token}))?;
             let mut held = VecDeque::new();
             loop {

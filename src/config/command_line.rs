@@ -14,13 +14,11 @@ use std::path::PathBuf;
 use super::file::read_config_file;
 use super::input::Raw;
 use super::setting::{suggest, Setting};
-use super::{
-    level_from_rust_log, Config, ConfigError, Invocation, Origin, ENV_LOG, ENV_PUBLISH_KEY,
-    ENV_TOKEN,
-};
+use super::{level_from_rust_log, Config, ConfigError, Invocation, Origin, ENV_CONFIG, ENV_LOG};
 
-/// Parses the command line (without `argv[0]`), the two secret environment
-/// variables and any config file into an [`Invocation`].
+/// Parses the command line (without `argv[0]`), the environment and any
+/// config file into an [`Invocation`]. See the [module docs](super) for
+/// which source wins.
 ///
 /// `-h`/`--help` and `-V`/`--version` win wherever they appear, even next to
 /// an unknown flag or a bad value, and no file is read; if both are given, the
@@ -45,7 +43,9 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation,
 /// [`parse_args`] with the environment given as a function, for tests and
 /// for embedding applications that keep their own environment.
 ///
-/// `env` is asked only for [`ENV_TOKEN`], [`ENV_PUBLISH_KEY`] and [`ENV_LOG`].
+/// `env` is asked for `PUMPHUB_<SETTING>` for every setting
+/// ([`env_var_names`](super::env_var_names)), [`ENV_CONFIG`] and
+/// [`ENV_LOG`].
 ///
 /// # Errors
 ///
@@ -82,26 +82,31 @@ where
     //    setting was last set.
     let mut config = Config::default();
     let mut origins = HashMap::new();
-    if let Some((_, path)) = &command_line.file {
+    // `--config` or `--check-config`, else PUMPHUB_CONFIG.
+    let file = command_line
+        .file
+        .as_ref()
+        .map(|(_, path)| path.clone())
+        .or_else(|| env(ENV_CONFIG).map(PathBuf::from));
+    if let Some(path) = &file {
         let origin = Origin::File { path: path.clone() };
         for (setting, raw) in read_config_file(path)? {
             config.set(setting, raw, &origin)?;
             origins.insert(setting, origin.clone());
         }
     }
-    for (var, setting) in [
-        (ENV_TOKEN, Setting::Token),
-        (ENV_PUBLISH_KEY, Setting::PublishKey),
-    ] {
+    // RUST_LOG first, so that PUMPHUB_LOG_LEVEL, the more specific, wins.
+    if let Some(level) = env(ENV_LOG).as_deref().and_then(level_from_rust_log) {
+        config.log_level = level;
+        origins.insert(Setting::LogLevel, Origin::Environment { var: ENV_LOG });
+    }
+    for setting in Setting::ALL {
+        let var = setting.env_var();
         if let Some(value) = env(var) {
             let origin = Origin::Environment { var };
             config.set(setting, Raw::Text(value), &origin)?;
             origins.insert(setting, origin);
         }
-    }
-    if let Some(level) = env(ENV_LOG).as_deref().and_then(level_from_rust_log) {
-        config.log_level = level;
-        origins.insert(Setting::LogLevel, Origin::Environment { var: ENV_LOG });
     }
     for (setting, raw) in command_line.settings {
         config.set(setting, raw, &Origin::CommandLine)?;
@@ -132,7 +137,8 @@ struct CommandLine {
 }
 
 impl CommandLine {
-    /// Records one setting flag, refusing repeats except `--allowed-origin`.
+    /// Records one setting flag, refusing repeats except of the repeatable
+    /// ones (`--allowed-origin`, `--token-secret`).
     fn add(&mut self, setting: Setting, value: Option<String>) -> Result<(), ConfigError> {
         let existing = self.settings.iter_mut().find(|(s, _)| *s == setting);
         match (existing, value) {

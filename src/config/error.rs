@@ -13,7 +13,7 @@ use super::Origin;
 
 /// Why a command line, environment or config file was rejected.
 ///
-/// The binary prints it and exits 2 without binding (docs/protocol.md, processes and ports).
+/// The binary prints it and exits 2 without binding (docs/protocol.md, "The process").
 /// Each variant names the flag, key or variable to fix; none of them echoes a
 /// secret.
 #[derive(Debug)]
@@ -149,14 +149,11 @@ impl fmt::Display for ConfigError {
                 write!(f, "unknown flag `{flag}`")?;
                 match suggestion {
                     Some(name) => write!(f, " (did you mean `--{name}`?)"),
-                    None => write!(f, " (try --help)"),
+                    None => Ok(()),
                 }
             }
             ConfigError::UnexpectedArgument { arg } => {
-                write!(
-                    f,
-                    "unexpected argument `{arg}`: pumphub takes only flags (try --help)"
-                )
+                write!(f, "unexpected argument `{arg}`: pumphub takes only flags")
             }
             ConfigError::MissingValue { flag } => write!(f, "flag `{flag}` needs a value"),
             ConfigError::UnexpectedValue { flag, value } => {
@@ -246,6 +243,23 @@ impl fmt::Display for ConfigError {
                 Ok(())
             }
         }
+    }
+}
+
+impl ConfigError {
+    /// True if the message already names the flag or key that was probably
+    /// meant, so pointing at `--help` as well would be a second hint.
+    pub fn has_suggestion(&self) -> bool {
+        matches!(
+            self,
+            ConfigError::UnknownFlag {
+                suggestion: Some(_),
+                ..
+            } | ConfigError::UnknownKey {
+                suggestion: Some(_),
+                ..
+            }
+        )
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use log::LevelFilter;
 
 use super::setting::Setting;
-use super::{ConfigError, Origin};
+use super::{ConfigError, IpRange, LogTimestamps, Origin, LISTENER_OFF};
 
 /// A value as its source gave it, before its type is checked.
 pub(super) enum Raw {
@@ -44,10 +44,22 @@ impl Input<'_> {
         }
     }
 
+    /// A listener's address, or `off` (any case) for no listener.
+    pub(super) fn listener(self) -> Result<Option<String>, ConfigError> {
+        let text = self.text()?;
+        Ok((!text.eq_ignore_ascii_case(LISTENER_OFF)).then_some(text))
+    }
+
     pub(super) fn switch(self) -> Result<bool, ConfigError> {
         match self.raw {
             Raw::Switch => Ok(true),
             Raw::Toml(toml::Value::Boolean(on)) => Ok(on),
+            // From the environment.
+            Raw::Text(ref text) => match text.to_ascii_lowercase().as_str() {
+                "true" | "1" | "on" | "yes" => Ok(true),
+                "false" | "0" | "off" | "no" => Ok(false),
+                _ => Err(self.invalid(text, "expected true or false")),
+            },
             _ => Err(self.mismatch("true or false")),
         }
     }
@@ -55,6 +67,8 @@ impl Input<'_> {
     pub(super) fn list(self) -> Result<Vec<String>, ConfigError> {
         match self.raw {
             Raw::Texts(values) => Ok(values),
+            // From the environment: one variable, items separated by commas.
+            Raw::Text(text) => Ok(text.split(',').map(|item| item.trim().to_owned()).collect()),
             Raw::Toml(toml::Value::Array(ref items)) => items
                 .iter()
                 .map(|item| match item {
@@ -64,6 +78,21 @@ impl Input<'_> {
                 .collect(),
             _ => Err(self.mismatch("an array of strings")),
         }
+    }
+
+    /// Comma-separated text, or several of them: a repeated flag, a TOML
+    /// string or an array of strings. Used for secrets, which therefore
+    /// cannot contain a comma; empty items are kept for validation to name.
+    pub(super) fn comma_list(self) -> Result<Vec<String>, ConfigError> {
+        let items = match self.raw {
+            Raw::Text(text) | Raw::Toml(toml::Value::String(text)) => vec![text],
+            _ => self.list()?,
+        };
+        Ok(items
+            .iter()
+            .flat_map(|item| item.split(','))
+            .map(str::to_owned)
+            .collect())
     }
 
     fn whole_number(&self) -> Result<u64, ConfigError> {
@@ -105,6 +134,64 @@ impl Input<'_> {
                 origin: Some(origin.clone()),
             }),
         }
+    }
+
+    /// One of the named `options` (any case).
+    pub(super) fn one_of<T: Copy>(self, options: &[(&str, T)]) -> Result<T, ConfigError> {
+        let origin = self.origin;
+        let setting = self.setting;
+        let text = self.text()?;
+        let chosen = options
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(&text));
+        match chosen {
+            Some((_, value)) => Ok(*value),
+            None => {
+                let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
+                Err(ConfigError::InvalidValue {
+                    setting: setting.name(),
+                    reason: format!("expected one of {}", names.join(", ")),
+                    value: text,
+                    origin: Some(origin.clone()),
+                })
+            }
+        }
+    }
+
+    /// `auto`, `on` or `off`; in the file also `true` or `false`.
+    pub(super) fn log_timestamps(self) -> Result<LogTimestamps, ConfigError> {
+        if let Raw::Toml(toml::Value::Boolean(on)) = self.raw {
+            return Ok(if on {
+                LogTimestamps::On
+            } else {
+                LogTimestamps::Off
+            });
+        }
+        self.one_of(&[
+            ("auto", LogTimestamps::Auto),
+            ("on", LogTimestamps::On),
+            ("off", LogTimestamps::Off),
+        ])
+    }
+
+    /// A list of addresses and CIDR blocks; each item may itself be a
+    /// comma-separated list (`--trusted-proxy 10.0.0.1,10.0.0.2`).
+    pub(super) fn ip_ranges(self) -> Result<Vec<IpRange>, ConfigError> {
+        let setting = self.setting;
+        let origin = self.origin;
+        let mut ranges = Vec::new();
+        for item in self.list()? {
+            for part in item.split(',').map(str::trim) {
+                let range = part.parse().map_err(|reason| ConfigError::InvalidValue {
+                    setting: setting.name(),
+                    value: part.to_owned(),
+                    reason,
+                    origin: Some(origin.clone()),
+                })?;
+                ranges.push(range);
+            }
+        }
+        Ok(ranges)
     }
 
     fn invalid(&self, value: &str, reason: &str) -> ConfigError {

@@ -74,9 +74,15 @@ fn ms(n: u64) -> Duration {
 #[test]
 fn defaults_are_the_documented_ones() {
     let config = Config::default();
-    assert_eq!(config.ws_addr, "127.0.0.1:9001");
-    assert_eq!(config.http_addr, "127.0.0.1:9002");
-    assert_eq!(config.max_connections, 10_000);
+    assert_eq!(config.ws_addr.as_deref(), Some("127.0.0.1:9001"));
+    assert_eq!(config.http_addr.as_deref(), Some("127.0.0.1:9002"));
+    // 10000, or what the machine holds if less: never over the ceiling,
+    // so a stock machine starts without a warning.
+    let fits = match super::os_connection_ceiling() {
+        Some((ceiling, _)) => ceiling.clamp(1, 10_000),
+        None => 10_000,
+    };
+    assert_eq!(config.max_connections, fits);
     assert_eq!(config.max_connections_per_ip, 1000);
     assert_eq!(config.max_message_size, 65_536);
     assert_eq!(config.ping_interval, ms(30_000));
@@ -105,51 +111,79 @@ fn no_arguments_give_the_defaults() {
     assert_eq!(run(&[]), Config::default());
 }
 
-#[test]
-fn every_flag_is_parsed() {
-    #[rustfmt::skip]
-    let config = run(&[
-        "--ws", "127.0.0.1:0",
-        "--http", "127.0.0.1:1",
-        "--max-connections", "7",
-        "--max-connections-per-ip", "3",
-        "--max-message-size", "512",
-        "--ping-interval-ms", "0",
-        "--pong-timeout-ms", "250",
-        "--queue-size", "2",
-        "--history-size", "0",
-        "--rate-limit", "0",
-        "--token", "s3cret",
-        "--publish-key", "k3y",
-        "--allow-client-publish",
-        "--allowed-origin", "https://a.example",
-        "--stdin", "feed",
-        "--log-level", "debug",
-        "--shutdown-grace-ms", "100",
-        "--max-subscriptions", "5",
-        "--handshake-timeout-ms", "300",
-        "--auth-timeout-ms", "400",
-        "--write-timeout-ms", "500",
-        "--http-workers", "2",
-        "--max-inflight", "16",
-    ]);
-    let expected = Config {
-        ws_addr: "127.0.0.1:0".into(),
-        http_addr: "127.0.0.1:1".into(),
+/// Every setting with a value that is not its default: (flag name, value).
+/// `None` is a bare switch, `--allow-client-publish` or
+/// `--token-allow-no-exp` (`true` in the environment).
+#[rustfmt::skip]
+const EVERY_SETTING: &[(&str, Option<&str>)] = &[
+    ("ws", Some("127.0.0.1:0")),
+    ("http", Some("127.0.0.1:1")),
+    ("max-connections", Some("7")),
+    ("max-connections-per-ip", Some("3")),
+    ("max-handshakes-per-ip", Some("8")),
+    ("http-max-connections-per-ip", Some("9")),
+    ("max-message-size", Some("512")),
+    ("ping-interval-ms", Some("0")),
+    ("pong-timeout-ms", Some("250")),
+    ("queue-size", Some("2")),
+    ("queue-bytes", Some("70000")),
+    ("history-size", Some("0")),
+    ("history-bytes", Some("2000000")),
+    ("max-channels", Some("6")),
+    ("channel-idle-ms", Some("0")),
+    ("rate-limit", Some("0")),
+    ("token", Some("s3cret")),
+    ("token-secret", Some(SECRET_A)),
+    ("token-allow-no-exp", None),
+    ("publish-key", Some("k3y")),
+    ("allow-client-publish", None),
+    ("allowed-origin", Some("https://a.example")),
+    ("trusted-proxy", Some("127.0.0.1,10.0.0.0/8")),
+    ("stdin", Some("feed")),
+    ("log-level", Some("debug")),
+    ("log-format", Some("json")),
+    ("log-timestamps", Some("off")),
+    ("shutdown-grace-ms", Some("100")),
+    ("max-subscriptions", Some("5")),
+    ("handshake-timeout-ms", Some("300")),
+    ("auth-timeout-ms", Some("400")),
+    ("write-timeout-ms", Some("500")),
+    ("http-workers", Some("2")),
+    ("max-inflight", Some("16")),
+    ("redis", Some("redis://127.0.0.1:1/2")),
+    ("redis-prefix", Some("hub-a")),
+];
+
+/// The config [`EVERY_SETTING`] gives, from any source.
+fn every_setting_expected() -> Config {
+    Config {
+        ws_addr: Some("127.0.0.1:0".into()),
+        http_addr: Some("127.0.0.1:1".into()),
         max_connections: 7,
         max_connections_per_ip: 3,
+        max_handshakes_per_ip: 8,
+        http_max_connections_per_ip: 9,
         max_message_size: 512,
         ping_interval: ms(0),
         pong_timeout: ms(250),
         queue_size: 2,
+        queue_bytes: 70_000,
         history_size: 0,
+        history_bytes: 2_000_000,
+        max_channels: 6,
+        channel_idle: ms(0),
         rate_limit: 0,
         token: Some("s3cret".into()),
+        token_secrets: vec![SECRET_A.into()],
+        token_allow_no_exp: true,
         publish_key: Some("k3y".into()),
         allow_client_publish: true,
         allowed_origins: vec!["https://a.example".into()],
+        trusted_proxies: vec!["127.0.0.1".parse().unwrap(), "10.0.0.0/8".parse().unwrap()],
         stdin_channel: Some("feed".into()),
         log_level: LevelFilter::Debug,
+        log_format: LogFormat::Json,
+        log_timestamps: LogTimestamps::Off,
         shutdown_grace: ms(100),
         max_subscriptions: 5,
         handshake_timeout: ms(300),
@@ -157,8 +191,149 @@ fn every_flag_is_parsed() {
         write_timeout: ms(500),
         http_workers: 2,
         max_inflight: 16,
+        redis: Some("redis://127.0.0.1:1/2".into()),
+        redis_prefix: "hub-a".into(),
+    }
+}
+
+#[test]
+fn every_flag_is_parsed() {
+    assert_eq!(
+        EVERY_SETTING.len(),
+        Setting::ALL.len(),
+        "a setting is missing here"
+    );
+    let mut args = Vec::new();
+    for (name, value) in EVERY_SETTING {
+        args.push(format!("--{name}"));
+        args.extend(value.map(String::from));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_eq!(run(&args), every_setting_expected());
+}
+
+#[test]
+fn every_setting_can_come_from_the_environment() {
+    let env: Vec<(String, &str)> = EVERY_SETTING
+        .iter()
+        .map(|(name, value)| {
+            let var = format!("PUMPHUB_{}", name.to_ascii_uppercase().replace('-', "_"));
+            (var, value.unwrap_or("true"))
+        })
+        .collect();
+    let env: Vec<(&str, &str)> = env
+        .iter()
+        .map(|(var, value)| (var.as_str(), *value))
+        .collect();
+    match parse_with_env(&[], &env) {
+        Ok(Invocation::Run(config)) => assert_eq!(config, every_setting_expected()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn flags_beat_the_environment_which_beats_the_file() {
+    let file = TempToml::new("queue-size = 5\nhistory-size = 6\nrate-limit = 7\n");
+    let env = [
+        ("PUMPHUB_HISTORY_SIZE", "60"),
+        ("PUMPHUB_RATE_LIMIT", "70"),
+        ("PUMPHUB_CONFIG", file.path()),
+    ];
+    // No --config: PUMPHUB_CONFIG names the file.
+    let Ok(Invocation::Run(config)) = parse_with_env(&["--rate-limit", "700"], &env) else {
+        panic!("expected Run");
     };
-    assert_eq!(config, expected);
+    assert_eq!(config.queue_size, 5, "file");
+    assert_eq!(config.history_size, 60, "environment over file");
+    assert_eq!(config.rate_limit, 700, "flag over environment");
+    // --config wins over PUMPHUB_CONFIG.
+    let other = TempToml::new("queue-size = 9\n");
+    let Ok(Invocation::Run(config)) = parse_with_env(&["--config", other.path()], &env) else {
+        panic!("expected Run");
+    };
+    assert_eq!(config.queue_size, 9);
+    assert_eq!(config.rate_limit, 70);
+}
+
+#[test]
+fn environment_values_are_checked_and_name_their_variable() {
+    let cases = [
+        (
+            "PUMPHUB_QUEUE_SIZE",
+            "lots",
+            "environment variable PUMPHUB_QUEUE_SIZE",
+        ),
+        (
+            "PUMPHUB_QUEUE_SIZE",
+            "0",
+            "environment variable PUMPHUB_QUEUE_SIZE is out of range",
+        ),
+        (
+            "PUMPHUB_ALLOW_CLIENT_PUBLISH",
+            "maybe",
+            "expected true or false",
+        ),
+        (
+            "PUMPHUB_TRUSTED_PROXY",
+            "10.0.0.0/99",
+            "the prefix length must be 0 to 32",
+        ),
+        ("PUMPHUB_LOG_FORMAT", "xml", "expected one of text, json"),
+        (
+            "PUMPHUB_LOG_TIMESTAMPS",
+            "sometimes",
+            "expected one of auto, on, off",
+        ),
+    ];
+    for (var, value, needle) in cases {
+        match parse_with_env(&[], &[(var, value)]) {
+            Err(error) => assert!(error.to_string().contains(needle), "{var}={value}: {error}"),
+            Ok(other) => panic!("{var}={value} was accepted: {other:?}"),
+        }
+    }
+    // A flag can rescue a bad variable, as it can a bad file value.
+    let rescued = parse_with_env(&["--queue-size", "3"], &[("PUMPHUB_QUEUE_SIZE", "0")]);
+    assert!(matches!(rescued, Ok(Invocation::Run(c)) if c.queue_size == 3));
+    // Lists: comma-separated in one variable.
+    let env = [(
+        "PUMPHUB_ALLOWED_ORIGIN",
+        "https://a.example, https://B.example",
+    )];
+    let Ok(Invocation::Run(config)) = parse_with_env(&[], &env) else {
+        panic!("expected Run");
+    };
+    assert_eq!(
+        config.allowed_origins,
+        ["https://a.example", "https://b.example"]
+    );
+    assert!(env_var_names().any(|name| name == "PUMPHUB_MAX_CONNECTIONS"));
+    assert!(env_var_names().any(|name| name == "PUMPHUB_CONFIG"));
+}
+
+#[test]
+fn pumphub_log_level_beats_rust_log() {
+    let env = [("RUST_LOG", "debug"), ("PUMPHUB_LOG_LEVEL", "warn")];
+    let Ok(Invocation::Run(config)) = parse_with_env(&[], &env) else {
+        panic!("expected Run");
+    };
+    assert_eq!(config.log_level, LevelFilter::Warn);
+}
+
+#[test]
+fn log_timestamps_follow_systemd_when_auto() {
+    let none = |_: &str| None;
+    let journal = |name: &str| (name == "JOURNAL_STREAM").then(|| "8:1234".to_owned());
+    let unit = |name: &str| (name == "INVOCATION_ID").then(|| "abc".to_owned());
+    assert!(LogTimestamps::Auto.resolve(none));
+    assert!(!LogTimestamps::Auto.resolve(journal));
+    assert!(!LogTimestamps::Auto.resolve(unit));
+    assert!(LogTimestamps::On.resolve(journal));
+    assert!(!LogTimestamps::Off.resolve(none));
+    let file = TempToml::new("log-timestamps = true\n");
+    assert_eq!(
+        run(&["--config", file.path()]).log_timestamps,
+        LogTimestamps::On
+    );
 }
 
 #[test]
@@ -170,7 +345,7 @@ fn every_setting_works_with_the_equals_form() {
         "--stdin=x.y",
     ]);
     assert_eq!(config.queue_size, 9);
-    assert_eq!(config.ws_addr, "localhost:0");
+    assert_eq!(config.ws_addr.as_deref(), Some("localhost:0"));
     assert_eq!(
         config.token.as_deref(),
         Some("a=b"),
@@ -256,7 +431,7 @@ fn file_values_apply() {
         ["https://a.example", "https://b.example:8443"]
     );
     assert!(config.allow_client_publish);
-    assert_eq!(config.ws_addr, "127.0.0.1:0");
+    assert_eq!(config.ws_addr.as_deref(), Some("127.0.0.1:0"));
     assert_eq!(config.log_level, LevelFilter::Debug);
     assert_eq!(config.stdin_channel.as_deref(), Some("feed"));
     assert_eq!(config.ping_interval, Duration::ZERO);
@@ -365,6 +540,107 @@ fn empty_secrets_are_rejected_and_name_their_source() {
         !message.contains("has space"),
         "secrets are never echoed: {message}"
     );
+}
+
+const SECRET_A: &str = "0123456789abcdef0123456789abcdef-a";
+const SECRET_B: &str = "0123456789abcdef0123456789abcdef-b";
+const SECRET_C: &str = "0123456789abcdef0123456789abcdef-c";
+
+#[test]
+fn token_secrets_come_from_every_source_as_lists() {
+    // Repeated flags, each possibly a comma list, in order.
+    let both = format!("{SECRET_B},{SECRET_C}");
+    let config = run(&["--token-secret", SECRET_A, "--token-secret", &both]);
+    assert_eq!(config.token_secrets, [SECRET_A, SECRET_B, SECRET_C]);
+    assert!(!config.token_allow_no_exp);
+
+    // The environment takes a comma list and sits below the flags.
+    let env = format!("{SECRET_A},{SECRET_B}");
+    let from_env = |args: &[&str]| match parse_with_env(args, &[(ENV_TOKEN_SECRET, &env)]) {
+        Ok(Invocation::Run(config)) => config.token_secrets,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(from_env(&[]), [SECRET_A, SECRET_B]);
+    assert_eq!(from_env(&["--token-secret", SECRET_C]), [SECRET_C]);
+
+    // The file takes a string (also a comma list) or an array.
+    let file = TempToml::new(&format!(
+        "token-secret = [\"{SECRET_A}\", \"{SECRET_B}\"]\ntoken-allow-no-exp = true\n"
+    ));
+    let config = run(&["--config", file.path()]);
+    assert_eq!(config.token_secrets, [SECRET_A, SECRET_B]);
+    assert!(config.token_allow_no_exp);
+    let file = TempToml::new(&format!("token-secret = \"{SECRET_C},{SECRET_A}\"\n"));
+    assert_eq!(
+        run(&["--config", file.path()]).token_secrets,
+        [SECRET_C, SECRET_A]
+    );
+    let file = TempToml::new("token-secret = 5\n");
+    assert!(matches!(
+        error(&["--config", file.path()]),
+        ConfigError::WrongType {
+            key: "token-secret",
+            ..
+        }
+    ));
+    assert!(matches!(
+        error(&["--token-allow-no-exp=yes"]),
+        ConfigError::UnexpectedValue { .. }
+    ));
+}
+
+#[test]
+fn token_secrets_are_validated_without_being_echoed() {
+    let short = "0123456789abcdef0123456789abcde"; // 31 bytes
+    let spaced = "0123456789abcdef 0123456789abcdef";
+    let stray_comma = format!("{SECRET_A},");
+    let nine = [SECRET_A; 9].join(",");
+    for (args, expected) in [
+        (
+            vec!["--token-secret", short],
+            "the secret is shorter than 32 bytes",
+        ),
+        (
+            vec!["--token-secret", spaced],
+            "the secret must be printable ASCII",
+        ),
+        (
+            vec!["--token-secret", stray_comma.as_str()],
+            "secret #2 of 2 is empty",
+        ),
+        (
+            vec!["--token-secret", nine.as_str()],
+            "9 secrets given; at most 8",
+        ),
+        (
+            vec!["--token-secret", SECRET_A, "--token-secret", short],
+            "secret #2 of 2 is shorter",
+        ),
+    ] {
+        let message = error(&args).to_string();
+        assert!(message.contains("--token-secret"), "{message}");
+        assert!(message.contains(expected), "{args:?}: {message}");
+        assert!(
+            !message.contains("0123456789abcdef"),
+            "secrets are never echoed: {message}"
+        );
+    }
+    match parse_with_env(&[], &[(ENV_TOKEN_SECRET, short)]) {
+        Err(ConfigError::InvalidValue {
+            setting: "token-secret",
+            origin: Some(Origin::Environment {
+                var: ENV_TOKEN_SECRET,
+            }),
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    // Set in code, checked by validate.
+    let config = Config {
+        token_secrets: vec![short.into()],
+        ..Config::default()
+    };
+    assert!(config.validate().is_err());
 }
 
 #[test]
@@ -534,7 +810,45 @@ fn addresses_must_be_host_and_port() {
             ..
         }
     ));
-    assert_eq!(run(&["--http", "[::1]:0"]).http_addr, "[::1]:0");
+    assert_eq!(
+        run(&["--http", "[::1]:0"]).http_addr.as_deref(),
+        Some("[::1]:0")
+    );
+}
+
+#[test]
+fn off_binds_no_listener_from_flags_and_file() {
+    let config = run(&["--ws", "off", "--http=OFF"]);
+    assert_eq!((config.ws_addr, config.http_addr), (None, None));
+    assert!(Config {
+        ws_addr: None,
+        http_addr: None,
+        ..Config::default()
+    }
+    .validate()
+    .is_ok());
+    let file = TempToml::new("http = \"off\"\n");
+    let config = run(&["--config", file.path()]);
+    assert_eq!(config.http_addr, None);
+    assert_eq!(config.ws_addr.as_deref(), Some("127.0.0.1:9001"));
+    // A flag turns back on what the file turned off.
+    let config = run(&["--config", file.path(), "--http", "127.0.0.1:0"]);
+    assert_eq!(config.http_addr.as_deref(), Some("127.0.0.1:0"));
+}
+
+#[test]
+fn off_binds_no_listener_from_the_environment() {
+    let env = [("PUMPHUB_WS", "off"), ("PUMPHUB_HTTP", "Off")];
+    let Ok(Invocation::Run(config)) = parse_with_env(&[], &env) else {
+        panic!("expected Run");
+    };
+    assert_eq!((config.ws_addr, config.http_addr), (None, None));
+    // A flag turns back on what the environment turned off.
+    let Ok(Invocation::Run(config)) = parse_with_env(&["--ws", "127.0.0.1:0"], &env) else {
+        panic!("expected Run");
+    };
+    assert_eq!(config.ws_addr.as_deref(), Some("127.0.0.1:0"));
+    assert_eq!(config.http_addr, None);
 }
 
 #[test]
@@ -694,14 +1008,16 @@ fn help_and_version_win_over_bad_flags() {
 fn debug_output_hides_secrets() {
     let config = Config {
         token: Some("s3cret".into()),
+        token_secrets: vec![SECRET_A.into(), SECRET_B.into()],
         publish_key: Some("k3y".into()),
         ..Config::default()
     };
     let debug = format!("{config:?}");
     assert!(
-        !debug.contains("s3cret") && !debug.contains("k3y"),
+        !debug.contains("s3cret") && !debug.contains("k3y") && !debug.contains("0123456789"),
         "{debug}"
     );
+    assert!(debug.contains("token_secrets: [2 <redacted>]"), "{debug}");
     assert!(debug.contains("<redacted>"));
 }
 

@@ -16,6 +16,14 @@ use super::{ConfigError, Origin, MAX_MILLIS};
 /// Longest `--stdin` channel name, as in the protocol's channel-name rule.
 const MAX_CHANNEL_LEN: usize = 128;
 
+/// Shortest `--token-secret`, in bytes; the same rule as
+/// `auth::jwt::MIN_SECRET_LEN` (config sits below auth, so it cannot
+/// import it; a test in auth checks they agree).
+pub(crate) const MIN_TOKEN_SECRET_LEN: usize = 32;
+
+/// Most `--token-secret`s at once; the same as `auth::jwt::MAX_SECRETS`.
+pub(crate) const MAX_TOKEN_SECRETS: usize = 8;
+
 /// The checks [`Config::check`](crate::config::Config::check) runs on the
 /// merged config.
 pub(super) struct Rules<'a> {
@@ -108,9 +116,89 @@ impl Rules<'_> {
         }
     }
 
+    /// Signed-token secrets: HS256 wants a key of at least 256 bits
+    /// (RFC 7518 section 3.2), so at least [`MIN_TOKEN_SECRET_LEN`] bytes,
+    /// and printable ASCII so they survive every source. Never echoed.
+    pub(super) fn token_secrets(&self, secrets: &[String]) -> Result<(), ConfigError> {
+        let setting = Setting::TokenSecret;
+        if secrets.len() > MAX_TOKEN_SECRETS {
+            return Err(self.invalid(
+                setting,
+                "",
+                &format!(
+                    "{} secrets given; at most {MAX_TOKEN_SECRETS} (two cover a rotation)",
+                    secrets.len()
+                ),
+            ));
+        }
+        for (i, secret) in secrets.iter().enumerate() {
+            let which = if secrets.len() == 1 {
+                "the secret".to_owned()
+            } else {
+                format!("secret #{} of {}", i + 1, secrets.len())
+            };
+            let problem = if secret.is_empty() {
+                "is empty (a stray comma?)"
+            } else if !secret.bytes().all(|byte| byte.is_ascii_graphic()) {
+                "must be printable ASCII without spaces"
+            } else if secret.len() < MIN_TOKEN_SECRET_LEN {
+                "is shorter than 32 bytes; HS256 needs 256 bits (`openssl rand -hex 32` makes one)"
+            } else {
+                continue;
+            };
+            return Err(self.invalid(setting, "", &format!("{which} {problem}")));
+        }
+        Ok(())
+    }
+
     pub(super) fn origin(&self, origin: &str) -> Result<(), ConfigError> {
         check_origin_form(origin)
             .map_err(|reason| self.invalid(Setting::AllowedOrigin, origin, reason))
+    }
+
+    /// A URL the Redis client accepts. The value is not echoed: it may hold
+    /// a password.
+    pub(super) fn redis_url(&self, url: &str) -> Result<(), ConfigError> {
+        #[cfg(feature = "redis")]
+        {
+            use redis::IntoConnectionInfo;
+            if url.starts_with("rediss:") {
+                return Err(self.invalid(
+                    Setting::Redis,
+                    "",
+                    "TLS (rediss://) is not supported; reach Redis over a private network or a TLS tunnel",
+                ));
+            }
+            url.into_connection_info().map(|_| ()).map_err(|e| {
+                let reason = format!(
+                    "not a Redis URL ({}); expected redis://[user:password@]host[:port][/db]",
+                    e.detail().unwrap_or(e.category())
+                );
+                self.invalid(Setting::Redis, "", &reason)
+            })
+        }
+        #[cfg(not(feature = "redis"))]
+        {
+            let _ = url;
+            Err(self.invalid(
+                Setting::Redis,
+                "",
+                "this build has no Redis support (cargo feature `redis`)",
+            ))
+        }
+    }
+
+    /// The prefix becomes a hash tag `{prefix}`: no braces, nothing odd.
+    pub(super) fn redis_prefix(&self, prefix: &str) -> Result<(), ConfigError> {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-');
+        if (1..=64).contains(&prefix.len()) && prefix.chars().all(allowed) {
+            return Ok(());
+        }
+        Err(self.invalid(
+            Setting::RedisPrefix,
+            prefix,
+            "a prefix is 1 to 64 of A-Z a-z 0-9 _ . : -",
+        ))
     }
 
     pub(super) fn channel(&self, channel: &str) -> Result<(), ConfigError> {

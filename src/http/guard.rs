@@ -31,8 +31,12 @@
 //! see [`Pipeline`](pipeline::Pipeline).
 //!
 //! Threads: one `http-guard` acceptor; per client connection, at most
-//! [`MAX_HTTP_CONNECTIONS`] at once (beyond that the acceptor answers 503
-//! itself, lingering briefly so the answer is read), an `http-conn-N` thread that reads and checks requests and sends
+//! [`MAX_HTTP_CONNECTIONS`] at once, and at most
+//! `--http-max-connections-per-ip` from one address (beyond those the
+//! acceptor answers 503, or 429 for an address over its share, and hands
+//! the socket to its [`Refuser`](crate::refusal::Refuser), thread
+//! `http-refuse`, so refusing never holds up the next accept), an
+//! `http-conn-N` thread that reads and checks requests and sends
 //! them to tiny_http, and from its first good request an `http-resp-N`
 //! thread that copies the answers back. They talk to their sockets, to
 //! each other (a bounded channel of what to write next, and one back
@@ -52,11 +56,12 @@ mod check;
 mod client;
 mod pipeline;
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -64,6 +69,7 @@ use log::{debug, warn};
 
 use crate::error::Error;
 use crate::http::publish::PublishRoute;
+use crate::refusal::Refuser;
 use check::error_answer;
 use client::serve;
 
@@ -99,6 +105,8 @@ struct Rules {
     max_body: usize,
     /// From accept to a complete head (`--handshake-timeout-ms`).
     head_deadline: Duration,
+    /// Connections one address may hold (`--http-max-connections-per-ip`).
+    max_per_ip: usize,
 }
 
 impl HttpGuard {
@@ -110,6 +118,7 @@ impl HttpGuard {
         publish: PublishRoute,
         max_body: usize,
         head_deadline: Duration,
+        max_per_ip: usize,
     ) -> Result<HttpGuard, Error> {
         let upstream = upstream.to_path_buf();
         let addr = public.local_addr().map_err(Error::Spawn)?;
@@ -119,12 +128,14 @@ impl HttpGuard {
             publish,
             max_body,
             head_deadline,
+            max_per_ip,
         });
+        let refuser = Refuser::start("http-refuse").map_err(Error::Spawn)?;
         let acceptor = {
             let stop = stop.clone();
             thread::Builder::new()
                 .name("http-guard".into())
-                .spawn(move || accept_loop(public, rules, stop))
+                .spawn(move || accept_loop(public, rules, stop, refuser))
                 .map_err(Error::Spawn)?
         };
         Ok(HttpGuard {
@@ -168,7 +179,10 @@ impl InternalSocket {
     /// A fresh private directory under the system's temporary directory.
     pub fn create() -> io::Result<InternalSocket> {
         use std::os::unix::fs::DirBuilderExt;
-        let dir = std::env::temp_dir().join(format!("pumphub-{}", uuid::Uuid::new_v4().simple()));
+        let dir = std::env::temp_dir().join(format!(
+            "{SOCKET_DIR_PREFIX}{}",
+            uuid::Uuid::new_v4().simple()
+        ));
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
         Ok(InternalSocket { dir })
     }
@@ -179,24 +193,143 @@ impl InternalSocket {
     }
 }
 
+/// The prefix of every private socket directory's name.
+const SOCKET_DIR_PREFIX: &str = "pumphub-";
+
+/// Remove the private socket directories that hubs of this user left in
+/// `temp` when they could not clean up (killed with SIGKILL, or crashed):
+/// a `pumphub-<32 hex digits>` directory owned by this user whose socket
+/// refuses connections, or that has no socket and is over a minute old (a
+/// hub starting up has one without its socket for a moment). A live hub's
+/// socket accepts, so its directory stays. Returns how many were removed.
+pub(crate) fn remove_stale_socket_dirs(temp: &Path) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::net::UnixStream;
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return 0;
+    };
+    // This user's uid, without libc.
+    let Some(uid) = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+            line.split_whitespace().nth(2)?.parse::<u32>().ok()
+        })
+    else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(id) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SOCKET_DIR_PREFIX))
+        else {
+            continue;
+        };
+        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let Ok(metadata) = entry.metadata() else {
+            continue;
+        };
+        if !metadata.is_dir() || metadata.uid() != uid {
+            continue;
+        }
+        let socket = entry.path().join("http.sock");
+        let stale = if socket.exists() {
+            matches!(
+                UnixStream::connect(&socket),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused
+            )
+        } else {
+            metadata
+                .modified()
+                .ok()
+                .and_then(|at| at.elapsed().ok())
+                .is_some_and(|age| age > Duration::from_secs(60))
+        };
+        if stale && std::fs::remove_dir_all(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 impl Drop for InternalSocket {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-/// Counts live connection threads; the guard decrements on drop, even if
-/// the thread panics.
-struct Active(Arc<AtomicUsize>);
+/// Live connection threads, in all and per remote address.
+#[derive(Default)]
+struct Places {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
 
-impl Drop for Active {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+/// Why a connection gets no place.
+enum NoPlace {
+    /// All [`MAX_HTTP_CONNECTIONS`] are taken: 503.
+    Busy,
+    /// Its address holds its whole share: 429.
+    AddressBusy,
+}
+
+/// The places of live connection threads, shared by the acceptor (which
+/// takes them) and the threads (whose [`Place`] gives them back).
+#[derive(Default)]
+struct Occupancy(Mutex<Places>);
+
+impl Occupancy {
+    fn lock(&self) -> MutexGuard<'_, Places> {
+        // Two counters updated together; a panic cannot leave them half done.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Take a place for a connection from `ip`: the total is checked first,
+    /// so a client over both limits gets 503, as on the WebSocket port.
+    fn take(self: &Arc<Self>, ip: IpAddr, max_per_ip: usize) -> Result<Place, NoPlace> {
+        let mut places = self.lock();
+        if places.total >= MAX_HTTP_CONNECTIONS {
+            return Err(NoPlace::Busy);
+        }
+        let mine = places.per_ip.entry(ip).or_insert(0);
+        if *mine >= max_per_ip {
+            return Err(NoPlace::AddressBusy);
+        }
+        *mine += 1;
+        places.total += 1;
+        Ok(Place {
+            occupancy: self.clone(),
+            ip,
+        })
     }
 }
 
-fn accept_loop(listener: TcpListener, rules: Arc<Rules>, stop: Arc<AtomicBool>) {
-    let active = Arc::new(AtomicUsize::new(0));
+/// One connection thread's place; given back on drop, even if the thread
+/// panics.
+struct Place {
+    occupancy: Arc<Occupancy>,
+    ip: IpAddr,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut places = self.occupancy.lock();
+        places.total = places.total.saturating_sub(1);
+        if let Some(mine) = places.per_ip.get_mut(&self.ip) {
+            *mine -= 1;
+            if *mine == 0 {
+                places.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+fn accept_loop(listener: TcpListener, rules: Arc<Rules>, stop: Arc<AtomicBool>, refuser: Refuser) {
+    let occupancy = Arc::new(Occupancy::default());
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     let mut accepted: u64 = 0;
     loop {
@@ -214,15 +347,29 @@ fn accept_loop(listener: TcpListener, rules: Arc<Rules>, stop: Arc<AtomicBool>) 
                 continue;
             }
         };
-        if active.load(Ordering::Acquire) >= MAX_HTTP_CONNECTIONS {
-            debug!("http from {peer}: {MAX_HTTP_CONNECTIONS} connections busy, 503");
-            // A fresh socket's send buffer takes this without blocking.
-            let _ = client.set_write_timeout(Some(Duration::from_millis(100)));
-            answer(&client, 503, "busy", "too many HTTP connections; retry");
-            continue;
-        }
-        active.fetch_add(1, Ordering::AcqRel);
-        let guard = Active(active.clone());
+        // Refusals go to the refuser, which holds the socket open a moment
+        // so the answer is read; the next accept does not wait for that.
+        let place = match occupancy.take(peer.ip(), rules.max_per_ip) {
+            Ok(place) => place,
+            Err(NoPlace::Busy) => {
+                debug!("http from {peer}: {MAX_HTTP_CONNECTIONS} connections busy, 503");
+                let answer = error_answer(503, "busy", "too many HTTP connections; retry");
+                refuser.refuse(client, &answer);
+                continue;
+            }
+            Err(NoPlace::AddressBusy) => {
+                debug!(
+                    "http from {peer}: its address holds {} connections, 429",
+                    rules.max_per_ip
+                );
+                let message = format!(
+                    "too many HTTP connections from your address (at most {}); retry",
+                    rules.max_per_ip
+                );
+                refuser.refuse(client, &error_answer(429, "too_many_connections", &message));
+                continue;
+            }
+        };
         accepted += 1;
         let (rules, stop) = (rules.clone(), stop.clone());
         let spawned = thread::Builder::new()
@@ -230,7 +377,7 @@ fn accept_loop(listener: TcpListener, rules: Arc<Rules>, stop: Arc<AtomicBool>) 
             .stack_size(CONNECTION_STACK)
             .spawn(move || {
                 serve(client, peer, accepted, &rules, &stop);
-                drop(guard);
+                drop(place);
             });
         match spawned {
             Ok(handle) => threads.push(handle),
@@ -247,13 +394,6 @@ fn accept_loop(listener: TcpListener, rules: Arc<Rules>, stop: Arc<AtomicBool>) 
             log::error!("an HTTP guard thread panicked");
         }
     }
-}
-
-/// Answer with the HTTP endpoints' error shape and close.
-fn answer(mut client: &TcpStream, status: u16, code: &str, message: &str) {
-    let _ = client.write_all(&error_answer(status, code, message));
-    let _ = client.shutdown(Shutdown::Write);
-    linger(client);
 }
 
 /// Leave the client a moment to read the answer before the socket closes:

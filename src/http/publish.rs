@@ -8,9 +8,13 @@
 //! read the body whole. Here: the hub is not shutting down (else 503), the
 //! publish key (else 401), the body is JSON of one event or an array of
 //! them, each with a valid channel (else 400 and nothing is published).
-//! Several requests a client pipelined, already read together, are
-//! published with one command ([`PublishRoute::publish`]), so the
-//! broadcaster takes them in one round and wakes each subscriber once.
+//! An array must fit half a subscriber's queue, as for every publish path
+//! (`HubHandle::check_batch`; else 413 `batch_too_large`). Several
+//! requests a client pipelined, already read together, are published with
+//! one command per group that fits that limit ([`PublishRoute::publish`]),
+//! so the broadcaster takes them in one round and wakes each subscriber
+//! once. In cluster mode a publish the shared log cannot take is answered
+//! 503 `unavailable`.
 //! Answers keep the shape of every HTTP endpoint: `{"seq":…,"delivered":…}`
 //! (an array of them for an array), or `{"error":{"code":…,"message":…}}`.
 //!
@@ -22,7 +26,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use crate::auth::{bearer_token, constant_time_eq};
-use crate::handle::HubHandle;
+use crate::error::Error;
+use crate::handle::{BatchLimit, HubHandle};
 use crate::protocol::{is_valid_channel_name, ErrorCode};
 
 /// What `POST /publish` needs: the hub, the key, the body limit.
@@ -38,6 +43,8 @@ pub(crate) struct PublishRoute {
 pub(crate) struct Events {
     events: Vec<(String, Value)>,
     is_array: bool,
+    /// What the events cost a subscriber's queue (`BatchLimit::event_bytes`).
+    bytes: usize,
 }
 
 /// An answer, before it is framed for the client.
@@ -99,25 +106,46 @@ impl PublishRoute {
                     })?;
                     events.push(event);
                 }
-                Ok(Events {
-                    events,
-                    is_array: true,
-                })
+                if let Err(error) = self.hub.check_batch(&events) {
+                    return Err(Answer::error(413, "batch_too_large", &error.to_string()));
+                }
+                Ok(Events::new(events, true))
             }
             item => {
                 let event = publish_item(item)
                     .map_err(|(code, message)| Answer::error(400, code.as_str(), &message))?;
-                Ok(Events {
-                    events: vec![event],
-                    is_array: false,
-                })
+                Ok(Events::new(vec![event], false))
             }
         }
     }
 
-    /// Publish the events of several checked requests with one command, in
-    /// order, and answer each.
+    /// Publish the events of several checked requests, in order, with one
+    /// command per group of consecutive requests that fits one batch
+    /// (one request always makes a group), and answer each.
     pub(crate) fn publish(&self, requests: Vec<Events>) -> Vec<Answer> {
+        let limit = self.hub.batch_limit();
+        let mut answers = Vec::with_capacity(requests.len());
+        let mut group: Vec<Events> = Vec::new();
+        let (mut events, mut bytes) = (0, 0);
+        for request in requests {
+            let fits = events + request.events.len() <= limit.events
+                && bytes + request.bytes <= limit.bytes;
+            if !group.is_empty() && !fits {
+                answers.extend(self.publish_group(std::mem::take(&mut group)));
+                (events, bytes) = (0, 0);
+            }
+            events += request.events.len();
+            bytes += request.bytes;
+            group.push(request);
+        }
+        if !group.is_empty() {
+            answers.extend(self.publish_group(group));
+        }
+        answers
+    }
+
+    /// Publish one group with one command, and answer each of its requests.
+    fn publish_group(&self, requests: Vec<Events>) -> Vec<Answer> {
         let counts: Vec<(usize, bool)> = requests
             .iter()
             .map(|request| (request.events.len(), request.is_array))
@@ -126,13 +154,21 @@ impl PublishRoute {
             .into_iter()
             .flat_map(|request| request.events)
             .collect();
-        let published = match self.hub.publish_all(all) {
+        let published = match self.hub.publish_checked(all) {
             Ok(published) => published,
-            Err(_) => {
-                return counts
-                    .iter()
-                    .map(|_| Answer::error(503, "shutting_down", "the hub is shutting down"))
-                    .collect()
+            Err(error) => {
+                let refusal = || match &error {
+                    Error::BatchTooLarge { .. } => {
+                        Answer::error(413, "batch_too_large", &error.to_string())
+                    }
+                    Error::Unavailable { reason } => Answer::error(
+                        503,
+                        ErrorCode::Unavailable.as_str(),
+                        &format!("the shared event log is unavailable: {reason}"),
+                    ),
+                    _ => Answer::error(503, "shutting_down", "the hub is shutting down"),
+                };
+                return counts.iter().map(|_| refusal()).collect();
             }
         };
         let mut published = published.into_iter();
@@ -166,6 +202,20 @@ impl PublishRoute {
             .filter_map(|value| std::str::from_utf8(value).ok())
             .filter_map(bearer_token)
             .any(|token| constant_time_eq(token.as_bytes(), key.as_bytes()))
+    }
+}
+
+impl Events {
+    fn new(events: Vec<(String, Value)>, is_array: bool) -> Events {
+        let bytes = events
+            .iter()
+            .map(|(channel, data)| BatchLimit::event_bytes(channel, data))
+            .sum();
+        Events {
+            events,
+            is_array,
+            bytes,
+        }
     }
 }
 

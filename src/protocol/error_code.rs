@@ -24,11 +24,14 @@ pub enum ErrorCode {
     TooManySubscriptions,
     /// The message was dropped by the per-connection rate limit.
     RateLimited,
+    /// Cluster mode: the shared event log (Redis) cannot be reached, so the
+    /// publish was not taken. Nothing was published; try again later.
+    Unavailable,
 }
 
 impl ErrorCode {
     /// Every code, for metrics that list one series per code.
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 9] = [
         ErrorCode::BadJson,
         ErrorCode::BadMessage,
         ErrorCode::BinaryUnsupported,
@@ -37,6 +40,7 @@ impl ErrorCode {
         ErrorCode::Unauthenticated,
         ErrorCode::TooManySubscriptions,
         ErrorCode::RateLimited,
+        ErrorCode::Unavailable,
     ];
 
     /// The code as it appears on the wire, e.g. `"bad_json"`.
@@ -50,6 +54,7 @@ impl ErrorCode {
             ErrorCode::Unauthenticated => "unauthenticated",
             ErrorCode::TooManySubscriptions => "too_many_subscriptions",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 

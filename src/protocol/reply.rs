@@ -27,6 +27,9 @@ enum ServerMessage<'a> {
         channels: &'a [String],
         replayed: usize,
         complete: bool,
+        /// With `complete: false`: the seq from which the replay is whole.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        oldest: Option<u64>,
     },
     Unsubscribed {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -89,7 +92,8 @@ pub fn encode_welcome(connection_id: &str, epoch: &str, seq: u64, heartbeat_ms: 
     })
 }
 
-/// `subscribed`, sent after any replayed events.
+/// `subscribed`, sent after any replayed events. The hub itself sends
+/// `complete: false` only through [`encode_subscribed_incomplete`].
 pub fn encode_subscribed(
     id: Option<&RequestId>,
     channels: &[String],
@@ -101,6 +105,26 @@ pub fn encode_subscribed(
         channels,
         replayed,
         complete,
+        oldest: None,
+    })
+}
+
+/// `subscribed` with `complete: false` and `oldest`: events after the
+/// client's `since` and before `oldest` are lost to it; from `oldest` on,
+/// the replay is whole (it is the oldest seq the hub still keeps for those
+/// channels).
+pub fn encode_subscribed_incomplete(
+    id: Option<&RequestId>,
+    channels: &[String],
+    replayed: usize,
+    oldest: u64,
+) -> String {
+    encode(&ServerMessage::Subscribed {
+        id,
+        channels,
+        replayed,
+        complete: false,
+        oldest: Some(oldest),
     })
 }
 
@@ -108,6 +132,12 @@ pub fn encode_subscribed(
 pub fn encode_unsubscribed(id: Option<&RequestId>, channels: &[String]) -> String {
     encode(&ServerMessage::Unsubscribed { id, channels })
 }
+
+/// The most bytes an `event` frame has besides its channel name and its
+/// data's JSON: `{"type":"event","seq":…,"channel":"","ts":…,"data":}` with
+/// both numbers at their longest is 90. Lets a publisher bound the size of
+/// the frames it causes before the hub builds them.
+pub const EVENT_FRAME_OVERHEAD: usize = 96;
 
 /// `event`: one published event.
 pub fn encode_event(seq: u64, channel: &str, ts: u64, data: &Value) -> String {
@@ -171,4 +201,20 @@ pub fn encode_shutdown(reason: &str, reconnect_ms: u64) -> String {
         reason,
         reconnect_ms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_frame_is_within_its_overhead() {
+        let data = serde_json::json!({"a": [1, "two"]});
+        let frame = encode_event(u64::MAX, "c", u64::MAX, &data);
+        let data_len = serde_json::to_string(&data).unwrap().len();
+        assert!(
+            frame.len() <= EVENT_FRAME_OVERHEAD + 1 + data_len,
+            "{frame}"
+        );
+    }
 }

@@ -8,8 +8,16 @@ use serde_json::{Map, Value};
 use super::channel::is_valid_channel_name;
 use super::error_code::ErrorCode;
 
+/// A request's `id`: a JSON string or number, chosen by the client and sent
 /// back verbatim in the reply.
 pub type RequestId = Value;
+
+/// The longest string `id` the hub echoes, in bytes. Every reply echoes the
+/// `id` (`unauthenticated` and `rate_limited` included), so without a bound
+/// a client that never reads could make each of its queued replies as big
+/// as a whole message. A longer `id` is refused with `bad_message` (without
+/// `id`); a number `id` is at most a few dozen characters anyway.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
 
 /// A request a client sent, after parsing and validation.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +107,13 @@ pub fn parse_request(text: &str) -> Result<ClientMessage, RequestError> {
     };
     let id = match object.remove("id") {
         None => None,
+        Some(Value::String(id)) if id.len() > MAX_REQUEST_ID_LEN => {
+            return Err(RequestError::new(
+                None,
+                ErrorCode::BadMessage,
+                format!("`id` must be at most {MAX_REQUEST_ID_LEN} bytes"),
+            ))
+        }
         Some(id @ (Value::String(_) | Value::Number(_))) => Some(id),
         Some(_) => {
             return Err(RequestError::new(
@@ -162,8 +177,9 @@ pub fn parse_request(text: &str) -> Result<ClientMessage, RequestError> {
 
 /// Only the `id` of a request, for a reply to a message the hub will not
 /// otherwise handle (one dropped by the rate limit): a string or number
-/// `id` of a JSON object, else `None`. Skims the other fields without
-/// building them, and never fails.
+/// `id` of a JSON object, else `None`; also `None` for a string longer than
+/// [`MAX_REQUEST_ID_LEN`], which is never echoed. Skims the other fields
+/// without building them, and never fails.
 ///
 /// ```
 /// use pumphub::protocol::request_id;
@@ -172,13 +188,45 @@ pub fn parse_request(text: &str) -> Result<ClientMessage, RequestError> {
 /// assert_eq!(request_id("{nope"), None);
 /// ```
 pub fn request_id(text: &str) -> Option<RequestId> {
-    #[derive(serde::Deserialize)]
-    struct OnlyId {
-        id: Option<Value>,
-    }
-    match serde_json::from_str::<OnlyId>(text).ok()?.id? {
+    match serde_json::from_str::<LastId>(text).ok()?.0? {
+        Value::String(id) if id.len() > MAX_REQUEST_ID_LEN => None,
         id @ (Value::String(_) | Value::Number(_)) => Some(id),
         _ => None,
+    }
+}
+
+/// The last `id` of a JSON object, every other value skipped unbuilt. The
+/// last, because that is the one `parse_request` keeps when a client sends
+/// `id` twice (serde_json's map keeps the last value of a key); a derived
+/// struct would refuse the duplicate instead, and the rate limit's reply
+/// would then lose an `id` every other reply echoes (found by the
+/// `request_id` fuzz target).
+struct LastId(Option<Value>);
+
+impl<'de> serde::Deserialize<'de> for LastId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = LastId;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<LastId, A::Error> {
+                let mut id = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "id" {
+                        id = Some(map.next_value::<Value>()?);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(LastId(id))
+            }
+        }
+        deserializer.deserialize_map(Fields)
     }
 }
 
@@ -207,7 +255,7 @@ fn channel_list(
         }
     }
     // Names are checked only once the request is well-formed, and the whole
-    // request is rejected if any one is bad (PROTOCOL.md section 9).
+    // request is rejected if any one is bad (docs/protocol.md, "Requests").
     for name in &names {
         check_channel(name, id)?;
     }
@@ -229,9 +277,9 @@ fn check_channel(name: &str, id: Option<&RequestId>) -> Result<(), RequestError>
     }
 }
 
-/// Cut `text` to at most `max` bytes on a char boundary, for echoing peer
-/// input in messages without echoing megabytes.
-fn truncate(text: &str, max: usize) -> &str {
+/// Cut `text` to at most `max` bytes on a char boundary, for quoting peer
+/// input in messages and logs without quoting megabytes.
+pub fn truncate(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
     }

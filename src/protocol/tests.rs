@@ -109,6 +109,11 @@ fn replies_without_id_have_no_id_field() {
         value,
         json!({"type":"subscribed","id":3,"channels":["a"],"replayed":0,"complete":true})
     );
+    let text = encode_subscribed_incomplete(None, &["a".to_string()], 2, 7);
+    assert_eq!(
+        text,
+        r#"{"type":"subscribed","channels":["a"],"replayed":2,"complete":false,"oldest":7}"#
+    );
 }
 
 #[test]
@@ -117,4 +122,35 @@ fn error_codes_serialize_as_their_wire_names() {
         assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
         assert_eq!(ErrorCode::ALL[code.index()], code);
     }
+}
+
+#[test]
+fn an_id_longer_than_the_limit_is_refused_and_never_echoed() {
+    let at_limit = "i".repeat(MAX_REQUEST_ID_LEN);
+    let over = "i".repeat(MAX_REQUEST_ID_LEN + 1);
+    let ping = |id: &str| json!({"type": "ping", "id": id}).to_string();
+    assert_eq!(
+        parse_request(&ping(&at_limit)).unwrap().id,
+        Some(json!(at_limit))
+    );
+    let error = parse_request(&ping(&over)).unwrap_err();
+    assert_eq!(error.code, ErrorCode::BadMessage);
+    assert_eq!(error.id, None);
+    // The reply to it stays small whatever the client sent.
+    let huge = ping(&"i".repeat(60_000));
+    let reply = encode_request_error(&parse_request(&huge).unwrap_err());
+    assert!(reply.len() < 200, "{reply}");
+    // The rate limit's skim echoes only what parse_request would.
+    assert_eq!(request_id(&ping(&at_limit)), Some(json!(at_limit)));
+    assert_eq!(request_id(&ping(&over)), None);
+    assert_eq!(request_id(&huge), None);
+    // Numbers are short by nature and always echoed.
+    assert_eq!(request_id(r#"{"id":-1.5e300}"#), Some(json!(-1.5e300)));
+    // A key twice: the last one, as parse_request keeps it (fuzz finding).
+    let twice = format!(r#"{{"type":"ping","id":"{over}","id":"short"}}"#);
+    assert_eq!(parse_request(&twice).unwrap().id, Some(json!("short")));
+    assert_eq!(request_id(&twice), Some(json!("short")));
+    let twice = format!(r#"{{"type":"ping","id":"short","id":"{over}"}}"#);
+    assert_eq!(parse_request(&twice).unwrap_err().id, None);
+    assert_eq!(request_id(&twice), None);
 }

@@ -3,6 +3,9 @@
 //! controls, callable without sockets or threads.
 //!
 //! - [`check_request_head`]: the upgrade request checks of `ws/handshake.rs`.
+//! - [`check_upgrade_query`]: the `/ws` query alone (`?channels=&since=&token=`).
+//! - [`check_request_id`]: the `id` a reply echoes, both ways the hub reads
+//!   it (parsing the request, or skimming a dropped one for `rate_limited`).
 //! - [`read_client_stream`]: a client's byte stream through tungstenite with
 //!   the read pump's own settings, each text message through
 //!   [`parse_request`](crate::protocol::parse_request), and the read error
@@ -26,6 +29,61 @@ use crate::ws::{done_for, read_config, Done};
 /// pass, else the HTTP status it would answer. Never panics.
 pub fn check_request_head(head: &[u8]) -> Result<(), u16> {
     crate::ws::check_request_head(head)
+}
+
+/// What a `/ws` query asks for, as the handshake reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpgradeQuery {
+    /// `?channels=`: valid names, duplicates removed.
+    pub channels: Option<Vec<String>>,
+    /// `?since=`, only beside `channels`.
+    pub since: Option<u64>,
+    /// Whether a `?token=` came.
+    pub token: bool,
+}
+
+/// The `/ws` query check alone: what the query asks for, or `None` for a
+/// query answered 400. Never panics.
+pub fn check_upgrade_query(query: &str) -> Option<UpgradeQuery> {
+    let (initial, token) = crate::ws::check_query(query).ok()?;
+    let (channels, since) = match initial {
+        Some((channels, since)) => (Some(channels), since),
+        None => (None, None),
+    };
+    Some(UpgradeQuery {
+        channels,
+        since,
+        token,
+    })
+}
+
+/// The `id` the hub would echo in a reply to `text`, checked both ways it
+/// reads one: through `parse_request` (every reply but `rate_limited`) and
+/// through the skim for a dropped frame (`rate_limited`). Panics if they
+/// disagree on a request that parses, or if either would echo an `id`
+/// longer than [`MAX_REQUEST_ID_LEN`](crate::protocol::MAX_REQUEST_ID_LEN)
+/// or one that is neither a string nor a number. Returns it.
+pub fn check_request_id(text: &str) -> Option<protocol::RequestId> {
+    let short = |id: &protocol::RequestId| match id {
+        serde_json::Value::String(s) => s.len() <= protocol::MAX_REQUEST_ID_LEN,
+        serde_json::Value::Number(_) => true,
+        _ => false,
+    };
+    let skimmed = protocol::request_id(text);
+    assert!(
+        skimmed.as_ref().is_none_or(short),
+        "skim echoes {skimmed:?}"
+    );
+    let parsed = match protocol::parse_request(text) {
+        Ok(message) => {
+            // A request that parses has its id read the same both ways.
+            assert_eq!(message.id, skimmed, "parse and skim disagree");
+            message.id
+        }
+        Err(error) => error.id,
+    };
+    assert!(parsed.as_ref().is_none_or(short), "reply echoes {parsed:?}");
+    parsed
 }
 
 /// What [`read_client_stream`] saw.

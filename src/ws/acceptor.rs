@@ -2,7 +2,7 @@
 //! hands each to a thread of its own. It does nothing else, so a slow or
 //! silent client can never hold up the next `accept`.
 //!
-//! Each accepted socket gets a connection thread (`connection::serve`),
+//! Each accepted socket gets a connection thread (`serve::serve`),
 //! which runs the handshake and then becomes that client's read pump. The
 //! acceptor keeps the threads' join handles, so that at shutdown it can join
 //! every one of them: when `Hub::shutdown` returns, no connection thread is
@@ -17,20 +17,36 @@
 //! exit, so the shutdown can wait (with a deadline) for the clients to
 //! finish closing; and those still in their handshake, so the acceptor can
 //! wait for one to end before accepting past `MAX_PENDING_HANDSHAKES`.
+//! Both live in [`ConnectionThreads`], which connections handed over by the
+//! application (`handover.rs`) are started and counted by too, so they
+//! share the one bound and the one shutdown wait.
+//!
+//! That wait is fair only if no one address can fill those places: 1,100
+//! silent connections from one address used to make everyone's handshake
+//! wait in the listen backlog for 10 s. So an address also gets at most
+//! `--max-handshakes-per-ip` of them ([`HandshakesPerIp`], also kept in
+//! `ConnectionThreads`, so handed-over connections count too); a connection
+//! over its address's share is answered 429 at once and handed to the
+//! [`Refuser`] (thread `ws-refuse`), which closes it a moment later, so
+//! refusing never holds up the next accept, nor the application's thread
+//! that handed a connection over.
 
 use std::io;
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use log::{debug, error, warn};
 
-use super::admission::MAX_PENDING_HANDSHAKES;
-use super::serve;
+use super::admission::{HandshakePlace, HandshakesPerIp, MAX_PENDING_HANDSHAKES};
+use super::handshake::{refusal_answer, Entry};
+use super::serve::{self, Arrival};
 use super::socket::READ_PUMP_STACK;
 use super::ServerContext;
+use crate::metrics::RejectReason;
+use crate::refusal::Refuser;
 
 /// How often an acceptor waiting for a free handshake slot looks at `stop`.
 const STOP_CHECK: Duration = Duration::from_millis(100);
@@ -47,6 +63,13 @@ pub(crate) struct ThreadGauge {
 /// One thread counted by a [`ThreadGauge`]; leaves it when dropped, even if
 /// the thread panics.
 pub(crate) struct GaugeEntry(Arc<ThreadGauge>);
+
+/// A connection thread's places while it is in its handshake: among all
+/// handshakes and among its address's. Dropping it frees both.
+pub(crate) struct InHandshake {
+    _all: GaugeEntry,
+    _address: HandshakePlace,
+}
 
 impl ThreadGauge {
     fn enter(self: &Arc<Self>) -> GaugeEntry {
@@ -89,30 +112,132 @@ impl Drop for GaugeEntry {
     }
 }
 
-/// Accept until `stop` is set, then join every connection thread.
-pub(crate) fn run(
-    listener: TcpListener,
+/// What every connection thread is started with and counted by, whoever
+/// accepted its socket: the acceptor, or the application (`Upgrader`).
+pub(crate) struct ConnectionThreads {
     context: Arc<ServerContext>,
-    stop: Arc<AtomicBool>,
+    /// Every connection thread, from spawn to exit.
     live: Arc<ThreadGauge>,
-) {
-    let mut connections: Vec<JoinHandle<()>> = Vec::new();
-    // Connection threads still in their handshake.
-    let pending = Arc::new(ThreadGauge::default());
-    let mut accepted: u64 = 0;
-    loop {
-        // Bound threads sitting in handshakes: without this, a flood of
-        // silent TCP connections would start a thread each for 10 s. At the
-        // bound the acceptor stops accepting until a handshake ends, and
-        // new connections wait in the kernel's listen backlog (4096). It
-        // used to accept and drop them instead, which in a connect storm of
-        // 5,000 clients refused 3,976 that would have been served within a
-        // second; waiting costs them milliseconds, and a flood of silent
-        // sockets still gets no more than this many threads.
-        while !pending.wait_below(MAX_PENDING_HANDSHAKES, STOP_CHECK) {
-            if stop.load(Ordering::Acquire) {
-                break;
+    /// Connection threads still in their handshake.
+    pending: Arc<ThreadGauge>,
+    /// The same, per remote address (`--max-handshakes-per-ip`).
+    per_address: Arc<HandshakesPerIp>,
+    /// Closes connections refused for their address a moment after their
+    /// 429. `None` if its thread could not be started: they close at once.
+    refuser: Option<Refuser>,
+    /// Connections started so far; names the threads (`read-pump-N`).
+    started: AtomicU64,
+}
+
+impl ConnectionThreads {
+    pub(crate) fn new(context: Arc<ServerContext>) -> Arc<Self> {
+        let per_address = HandshakesPerIp::new(context.config.max_handshakes_per_ip);
+        Arc::new(ConnectionThreads {
+            context,
+            live: Arc::default(),
+            pending: Arc::default(),
+            per_address,
+            refuser: Refuser::start("ws-refuse").ok(),
+            started: AtomicU64::new(0),
+        })
+    }
+
+    /// Wait until every connection thread has ended, or `deadline` passes.
+    /// Returns how many are left.
+    pub(crate) fn wait_for_none(&self, deadline: Instant) -> usize {
+        self.live.wait_for_none(deadline)
+    }
+
+    /// Wait until fewer than `MAX_PENDING_HANDSHAKES` connections are in
+    /// their handshake, looking at `give_up` every `STOP_CHECK`. True once
+    /// there is room, false if `give_up` said so first.
+    ///
+    /// Bounds threads sitting in handshakes: without this, a flood of
+    /// silent TCP connections would start a thread each for 10 s. At the
+    /// bound the acceptor stops accepting until a handshake ends, and new
+    /// connections wait in the kernel's listen backlog (4096). It used to
+    /// accept and drop them instead, which in a connect storm of 5,000
+    /// clients refused 3,976 that would have been served within a second;
+    /// waiting costs them milliseconds, and a flood of silent sockets still
+    /// gets no more than this many threads.
+    pub(super) fn wait_for_handshake_room(&self, give_up: impl Fn() -> bool) -> bool {
+        while !self.pending.wait_below(MAX_PENDING_HANDSHAKES, STOP_CHECK) {
+            if give_up() {
+                return false;
             }
+        }
+        true
+    }
+
+    /// Start the thread that runs one connection's handshake and then
+    /// becomes its read pump. `already_read` is what the application read
+    /// from `tcp` before handing it over (nothing for the acceptor's).
+    /// `Ok(None)` if its address already has `--max-handshakes-per-ip`
+    /// handshakes in progress: then it is answered 429 and handed to the
+    /// refuser, and gets no thread.
+    pub(super) fn spawn(
+        &self,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        already_read: Vec<u8>,
+        entry: Entry,
+    ) -> io::Result<Option<JoinHandle<()>>> {
+        let accepted_at = Instant::now();
+        let Some(address_place) = self.per_address.try_enter(peer.ip()) else {
+            self.refuse_per_ip(tcp, peer);
+            return Ok(None);
+        };
+        let in_handshake = InHandshake {
+            _all: self.pending.enter(),
+            _address: address_place,
+        };
+        let alive = self.live.enter();
+        let number = self.started.fetch_add(1, Ordering::Relaxed) + 1;
+        let context = self.context.clone();
+        let arrival = Arrival {
+            tcp,
+            peer,
+            accepted_at,
+            number,
+            already_read,
+            entry,
+        };
+        // If the spawn fails, the closure and the two gauge entries in it
+        // are dropped here, so the counts stay right.
+        thread::Builder::new()
+            .name(format!("read-pump-{number}"))
+            .stack_size(READ_PUMP_STACK)
+            .spawn(move || {
+                serve::serve(arrival, context, in_handshake);
+                drop(alive);
+            })
+            .map(Some)
+    }
+
+    /// Count, log (now and then) and answer a connection over its
+    /// address's share of handshakes.
+    fn refuse_per_ip(&self, tcp: TcpStream, peer: SocketAddr) {
+        let context = &self.context;
+        context.metrics.count_rejection(RejectReason::PerIp);
+        if let Some(count) = context.metrics.rejection_warning_due(RejectReason::PerIp) {
+            warn!(
+                "{peer}: its address has {} handshakes in progress; answered 429 \
+                 ({count} refused for per_ip since the last such warning)",
+                context.config.max_handshakes_per_ip
+            );
+        }
+        if let Some(refuser) = &self.refuser {
+            refuser.refuse(tcp, &refusal_answer(429, RejectReason::PerIp));
+        }
+    }
+}
+
+/// Accept until `stop` is set, then join every connection thread it started.
+pub(crate) fn run(listener: TcpListener, threads: Arc<ConnectionThreads>, stop: Arc<AtomicBool>) {
+    let mut connections: Vec<JoinHandle<()>> = Vec::new();
+    loop {
+        if !threads.wait_for_handshake_room(|| stop.load(Ordering::Acquire)) {
+            break;
         }
         let (tcp, peer) = match listener.accept() {
             Ok(pair) => pair,
@@ -133,33 +258,31 @@ pub(crate) fn run(
         if stop.load(Ordering::Acquire) {
             break;
         }
-        let accepted_at = Instant::now();
-        let in_handshake = pending.enter();
-        accepted += 1;
-        let number = accepted;
-        let thread_context = context.clone();
-        let alive = live.enter();
-        let spawned = thread::Builder::new()
-            .name(format!("read-pump-{number}"))
-            .stack_size(READ_PUMP_STACK)
-            .spawn(move || {
-                serve::serve(tcp, peer, accepted_at, number, thread_context, in_handshake);
-                drop(alive);
-            });
-        match spawned {
-            Ok(handle) => connections.push(handle),
+        match threads.spawn(tcp, peer, Vec::new(), Entry::Listener) {
+            Ok(Some(handle)) => connections.push(handle),
+            Ok(None) => {}
             Err(e) => error!("cannot start a thread for {peer}: {e}"),
         }
-        // Amortized pruning: only when the list has doubled since the last
-        // prune, so each accept costs O(1) on average.
-        if connections.len() >= 64 && connections.len().is_power_of_two() {
-            connections.retain(|handle| !handle.is_finished());
-        }
+        prune(&mut connections);
     }
     debug!(
         "acceptor stopping; joining {} connection threads",
         connections.len()
     );
+    join_all(connections);
+}
+
+/// Drop the handles of threads that have ended. Amortized: only when the
+/// list has doubled since the last prune, so each connection costs O(1)
+/// on average.
+pub(super) fn prune(connections: &mut Vec<JoinHandle<()>>) {
+    if connections.len() >= 64 && connections.len().is_power_of_two() {
+        connections.retain(|handle| !handle.is_finished());
+    }
+}
+
+/// Join connection threads, logging any that panicked.
+pub(super) fn join_all(connections: Vec<JoinHandle<()>>) {
     for handle in connections {
         if handle.join().is_err() {
             error!("a connection thread panicked");

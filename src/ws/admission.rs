@@ -1,4 +1,6 @@
-//! Connection limits: `--max-connections` and `--max-connections-per-ip`.
+//! Connection limits: `--max-connections` and `--max-connections-per-ip`
+//! for admitted clients, and `--max-handshakes-per-ip` for connections
+//! still in their handshake.
 //!
 //! Shared by every connection thread during its handshake. A connection
 //! that passes takes a [`ConnectionSlot`], an RAII guard it keeps for its
@@ -11,58 +13,65 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-/// Connection threads that may sit in their handshake at once. At it the
-/// acceptor stops accepting until one ends (further connections wait in
-/// the listen backlog): a flood of silent sockets must not turn into a
-/// flood of threads.
-pub const MAX_PENDING_HANDSHAKES: usize = 1024;
+/// Connection threads that may sit in their handshake at once (see
+/// `config/machine.rs`, where the connection ceiling counts them).
+pub(crate) use crate::config::MAX_PENDING_HANDSHAKES;
 
-/// How many connections this machine can hold, from the kernel's limits,
-/// with the reason; `None` if the limits cannot be read (not Linux).
-///
-/// Each connection has two threads and one file descriptor (its pumps share
-/// the socket, see `write_pump::SharedSocket`). Every thread
-/// costs the process four memory mappings (its stack, the stack's guard
-/// page, and the alternate signal stack with its guard, which std sets up
-/// to report stack overflows). When `vm.max_map_count` (65530 by default)
-/// runs out, a new thread cannot set up its signal stack and std aborts the
-/// whole process. So the hub refuses connections (503) well before that.
-pub fn os_connection_ceiling() -> Option<(usize, String)> {
-    const MAPS_PER_THREAD: usize = 4;
-    const MAPS_RESERVED: usize = 2048; // the binary, libraries, heap arenas
-    const FDS_RESERVED: usize = 64; // listeners, HTTP connections, logs
-    let mut ceiling: Option<(usize, String)> = None;
-    let mut consider = |limit: usize, why: String| {
-        if ceiling.as_ref().is_none_or(|(c, _)| limit < *c) {
-            ceiling = Some((limit, why));
+/// Connections in their handshake, per remote address, for
+/// `--max-handshakes-per-ip`. Only the acceptor takes a place (before it
+/// starts the connection's thread); the thread gives it back when its
+/// handshake ends, by dropping the [`HandshakePlace`].
+#[derive(Debug)]
+pub struct HandshakesPerIp {
+    max: usize,
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection's place among its address's handshakes; freed on drop.
+#[derive(Debug)]
+pub struct HandshakePlace {
+    handshakes: Arc<HandshakesPerIp>,
+    ip: IpAddr,
+}
+
+impl HandshakesPerIp {
+    /// At most `max` handshakes at once from one address.
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(HandshakesPerIp {
+            max,
+            counts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A place for a handshake from `ip`, or `None` if it has `max` already.
+    pub fn try_enter(self: &Arc<Self>, ip: IpAddr) -> Option<HandshakePlace> {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= self.max {
+            return None;
         }
-    };
-    if let Some(maps) = read_number("/proc/sys/vm/max_map_count") {
-        let threads = maps.saturating_sub(MAPS_RESERVED) / MAPS_PER_THREAD;
-        let connections = threads.saturating_sub(MAX_PENDING_HANDSHAKES) / 2;
-        consider(
-            connections,
-            format!("vm.max_map_count is {maps} (raise it with sysctl -w vm.max_map_count=262144)"),
-        );
+        *count += 1;
+        Some(HandshakePlace {
+            handshakes: self.clone(),
+            ip,
+        })
     }
-    if let Some(files) = open_files_limit() {
-        consider(
-            files.saturating_sub(FDS_RESERVED),
-            format!("the open-files limit is {files} (raise it with ulimit -n or LimitNOFILE=)"),
-        );
-    }
-    ceiling
 }
 
-fn read_number(path: &str) -> Option<usize> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-/// The soft `RLIMIT_NOFILE`, read from /proc (no libc call needed).
-fn open_files_limit() -> Option<usize> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
+impl Drop for HandshakePlace {
+    fn drop(&mut self) {
+        let mut counts = self
+            .handshakes
+            .counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// Which limit refused a connection.
@@ -153,6 +162,19 @@ impl Drop for ConnectionSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn handshakes_are_bounded_per_address_and_places_come_back() {
+        let handshakes = HandshakesPerIp::new(2);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let first = handshakes.try_enter(a).unwrap();
+        let _second = handshakes.try_enter(a).unwrap();
+        assert!(handshakes.try_enter(a).is_none());
+        assert!(handshakes.try_enter(b).is_some());
+        drop(first);
+        assert!(handshakes.try_enter(a).is_some());
+    }
 
     #[test]
     fn total_limit_wins_over_per_ip_and_slots_come_back() {

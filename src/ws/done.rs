@@ -41,8 +41,9 @@ impl std::fmt::Display for Done {
     }
 }
 
-/// The read pump's end of the done channel. Sending (or dropping it, if
-/// the read pump panics) also wakes the write pump, which parks on its
+/// The read pump's end of the done channel. Sending (or dropping it
+/// unsent: a panic outside `catching_panic`, or in the echo server's read
+/// pump) also wakes the write pump, which parks on its
 /// queue and would not otherwise notice the done channel.
 pub(crate) struct DoneSender {
     done_tx: Option<Sender<Done>>,

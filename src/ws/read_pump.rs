@@ -31,9 +31,11 @@
 //!
 //! It ends when the peer closes, the connection breaks the protocol, or the
 //! socket fails, and returns a [`Done`] saying which; `connection::serve`
-//! passes it to the write pump. Silence (ping interval + pong timeout) and a
-//! missing `auth` are detected here, through the socket's read timeout, and
-//! answered by kicking the connection: the write pump sends the Close.
+//! passes it to the write pump. Silence (ping interval + pong timeout), a
+//! missing `auth` and an expired token (4001, unless a fresh one came in an
+//! `auth` message first) are detected here, through the socket's read
+//! timeout and after each frame, and answered by kicking the connection:
+//! the write pump sends the Close.
 //!
 //! The same pump also runs the echo server (`testing/echo.rs`) that the Autobahn
 //! testsuite is pointed at: in [`DataFrames::Echo`] mode each text and
@@ -42,10 +44,10 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, SendError, Sender};
-use log::warn;
+use log::{debug, info, warn};
 use tungstenite::error::{Error as WsError, ProtocolError};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
@@ -54,7 +56,7 @@ use super::done::Done;
 use super::rate_limit::{RateLimiter, Verdict};
 use super::socket::ReadSide;
 use super::ServerContext;
-use crate::auth::{self, Authorizer};
+use crate::auth::{self, Authorizer, Identity, Refusal as TokenRefusal, RefusalReason};
 use crate::broadcaster::{
     ClientRequest, CloseReason, Connection, HubCommand, OutboundFrame, OutboundQueue,
 };
@@ -107,12 +109,38 @@ impl Outstanding {
     }
 }
 
-/// Where an authentication deadline stands.
+/// Where authentication stands, and its deadline.
 #[derive(Debug, Clone, Copy)]
 enum AuthState {
-    Authenticated,
+    /// Authenticated; the token holds until this instant (`None`: for
+    /// good), after which the connection is closed with 4001.
+    Authenticated { until: Option<Instant> },
     /// Must authenticate before this instant.
     Pending(Instant),
+}
+
+impl AuthState {
+    fn authenticated(identity: &Identity) -> AuthState {
+        // The clock the token's `exp` is read against is the wall clock;
+        // the deadline is kept on the monotonic one, so that a clock step
+        // after this moment neither ends nor prolongs the connection.
+        let until = identity.valid_until.and_then(|until| {
+            let left = until
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO);
+            Instant::now().checked_add(left)
+        });
+        AuthState::Authenticated { until }
+    }
+
+    /// The next moment something must happen: the end of the wait for
+    /// `auth`, or the token's expiry.
+    fn deadline(self) -> Option<Instant> {
+        match self {
+            AuthState::Authenticated { until } => until,
+            AuthState::Pending(deadline) => Some(deadline),
+        }
+    }
 }
 
 /// What the read pump does with a client's text and binary frames.
@@ -154,14 +182,14 @@ pub struct ReadPump {
 
 impl ReadPump {
     /// A read pump for a connection that completed its handshake.
-    /// `authenticated` is true if the upgrade request carried a good token
-    /// (or none is needed).
+    /// `identity` is `Some` if the upgrade request carried a good token
+    /// (or none is needed), `None` if the client must still send `auth`.
     pub(crate) fn new(
         socket: WebSocket<ReadSide>,
         connection: Arc<Connection>,
         queue: OutboundQueue,
         context: Arc<ServerContext>,
-        authenticated: bool,
+        identity: Option<Identity>,
     ) -> Self {
         let config = &context.config;
         let now = Instant::now();
@@ -173,10 +201,9 @@ impl ReadPump {
             commands: context.commands.clone(),
             authorizer: context.authorizer.clone(),
             metrics: context.metrics.clone(),
-            auth: if authenticated {
-                AuthState::Authenticated
-            } else {
-                AuthState::Pending(now + config.auth_timeout)
+            auth: match identity {
+                Some(identity) => AuthState::authenticated(&identity),
+                None => AuthState::Pending(now + config.auth_timeout),
             },
             rate_limiter: (config.rate_limit > 0).then(|| RateLimiter::new(config.rate_limit, now)),
             silence_limit: (!config.ping_interval.is_zero())
@@ -209,7 +236,7 @@ impl ReadPump {
             commands,
             authorizer: Arc::new(crate::auth::ConfigAuthorizer::new(None, false)),
             metrics,
-            auth: AuthState::Authenticated,
+            auth: AuthState::Authenticated { until: None },
             rate_limiter: None,
             silence_limit: None,
             last_heard: Instant::now(),
@@ -233,6 +260,9 @@ impl ReadPump {
 
     fn read_until_done(&mut self) -> Done {
         loop {
+            // Also here, not only when a read times out: a client that
+            // keeps talking would otherwise never reach its deadlines.
+            self.check_deadlines();
             self.hand_on_next();
             if self.outstanding.is_full(self.max_inflight) {
                 self.wait_for_hub();
@@ -242,9 +272,9 @@ impl ReadPump {
             // read and not handed on could otherwise wait for a client
             // that waits for its reply.
             let may_wait = self.outstanding.is_empty();
-            if may_wait {
-                self.update_read_timeout();
-            }
+            // Always, so the absolute auth deadline holds in reads that
+            // do not wait too.
+            self.update_read_timeout();
             self.socket.get_mut().set_dont_wait(!may_wait);
             let message = match self.socket.read() {
                 Ok(message) => message,
@@ -297,14 +327,11 @@ impl ReadPump {
             // which ends our read.
             None
         } else {
-            let auth_left = match self.auth {
-                AuthState::Pending(deadline) => Some(
-                    deadline
-                        .saturating_duration_since(Instant::now())
-                        .max(Duration::from_millis(1)),
-                ),
-                AuthState::Authenticated => None,
-            };
+            let auth_left = self.auth.deadline().map(|deadline| {
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1))
+            });
             match (self.silence_limit, auth_left) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -314,6 +341,15 @@ impl ReadPump {
             let _ = self.socket.get_ref().tcp().set_read_timeout(wanted);
             self.read_timeout = wanted;
         }
+        // The authentication deadlines are absolute: a peer trickling bytes
+        // must not push them back (the silence limit counts whole messages
+        // and stays a socket timeout).
+        let absolute = if self.kicked {
+            None
+        } else {
+            self.auth.deadline()
+        };
+        self.socket.get_mut().set_deadline(absolute);
     }
 
     /// A read timed out: is a deadline really past?
@@ -322,11 +358,23 @@ impl ReadPump {
             return;
         }
         let now = Instant::now();
-        if let AuthState::Pending(deadline) = self.auth {
-            if now >= deadline {
+        match self.auth {
+            AuthState::Pending(deadline) if now >= deadline => {
                 self.kick(CloseReason::AuthTimeout);
                 return;
             }
+            AuthState::Authenticated { until: Some(until) } if now >= until => {
+                if self.kick(CloseReason::TokenExpired) {
+                    self.metrics.tokens_expired.inc();
+                    let info = &self.connection.info;
+                    info!(
+                        "connection {} from {}: token expired, closing with 4001",
+                        info.id, info.remote_addr
+                    );
+                }
+                return;
+            }
+            _ => {}
         }
         if let Some(limit) = self.silence_limit {
             if now.saturating_duration_since(self.last_heard) >= limit {
@@ -420,20 +468,139 @@ impl ReadPump {
         }
     }
 
+    /// An `auth` request: the first token of a connection that brought
+    /// none in the upgrade, or a fresh one (a refresh) that replaces the
+    /// current one, with its expiry and grants. A refused refresh leaves
+    /// the connection as it was; it is answered `unauthenticated` if the
+    /// current token expires (so the client knows it will be closed), and
+    /// `authenticated` if it does not (the contract's answer to `auth` on
+    /// an authenticated connection, from before tokens could expire).
     fn authenticate(&mut self, id: Option<RequestId>, token: &str) {
-        let accepted = matches!(self.auth, AuthState::Authenticated)
-            || !self.authorizer.requires_token()
-            || (!token.is_empty() && self.authorizer.authenticate(&self.connection.info, token));
-        if accepted {
-            self.auth = AuthState::Authenticated;
-            self.reply(protocol::encode_authenticated(id.as_ref()));
-        } else {
-            self.reply_error(RequestError {
-                id,
-                code: ErrorCode::Unauthenticated,
-                message: "invalid token".into(),
-            });
+        if !self.authorizer.requires_token() {
+            self.auth = AuthState::Authenticated { until: None };
+            return self.reply(protocol::encode_authenticated(id.as_ref()));
         }
+        let refreshing = matches!(self.auth, AuthState::Authenticated { .. });
+        let verdict = if token.is_empty() {
+            Err(TokenRefusal::new(RefusalReason::Invalid, "empty token"))
+        } else {
+            self.authorizer.verify_token(&self.connection.info, token)
+        };
+        let identity = match verdict {
+            Ok(identity) => identity,
+            Err(refusal) => {
+                if let AuthState::Authenticated { until: None } = self.auth {
+                    self.metrics.count_token_refusal(refusal.reason);
+                    let info = &self.connection.info;
+                    debug!(
+                        "connection {} from {}: auth refused while authenticated, \
+                         which stays: {refusal}",
+                        info.id, info.remote_addr
+                    );
+                    return self.reply(protocol::encode_authenticated(id.as_ref()));
+                }
+                return self.refuse_token(id, &refusal);
+            }
+        };
+        self.auth = AuthState::authenticated(&identity);
+        let info = &self.connection.info;
+        if self.connection.stats.subject() != identity.subject {
+            info!(
+                "connection {} from {}: authenticated, sub {:?}",
+                info.id,
+                info.remote_addr,
+                identity.subject.as_deref().unwrap_or("-")
+            );
+        } else {
+            debug!(
+                "connection {} from {}: token accepted",
+                info.id, info.remote_addr
+            );
+        }
+        self.connection.stats.set_subject(identity.subject);
+        if refreshing {
+            self.end_subscriptions_no_longer_granted();
+        }
+        self.reply(protocol::encode_authenticated(id.as_ref()));
+    }
+
+    /// Answer a refused `auth`, count it and log why: at debug each time,
+    /// as a warning at most once per reason per interval.
+    fn refuse_token(&mut self, id: Option<RequestId>, refusal: &TokenRefusal) {
+        self.metrics.count_token_refusal(refusal.reason);
+        let info = &self.connection.info;
+        debug!(
+            "connection {} from {}: auth refused: {refusal}",
+            info.id, info.remote_addr
+        );
+        if let Some(count) = self.metrics.token_refusal_warning_due(refusal.reason) {
+            let more = match count {
+                1 => String::new(),
+                n => format!(
+                    " (one of {n} refused as {} since the last such warning)",
+                    refusal.reason
+                ),
+            };
+            warn!(
+                "connection {} from {}: auth refused: {refusal}{more}",
+                info.id, info.remote_addr
+            );
+        }
+        // A plain wrong token keeps the message it always had; a signed
+        // token's refusal says why, so a client can tell that it needs a
+        // fresh one (`expired`) from a bug (`bad_signature`).
+        let message = match refusal.reason {
+            RefusalReason::Invalid => "invalid token".to_string(),
+            reason => format!("invalid token: {reason}"),
+        };
+        self.reply_error(RequestError {
+            id,
+            code: ErrorCode::Unauthenticated,
+            message,
+        });
+    }
+
+    /// After a fresh token: end the subscriptions it does not grant, so a
+    /// narrower token narrows what the connection receives, not only what
+    /// it may ask for next. The broadcaster answers with an `unsubscribed`
+    /// without `id`, which reaches the client before `authenticated`.
+    /// Requests read before the `auth` are answered first, so the channels
+    /// asked about include what they subscribed.
+    fn end_subscriptions_no_longer_granted(&mut self) {
+        while !self.outstanding.is_empty() {
+            self.wait_for_hub();
+        }
+        let id = self.connection.info.id;
+        let (reply, channels) = crossbeam_channel::bounded(1);
+        if self
+            .commands
+            .send(HubCommand::Channels { id, reply })
+            .is_err()
+        {
+            return; // the broadcaster has stopped: the hub is going away
+        }
+        let Ok(channels) = channels.recv() else {
+            return;
+        };
+        let info = &self.connection.info;
+        let refused: Vec<String> = channels
+            .into_iter()
+            .filter(|channel| !self.authorizer.may_subscribe(info, channel))
+            .collect();
+        if refused.is_empty() {
+            return;
+        }
+        debug!(
+            "connection {} from {}: the fresh token does not grant {refused:?}; unsubscribing",
+            info.id, info.remote_addr
+        );
+        // Ahead of `authenticated`, which the caller queues next: with
+        // this outstanding, that goes into the same batch behind it.
+        let request = ClientRequest::Unsubscribe {
+            request_id: None,
+            channels: refused,
+        };
+        self.outstanding.push(request, 0);
     }
 
     /// Hand the requests read since the last batch to the broadcaster, if
@@ -525,7 +692,8 @@ impl ReadPump {
                 let info = &self.connection.info;
                 warn!(
                     "connection {} from {}: outbound queue full of replies, closing with 4008",
-                    info.id, info.remote_addr
+                    info.id,
+                    info.describe_peer()
                 );
                 self.metrics.slow_consumer_disconnects.inc();
             }

@@ -28,15 +28,15 @@ use log::{error, info};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{Role, WebSocket};
 
-use super::acceptor::GaugeEntry;
+use super::acceptor::InHandshake;
 use super::done::{Done, DoneSender};
-use super::handshake::{self, Admitted};
+use super::handshake::{self, Admitted, Entry};
 use super::read_pump::ReadPump;
 use super::socket::{read_config, write_side, ReadSide, WRITE_PUMP_STACK};
 use super::write_pump::WritePump;
 use super::ServerContext;
-use crate::auth;
-use crate::broadcaster::{outbound_queue, Connection, HubCommand};
+use crate::auth::{self, Identity};
+use crate::broadcaster::{outbound_queue, Connection, HubCommand, QueueLimits};
 use crate::metrics::Metrics;
 
 /// Run `body`, and if it panics, log that with `whose` work it was, the
@@ -95,12 +95,18 @@ impl Drop for Registration {
 /// `handshake::accept` in a frame of its own (see above).
 #[inline(never)]
 fn run_handshake(
-    tcp: &TcpStream,
-    peer: SocketAddr,
-    accepted_at: Instant,
+    arrival: &mut Arrival,
     context: &ServerContext,
 ) -> Result<Admitted, handshake::Refusal> {
-    handshake::accept(tcp, peer, accepted_at, context)
+    let already_read = std::mem::take(&mut arrival.already_read);
+    handshake::accept(
+        &arrival.tcp,
+        arrival.peer,
+        arrival.accepted_at,
+        already_read,
+        arrival.entry,
+        context,
+    )
 }
 
 /// Build the write pump and start its thread, in a frame of its own (see
@@ -135,7 +141,7 @@ type ReadPumpParts<'a> = (
     &'a Arc<Connection>,
     crate::broadcaster::OutboundQueue,
     &'a Arc<ServerContext>,
-    bool,
+    Option<Identity>,
 );
 
 /// Build the read pump and run it, in a frame of its own: the pump and its
@@ -145,42 +151,46 @@ type ReadPumpParts<'a> = (
 /// six onto a fourth stack page (RSS per idle connection 28.7 -> 29.3 KiB).
 #[inline(never)]
 fn run_read_pump(parts: ReadPumpParts<'_>, refused_channel: Option<String>) -> Done {
-    let (socket, leftover, connection, queue, context, authenticated) = parts;
+    let (socket, leftover, connection, queue, context, identity) = parts;
     let socket = WebSocket::from_partially_read(
         socket,
         leftover,
         Role::Server,
         Some(read_config(context.config.max_message_size)),
     );
-    let mut read_pump = ReadPump::new(
-        socket,
-        connection.clone(),
-        queue,
-        context.clone(),
-        authenticated,
-    );
+    let mut read_pump = ReadPump::new(socket, connection.clone(), queue, context.clone(), identity);
     if let Some(channel) = refused_channel {
         read_pump.refuse_url_channel(&channel);
     }
     read_pump.run()
 }
 
+/// A TCP connection on its way in, from the acceptor or handed over by
+/// the application.
+pub(crate) struct Arrival {
+    pub tcp: TcpStream,
+    pub peer: SocketAddr,
+    /// When the hub got it: the handshake deadline counts from here.
+    pub accepted_at: Instant,
+    /// Names its threads and log lines (`#N`).
+    pub number: u64,
+    /// Bytes of the request the application already read from `tcp`.
+    pub already_read: Vec<u8>,
+    /// Who accepted it, which decides the path rule.
+    pub entry: Entry,
+}
+
 /// Run one connection: handshake, pumps, cleanup. Runs on the connection's
 /// own thread; returns when both pumps have ended.
-pub(crate) fn serve(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    accepted_at: Instant,
-    number: u64,
-    context: Arc<ServerContext>,
-    in_handshake: GaugeEntry,
-) {
+pub(crate) fn serve(mut arrival: Arrival, context: Arc<ServerContext>, in_handshake: InHandshake) {
+    let (peer, accepted_at, number) = (arrival.peer, arrival.accepted_at, arrival.number);
     // The handshake runs the application's authorizer too: a panic there
     // drops this TCP connection and nothing else. `run_handshake` keeps its
     // frame off the read pump's stack (see above).
     let admitted = catching_panic(format_args!("handshake from {peer}"), "dropping it", || {
-        run_handshake(&tcp, peer, accepted_at, &context)
+        run_handshake(&mut arrival, &context)
     });
+    let tcp = arrival.tcp;
     drop(in_handshake); // a handshake slot is free: the acceptor may go on
     let Some(admitted) = admitted else {
         return;
@@ -190,7 +200,7 @@ pub(crate) fn serve(
         info,
         session: _session, // held until this function returns, after cleanup starts
         initial,
-        authenticated,
+        identity,
         leftover,
     } = match admitted {
         Ok(admitted) => admitted,
@@ -206,6 +216,10 @@ pub(crate) fn serve(
         info,
         stats: crate::broadcaster::ConnectionStats::default(),
     });
+    let subject = identity
+        .as_ref()
+        .and_then(|identity| identity.subject.clone());
+    connection.stats.set_subject(subject.clone());
     // One socket, one descriptor, shared by both pumps (see `SharedSocket`).
     let tcp = Arc::new(tcp);
     let _ = tcp.set_nodelay(true);
@@ -223,7 +237,10 @@ pub(crate) fn serve(
         initial
     };
 
-    let (queue, outbound_rx) = outbound_queue(config.queue_size);
+    let (queue, outbound_rx) = outbound_queue(QueueLimits {
+        frames: config.queue_size,
+        bytes: config.queue_bytes,
+    });
     let (done_tx, done_rx) = crossbeam_channel::bounded::<Done>(1);
     let (connected_tx, connected_rx) = crossbeam_channel::bounded::<()>(1);
     if context
@@ -249,8 +266,17 @@ pub(crate) fn serve(
         commands: context.commands.clone(),
         metrics: context.metrics.clone(),
     };
+    // From here on the client is named as the handshake saw it: behind a
+    // trusted proxy, the address the proxy forwarded for.
+    let peer = connection.info.describe_peer();
+    // `{:?}` quotes and escapes what a token said, so a `sub` cannot
+    // forge log lines.
+    let sub = match &subject {
+        Some(subject) => format!(", sub {subject:?}"),
+        None => String::new(),
+    };
     info!(
-        "connection {id} opened from {peer} (#{number}, user agent {:?})",
+        "connection {id} opened from {peer} (#{number}, user agent {:?}{sub})",
         user_agent.as_deref().unwrap_or("-")
     );
 
@@ -272,14 +298,7 @@ pub(crate) fn serve(
         "closing it with 1011",
         || {
             let socket = ReadSide::new(tcp);
-            let pump = (
-                socket,
-                leftover,
-                &connection,
-                queue,
-                &context,
-                authenticated,
-            );
+            let pump = (socket, leftover, &connection, queue, &context, identity);
             run_read_pump(pump, refused_channel)
         },
     )

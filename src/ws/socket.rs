@@ -9,6 +9,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::ops::Deref;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tungstenite::protocol::{Role, WebSocket, WebSocketConfig};
 
@@ -111,7 +112,10 @@ impl Write for SharedSocket {
 #[derive(Debug)]
 pub struct ReadSide {
     tcp: Arc<TcpStream>,
+    /// Reads take only what has arrived (`WouldBlock` if nothing has).
     dont_wait: bool,
+    /// After this instant every read answers `WouldBlock` at once.
+    deadline: Option<Instant>,
 }
 
 impl ReadSide {
@@ -120,6 +124,7 @@ impl ReadSide {
         ReadSide {
             tcp,
             dont_wait: false,
+            deadline: None,
         }
     }
 
@@ -133,10 +138,25 @@ impl ReadSide {
     pub fn set_dont_wait(&mut self, dont_wait: bool) {
         self.dont_wait = dont_wait;
     }
+
+    /// Make `deadline` absolute. tungstenite reads a frame in many small
+    /// reads, and a socket timeout restarts with each one, so a peer that
+    /// trickles a frame a byte at a time would never let a timeout fire;
+    /// past the deadline, reads fail here instead, tungstenite keeps the
+    /// partial frame and the read pump gets back control to act on it.
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+    }
 }
 
 impl Read for ReadSide {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+        {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         if self.dont_wait {
             rustix::net::recv(&*self.tcp, buf, rustix::net::RecvFlags::DONTWAIT)
                 .map(|(read, _)| read)

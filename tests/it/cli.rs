@@ -5,7 +5,8 @@
 //! Each test runs the real binary (`CARGO_BIN_EXE_pumphub`) on port 0 and
 //! waits on its output: a reader thread forwards stderr line by line, and
 //! every wait is a `recv_timeout`. A process that outlives its test is
-//! killed by the harness's `Drop`.
+//! stopped by the harness's `Drop` with SIGTERM, as an operator would, so
+//! it removes its socket directory (SIGKILL only if it does not exit).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -23,14 +24,23 @@ use crate::support::*;
 const BINARY: &str = env!("CARGO_BIN_EXE_pumphub");
 
 /// A command for the binary with a clean environment for the variables
-/// it reads, so the developer's own `RUST_LOG` cannot change a test.
+/// it reads, so the developer's own `RUST_LOG` or `PUMPHUB_*` cannot change
+/// a test, and whether the tests run under systemd does not either. Log
+/// lines carry no timestamp (`PUMPHUB_LOG_TIMESTAMPS=off`) unless a test
+/// says otherwise, so they can be matched from their start.
 fn pumphub(args: &[&str]) -> Command {
     let mut command = Command::new(BINARY);
+    command.args(args);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("PUMPHUB_") {
+            command.env_remove(name);
+        }
+    }
     command
-        .args(args)
         .env_remove("RUST_LOG")
-        .env_remove("PUMPHUB_TOKEN")
-        .env_remove("PUMPHUB_PUBLISH_KEY");
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("INVOCATION_ID")
+        .env("PUMPHUB_LOG_TIMESTAMPS", "off");
     command
 }
 
@@ -68,14 +78,6 @@ fn run(args: &[&str]) -> Finished {
             panic!("pumphub {args:?} did not exit within {PATIENCE:?}");
         }
     }
-}
-
-fn send_signal(pid: u32, signal: &str) {
-    let status = Command::new("kill")
-        .args([format!("-{signal}"), pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{signal} {pid} failed");
 }
 
 /// A running hub process started on port 0.
@@ -179,10 +181,22 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if !self.exited {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        if self.exited {
+            return;
         }
+        // SIGTERM first: a hub killed with SIGKILL leaves its socket
+        // directory in the temporary directory.
+        if send_signal_quietly(self.child.id(), "TERM") {
+            let deadline = Instant::now() + PATIENCE;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                thread::sleep(ms(20));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -194,9 +208,17 @@ fn listening_addresses(line: &str) -> (SocketAddr, SocketAddr) {
             .nth(1)
             .unwrap_or_else(|| panic!("{line}"))
     };
-    let ws = after("ws://").split("/ws").next().unwrap();
-    let http = after("http://").trim();
-    (ws.parse().unwrap(), http.parse().unwrap())
+    // Up to the first character that is no part of an address: the line
+    // may be a JSON object (`--log-format json`).
+    let address = |rest: &str| -> SocketAddr {
+        let end = rest
+            .find(|c: char| !(c.is_ascii_hexdigit() || ".:[]".contains(c)))
+            .unwrap_or(rest.len());
+        rest[..end]
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}: {line}"))
+    };
+    (address(after("ws://")), address(after("http://")))
 }
 
 /// A file under the temp dir, unique to this process and call, removed on
@@ -338,9 +360,14 @@ fn check_config_rejects_bad_files_with_exit_2_naming_the_key() {
     }
     let missing = run(&["--check-config", "/nonexistent/pumphub.toml"]);
     assert_eq!(missing.status.code(), Some(2));
-    assert!(missing
-        .stderr
-        .contains("cannot read config file /nonexistent/pumphub.toml"));
+    // The OS's reason is on the same line, not only in a `source()`.
+    assert!(
+        missing.stderr.contains(
+            "cannot read config file /nonexistent/pumphub.toml: No such file or directory"
+        ),
+        "{}",
+        missing.stderr
+    );
 }
 
 /// The example config shipped in deploy/ is valid and mentions every
@@ -390,13 +417,29 @@ fn a_bad_flag_exits_2_before_binding() {
             "{needle:?} not in {}",
             failed.stderr
         );
+        // Exactly one hint, on the line after the message.
+        assert_eq!(
+            failed.stderr.matches("--help").count(),
+            1,
+            "{}",
+            failed.stderr
+        );
         assert!(
-            failed.stderr.contains("pumphub --help"),
+            failed
+                .stderr
+                .contains("run `pumphub --help` for the list of options"),
             "{}",
             failed.stderr
         );
         assert!(!failed.stderr.contains("listening"), "{}", failed.stderr);
     }
+    // A misspelling gets its correction as the one hint.
+    let misspelt = run(&["--max_connections", "5"]);
+    assert_eq!(misspelt.status.code(), Some(2));
+    assert_eq!(
+        misspelt.stderr,
+        "pumphub: unknown flag `--max_connections` (did you mean `--max-connections`?)\n"
+    );
 }
 
 /// A listener that cannot be bound is a runtime failure: exit 1, with a
@@ -514,6 +557,47 @@ fn logs_one_line_per_connection_and_none_per_event() {
     assert!(lines.len() < 20, "more lines than events: {lines:#?}");
 }
 
+/// `PUMPHUB_TOKEN_SECRET` reaches the binary; a refused signed token gets
+/// a warning that says why, an accepted one's `sub` is in the open line,
+/// and the secret is printed nowhere.
+#[test]
+fn signed_tokens_from_the_environment_and_why_one_was_refused() {
+    let secret = "cli-test-secret-0123456789abcdef0123456789";
+    let mut hub = Running::start(&[], &[("PUMPHUB_TOKEN_SECRET", secret)]);
+    let claims = json!({"sub": "cli-user", "channels": ["news"]});
+    let forged = crate::signed_tokens::token_signed_with(
+        "somebody-elses-secret-0123456789abcdef012",
+        claims.clone(),
+    );
+    let refused = Client::connect(hub.ws, &format!("/ws?token={forged}"));
+    assert_eq!(crate::auth::refused_status(refused), 401);
+    let warning = hub.wait_for_line("the refusal", |l| l.contains("refused"));
+    assert!(warning.starts_with("WARN"), "{warning}");
+    assert!(
+        warning.contains("HTTP 401 (token refused: bad_signature: the signature matches none"),
+        "{warning}"
+    );
+
+    let good = crate::signed_tokens::token_signed_with(secret, claims);
+    let mut client = Client::connect(hub.ws, &format!("/ws?token={good}")).unwrap();
+    let id = client.recv_json()["connection_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let opened = hub.wait_for_line("the open line", |l| l.contains(&format!("{id} opened")));
+    assert!(opened.contains(r#"sub "cli-user""#), "{opened}");
+
+    hub.signal("TERM");
+    let (status, lines) = hub.wait_exit();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains(secret) || l.contains(&good)),
+        "a secret or a token was logged: {lines:#?}"
+    );
+}
+
 /// `--log-level` beats `RUST_LOG`; `RUST_LOG` alone sets the level; a
 /// per-module directive is ignored with a warning.
 #[test]
@@ -628,4 +712,328 @@ fn an_absurd_content_length_does_not_kill_the_binary() {
     // A graceful exit, which also removes tiny_http's private socket.
     hub.signal("TERM");
     assert_eq!(hub.wait_exit().0.code(), Some(0));
+}
+
+/// The default `--max-connections` fits the machine, so a plain start warns
+/// about nothing; asking for more than fits is warned about once, naming
+/// the limit to raise.
+#[test]
+fn max_connections_defaults_to_what_fits_and_warns_only_when_asked_for_more() {
+    let mut plain = Running::start(&[], &[]);
+    plain.signal("TERM");
+    let (status, lines) = plain.wait_exit();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        !lines.iter().any(|l| l.contains("WARN")),
+        "a warning on a plain start: {lines:#?}"
+    );
+
+    let mut greedy = Running::start(&["--max-connections", "100000000"], &[]);
+    let warnings: Vec<&String> = greedy.lines.iter().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 1, "{:#?}", greedy.lines);
+    assert!(
+        warnings[0].contains("max-connections 100000000 is more than this machine can hold"),
+        "{}",
+        warnings[0]
+    );
+    assert!(
+        warnings[0].contains("vm.max_map_count") || warnings[0].contains("open-files limit"),
+        "{}",
+        warnings[0]
+    );
+    greedy.signal("TERM");
+    assert_eq!(greedy.wait_exit().0.code(), Some(0));
+}
+
+/// Is `text` an RFC 3339 UTC timestamp with milliseconds,
+/// `2026-12-07T22:48:39.123Z`?
+fn is_utc_timestamp(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| range.clone().all(|i| bytes[i].is_ascii_digit());
+    bytes.len() == 24
+        && digits(0..4)
+        && bytes[4] == b'-'
+        && digits(5..7)
+        && bytes[7] == b'-'
+        && digits(8..10)
+        && bytes[10] == b'T'
+        && digits(11..13)
+        && bytes[13] == b':'
+        && digits(14..16)
+        && bytes[16] == b':'
+        && digits(17..19)
+        && bytes[19] == b'.'
+        && digits(20..23)
+        && bytes[23] == b'Z'
+}
+
+/// Log lines start with a UTC timestamp when not under systemd, and with
+/// the level under it (the journal stamps lines itself); `--log-timestamps`
+/// says so explicitly either way.
+#[test]
+fn log_lines_carry_timestamps_unless_under_systemd() {
+    let auto = [("PUMPHUB_LOG_TIMESTAMPS", "auto")];
+    let mut plain = Running::start(&[], &auto);
+    let listening = plain.lines.last().unwrap().clone();
+    let (stamp, rest) = listening.split_once(' ').unwrap();
+    assert!(is_utc_timestamp(stamp), "{listening}");
+    assert!(rest.starts_with("pumphub "), "{listening}");
+    plain.signal("TERM");
+    let (status, lines) = plain.wait_exit();
+    assert_eq!(status.code(), Some(0));
+    let info = lines
+        .iter()
+        .find(|l| l.contains("INFO "))
+        .expect("an info line");
+    let (stamp, rest) = info.split_once(' ').unwrap();
+    assert!(is_utc_timestamp(stamp), "{info}");
+    assert!(rest.starts_with("INFO  [pumphub"), "{info}");
+
+    for systemd in [("JOURNAL_STREAM", "8:12345"), ("INVOCATION_ID", "0123abcd")] {
+        let mut unit = Running::start(&[], &[auto[0], systemd]);
+        assert!(
+            unit.lines.last().unwrap().starts_with("pumphub "),
+            "{:#?}",
+            unit.lines
+        );
+        unit.signal("TERM");
+        let (_, lines) = unit.wait_exit();
+        assert!(
+            lines.iter().any(|l| l.starts_with("INFO  [pumphub")),
+            "{lines:#?}"
+        );
+    }
+
+    let mut forced = Running::start(
+        &["--log-timestamps", "on"],
+        &[("JOURNAL_STREAM", "8:12345")],
+    );
+    let first = forced.lines.last().unwrap().clone();
+    assert!(
+        is_utc_timestamp(first.split(' ').next().unwrap()),
+        "{first}"
+    );
+    forced.signal("TERM");
+    assert_eq!(forced.wait_exit().0.code(), Some(0));
+}
+
+/// `--log-format json`: every line, the `listening` one included, is one
+/// JSON object with `level`, `target` and `message` (and `ts` when
+/// timestamps are on).
+#[test]
+fn json_log_lines_are_one_object_each() {
+    let mut hub = Running::start(&["--log-format", "json", "--log-timestamps", "on"], &[]);
+    let mut client = Client::connect(hub.ws, "/ws").unwrap();
+    client.recv_json();
+    client.close();
+    hub.wait_for_line("the close line", |l| l.contains(" closed from "));
+    hub.signal("TERM");
+    let (status, lines) = hub.wait_exit();
+    assert_eq!(status.code(), Some(0));
+    for line in &lines {
+        let object: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(is_utc_timestamp(object["ts"].as_str().unwrap()), "{line}");
+        assert!(
+            object["level"].is_string() && object["target"].is_string(),
+            "{line}"
+        );
+        assert!(object["message"].is_string(), "{line}");
+    }
+    let listening: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert!(
+        listening["message"].as_str().unwrap().contains("listening"),
+        "{listening}"
+    );
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("\"level\":\"INFO\"") && l.contains("opened from")));
+}
+
+/// Every setting can come from `PUMPHUB_<FLAG>`; flags beat it, and it beats
+/// the config file (`PUMPHUB_CONFIG` names one). An unknown `PUMPHUB_`
+/// variable is warned about; a bad value names its variable and exits 2.
+#[test]
+fn environment_settings_sit_between_flags_and_the_file() {
+    let file = TempFile::new("publish-key = \"from-file\"\nmax-connections = 5\n");
+    let env = [
+        ("PUMPHUB_CONFIG", file.path()),
+        ("PUMPHUB_PUBLISH_KEY", "from-env"),
+        ("PUMPHUB_MAX_CONNECTIONS", "1"),
+        ("PUMPHUB_MAX_CONECTIONS", "3"),
+    ];
+    let status_with = |hub: &Running, key: &str| {
+        let bearer = format!("Bearer {key}");
+        http(
+            hub.http,
+            "GET",
+            "/status",
+            &[("Authorization", bearer.as_str())],
+            b"",
+        )
+        .status
+    };
+
+    let mut hub = Running::start(&[], &env);
+    assert!(
+        hub.lines.iter().any(|l| l.starts_with("WARN")
+            && l.contains("ignoring environment variable PUMPHUB_MAX_CONECTIONS")),
+        "{:#?}",
+        hub.lines
+    );
+    assert_eq!(
+        status_with(&hub, "from-env"),
+        200,
+        "the environment beats the file"
+    );
+    assert_eq!(status_with(&hub, "from-file"), 401);
+    let mut first = Client::connect(hub.ws, "/ws").unwrap();
+    first.recv_json();
+    match Client::connect(hub.ws, "/ws") {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 503),
+        other => panic!(
+            "PUMPHUB_MAX_CONNECTIONS=1 let a second in: {:?}",
+            other.map(|_| ())
+        ),
+    }
+    drop(first);
+    hub.signal("TERM");
+    assert_eq!(hub.wait_exit().0.code(), Some(0));
+
+    let mut flagged = Running::start(&["--publish-key", "from-flag"], &env);
+    assert_eq!(
+        status_with(&flagged, "from-flag"),
+        200,
+        "the flag beats the environment"
+    );
+    assert_eq!(status_with(&flagged, "from-env"), 401);
+    flagged.signal("TERM");
+    assert_eq!(flagged.wait_exit().0.code(), Some(0));
+
+    let bad = pumphub(&["--check-config", file.path()])
+        .env("PUMPHUB_QUEUE_SIZE", "lots")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("invalid value `lots` for environment variable PUMPHUB_QUEUE_SIZE"),
+        "{stderr}"
+    );
+}
+
+/// With `--trusted-proxy`, the open and close lines name the client the
+/// proxy forwarded for, and the proxy; without it, the header is ignored.
+#[test]
+fn log_lines_name_the_forwarded_client_of_a_trusted_proxy() {
+    let mut hub = Running::start(&["--trusted-proxy", "127.0.0.1,::1"], &[]);
+    let mut client =
+        Client::connect_with(hub.ws, "/ws", &[("X-Forwarded-For", "203.0.113.9")]).unwrap();
+    let id = client.recv_json()["connection_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let opened = hub.wait_for_line("the open line", |l| l.contains(&format!("{id} opened")));
+    assert!(
+        opened.contains("opened from 203.0.113.9 via 127.0.0.1:"),
+        "{opened}"
+    );
+    client.close();
+    let closed = hub.wait_for_line("the close line", |l| l.contains(&format!("{id} closed")));
+    assert!(
+        closed.contains("closed from 203.0.113.9 via 127.0.0.1:"),
+        "{closed}"
+    );
+    hub.signal("TERM");
+    assert_eq!(hub.wait_exit().0.code(), Some(0));
+
+    let mut untrusting = Running::start(&[], &[]);
+    let mut client =
+        Client::connect_with(untrusting.ws, "/ws", &[("X-Forwarded-For", "203.0.113.9")]).unwrap();
+    let id = client.recv_json()["connection_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let opened = untrusting.wait_for_line("the open line", |l| l.contains(&format!("{id} opened")));
+    assert!(opened.contains("opened from 127.0.0.1:"), "{opened}");
+    assert!(!opened.contains("203.0.113.9"), "{opened}");
+    untrusting.signal("TERM");
+    assert_eq!(untrusting.wait_exit().0.code(), Some(0));
+}
+
+/// Issue 12, finding 7: what a hub leaves in the temporary directory. A
+/// directory left by a hub killed with SIGKILL (its socket file, nobody
+/// listening) is removed when the next one starts; a live hub's directory
+/// is not; and a hub stopped with SIGTERM, SIGINT or SIGHUP removes its
+/// own, so after them the directory is as it was.
+#[test]
+fn socket_directories_are_cleaned_up() {
+    use std::os::unix::net::UnixListener;
+    let tmp = TempDir::new("cli-cleanup");
+    // What a killed hub leaves: a private directory with its socket file.
+    let stale = tmp.0.join("pumphub-0123456789abcdef0123456789abcdef");
+    std::fs::create_dir(&stale).unwrap();
+    drop(UnixListener::bind(stale.join("http.sock")).unwrap());
+    // Not a hub's: another name, left alone.
+    std::fs::create_dir(tmp.0.join("pumphub-notes")).unwrap();
+    let tmp_dir = tmp.0.to_str().unwrap().to_string();
+
+    let mut live = Running::start(&[], &[("TMPDIR", &tmp_dir)]);
+    assert!(!stale.exists(), "the stale directory is still there");
+    assert_eq!(tmp.entries().len(), 2, "{:?}", tmp.entries());
+    for signal in ["TERM", "INT", "HUP"] {
+        let mut hub = Running::start(&[], &[("TMPDIR", &tmp_dir)]);
+        assert_eq!(tmp.entries().len(), 3, "the live hub's directory stays");
+        hub.signal(signal);
+        let (status, _) = hub.wait_exit();
+        assert!(status.success(), "{signal}: {status:?}");
+        assert_eq!(
+            tmp.entries().len(),
+            2,
+            "after {signal}: {:?}",
+            tmp.entries()
+        );
+    }
+    live.signal("TERM");
+    assert!(live.wait_exit().0.success());
+    assert_eq!(tmp.entries(), ["pumphub-notes"]);
+}
+
+/// `--ws off` binds no WebSocket listener; the `listening` line says so,
+/// the HTTP port serves, and SIGTERM still ends it with 0.
+#[test]
+fn ws_off_binds_no_websocket_listener() {
+    /// Kills the process if the test fails before it exits.
+    struct Guard(Child);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Guard(
+        pumphub(&["--ws", "off", "--http", "127.0.0.1:0"])
+            .args(["--log-level", "error"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start pumphub"),
+    );
+    let child = &mut child.0;
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("the listening line");
+    let http: SocketAddr = line
+        .trim_end()
+        .strip_prefix(&format!(
+            "pumphub {} listening: websocket off, http http://",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .unwrap_or_else(|| panic!("{line}"))
+        .parse()
+        .unwrap_or_else(|_| panic!("{line}"));
+    assert_eq!(http_get(http, "/health").status, 200);
+    send_signal(child.id(), "TERM");
+    let status = child.wait().expect("wait for pumphub");
+    assert_eq!(status.code(), Some(0));
 }

@@ -17,7 +17,7 @@ use tungstenite::protocol::frame::Frame;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Bytes, Message, WebSocket};
 
-use crate::support::PATIENCE;
+use crate::support::{read_message, PATIENCE};
 
 /// An echo server on a free loopback port; dropping it stops it.
 fn start_echo() -> EchoServer {
@@ -37,7 +37,7 @@ fn connect(server: &EchoServer) -> WebSocket<TcpStream> {
 
 /// The next message; panics on a timeout or a broken connection.
 fn next(socket: &mut WebSocket<TcpStream>) -> Message {
-    socket.read().expect("a message before the timeout")
+    read_message(socket).expect("a message before the timeout")
 }
 
 /// Read the close reply; returns its code, and checks that the server then
@@ -47,7 +47,7 @@ fn expect_close(socket: &mut WebSocket<TcpStream>) -> u16 {
         Message::Close(Some(frame)) => u16::from(frame.code),
         other => panic!("expected a Close frame, got {other:?}"),
     };
-    match socket.read() {
+    match read_message(socket) {
         Err(tungstenite::Error::ConnectionClosed) => {}
         other => panic!("expected the connection to end, got {other:?}"),
     }

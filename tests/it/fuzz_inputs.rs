@@ -14,9 +14,14 @@
 use pumphub::protocol::{
     encode_event, encode_request_error, is_valid_channel_name, parse_request, ErrorCode, Request,
 };
-use pumphub::testing::fuzzing::{check_request_head, read_client_stream, StreamEnd};
+use pumphub::testing::fuzzing::{
+    check_request_head, check_request_id, check_upgrade_query, read_client_stream, StreamEnd,
+    UpgradeQuery,
+};
 use pumphub::testing::READ_PUMP_STACK;
 use serde_json::{json, Value};
+
+use crate::support::masked_frame;
 
 /// Requests run through `parse_request`.
 const REQUEST_CASES: usize = 20_000;
@@ -194,6 +199,8 @@ fn generate(rng: &mut Rng, valid: &[Value]) -> String {
 
 /// What the contract and the parser's docs promise for one input.
 fn check_request(text: &str) {
+    // The id any reply would echo: short, and read alike both ways.
+    check_request_id(text);
     let is_json = serde_json::from_str::<Value>(text).is_ok();
     match parse_request(text) {
         Ok(message) => {
@@ -303,25 +310,6 @@ fn generated_upgrade_requests_get_a_known_status() {
     }
 }
 
-/// A masked client frame, as tungstenite would send it.
-fn client_frame(opcode: u8, fin: bool, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-    let mut frame = vec![(u8::from(fin) << 7) | opcode];
-    match payload.len() {
-        n if n < 126 => frame.push(0x80 | n as u8),
-        n if n <= 0xffff => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    frame
-}
-
 /// Mutated client streams through tungstenite with the read pump's
 /// settings: they end by Close, by a violation answered with 1002, 1007
 /// or 1009, or by running out; never by a panic.
@@ -334,13 +322,13 @@ fn generated_client_streams_end_with_a_known_close_code() {
         let mut stream = Vec::new();
         for _ in 0..=rng.below(4) {
             let frame = match rng.below(7) {
-                0 => client_frame(0x1, true, br#"{"type":"ping","id":1}"#, mask),
-                1 => client_frame(0x1, false, b"{\"type\":", mask),
-                2 => client_frame(0x0, true, b"\"ping\"}", mask),
-                3 => client_frame(0x9, true, b"are you there", mask),
-                4 => client_frame(0x2, true, &[0xce, 0xba, 0xff], mask),
-                5 => client_frame(0x8, true, &[0x03, 0xe8, b'o', b'k'], mask),
-                _ => client_frame(0x1, true, &vec![b'x'; rng.below(2_000)], mask),
+                0 => masked_frame(0x1, true, br#"{"type":"ping","id":1}"#, mask),
+                1 => masked_frame(0x1, false, b"{\"type\":", mask),
+                2 => masked_frame(0x0, true, b"\"ping\"}", mask),
+                3 => masked_frame(0x9, true, b"are you there", mask),
+                4 => masked_frame(0x2, true, &[0xce, 0xba, 0xff], mask),
+                5 => masked_frame(0x8, true, &[0x03, 0xe8, b'o', b'k'], mask),
+                _ => masked_frame(0x1, true, &vec![b'x'; rng.below(2_000)], mask),
             };
             stream.extend(frame);
         }
@@ -377,4 +365,197 @@ fn published_floats_survive_parsing_exactly() {
     for (got, want) in data.as_array().unwrap().iter().zip(expected) {
         assert_eq!(got.as_f64().unwrap().to_bits(), want.to_bits(), "{got}");
     }
+}
+
+/// Issue 12: the `id` every reply echoes. Ids of every length around the
+/// limit, in every request type and in broken JSON: one longer than
+/// `MAX_REQUEST_ID_LEN` is never echoed, by any reply (`check_request_id`
+/// asserts that, and that parsing and the rate limit's skim agree).
+#[test]
+fn generated_ids_are_echoed_only_when_short() {
+    use pumphub::protocol::MAX_REQUEST_ID_LEN;
+    let mut rng = Rng(0x51de_c0de_0000_0001);
+    let valid = valid_requests();
+    for _ in 0..1000 {
+        let len = match rng.below(3) {
+            0 => MAX_REQUEST_ID_LEN + rng.below(3) - 1,
+            1 => rng.below(MAX_REQUEST_ID_LEN),
+            _ => rng.below(400),
+        };
+        let id: String = (0..len)
+            .map(|_| *rng.pick(&['i', 'é', '"', '\\', '🦀']))
+            .collect();
+        let mut request = rng.pick(&valid).clone();
+        request["id"] = json!(id);
+        let whole = request.to_string();
+        let mut text = whole.clone();
+        if rng.chance(4) {
+            let mut cut = rng.below(text.len() + 1);
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+        }
+        let echoed = check_request_id(&text);
+        if let Some(Value::String(echoed)) = &echoed {
+            assert!(echoed.len() <= MAX_REQUEST_ID_LEN);
+        }
+        if text == whole {
+            // Whole: echoed exactly when short.
+            assert_eq!(echoed.is_some(), id.len() <= MAX_REQUEST_ID_LEN, "{len}");
+        }
+    }
+}
+
+/// Issue 12: generated `/ws` queries, valid and mutated. Accepted ones name
+/// valid, distinct channels; an unknown parameter never changes the
+/// verdict, whatever it holds (`x=%zz` used to get 400).
+#[test]
+fn generated_queries_ignore_unknown_parameters() {
+    let mut rng = Rng(0x7175_6572_7900_0001);
+    let parts = [
+        "channels=a,b",
+        "channels=a%2Cb",
+        "channels=bad%20name",
+        "channels=",
+        "since=5",
+        "since=-1",
+        "since=%35",
+        "token=t%2Bx",
+        "token=%zz",
+        "x=%zz",
+        "x=%",
+        "y",
+        "&",
+        "%",
+        "channels=a+b",
+    ];
+    let mut accepted = 0;
+    for _ in 0..BYTE_CASES {
+        let mut query: String = (0..=rng.below(4))
+            .map(|_| *rng.pick(&parts))
+            .collect::<Vec<_>>()
+            .join("&");
+        if rng.chance(3) && !query.is_empty() {
+            let at = rng.below(query.len());
+            if query.is_char_boundary(at) {
+                query.insert(at, *rng.pick(&['%', '&', '=', ',', 'z']));
+            }
+        }
+        let verdict = check_upgrade_query(&query);
+        if let Some(UpgradeQuery {
+            channels: Some(channels),
+            ..
+        }) = &verdict
+        {
+            accepted += 1;
+            for (i, name) in channels.iter().enumerate() {
+                assert!(is_valid_channel_name(name), "{query:?}");
+                assert!(!channels[..i].contains(name), "{query:?}");
+            }
+        }
+        for junk in ["zz=%zz", "q=%", "unknown=%e9%", "w"] {
+            let extended = format!("{query}&{junk}");
+            assert_eq!(check_upgrade_query(&extended), verdict, "{extended:?}");
+        }
+    }
+    assert!(accepted > 0, "the generator never made a good query");
+}
+
+/// Signed tokens (issue 14), generated: headers and claims from valid
+/// ones by the JSON mutator above (so nesting reaches serde_json's limit
+/// inside a claim), signed with the hub's secret, another one or none, then
+/// sometimes cut or flipped, and checked by `JwtVerifier::verify` on a
+/// thread with the read pump's stack, where the hub checks them. No input
+/// panics; every refusal has a reason and a detail; a token is accepted
+/// only if it went out unmutated, signed with the secret, with an `HS256`
+/// header.
+#[test]
+fn generated_signed_tokens_are_accepted_only_when_signed() {
+    use data_encoding::BASE64URL_NOPAD;
+    use hmac::{Hmac, KeyInit, Mac};
+    use pumphub::auth::{JwtVerifier, RefusalReason};
+    use sha2::Sha256;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const SECRET: &str = "fuzz-inputs-secret-0123456789abcdef0123456";
+    const CASES: usize = 5_000;
+    let runner = std::thread::Builder::new()
+        .name("fuzz-tokens".into())
+        .stack_size(READ_PUMP_STACK)
+        .spawn(|| {
+            let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+            let verifier = JwtVerifier::new(&[SECRET]).unwrap();
+            let headers = [
+                json!({"alg": "HS256", "typ": "JWT"}),
+                json!({"alg": "HS256"}),
+                json!({"alg": "none"}),
+            ];
+            let claims = [
+                json!({"sub": "u", "exp": 1_700_000_600u64, "channels": ["news", "user.u.*"]}),
+                json!({"exp": 1_700_000_600u64, "publish": ["*"], "nbf": 1_699_999_000u64}),
+            ];
+            let mut rng = Rng(0x5eed_0f70_4e45_1234);
+            let (mut accepted, mut reasons) = (0, std::collections::HashSet::new());
+            for _ in 0..CASES {
+                let header = if rng.chance(4) {
+                    generate(&mut rng, &headers)
+                } else {
+                    rng.pick(&headers).to_string()
+                };
+                let payload = if rng.chance(3) {
+                    generate(&mut rng, &claims)
+                } else {
+                    rng.pick(&claims).to_string()
+                };
+                let input = format!(
+                    "{}.{}",
+                    BASE64URL_NOPAD.encode(header.as_bytes()),
+                    BASE64URL_NOPAD.encode(payload.as_bytes())
+                );
+                let signed_by_us = !rng.chance(4);
+                let key = if signed_by_us {
+                    SECRET
+                } else {
+                    "somebody-elses-secret-0123456789abcdef"
+                };
+                let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+                mac.update(input.as_bytes());
+                let mut token = format!(
+                    "{input}.{}",
+                    BASE64URL_NOPAD.encode(&mac.finalize().into_bytes())
+                );
+                let mutated = rng.chance(3);
+                if mutated {
+                    let at = rng.below(token.len());
+                    match rng.below(3) {
+                        0 => token.truncate(at),
+                        1 => token.insert(at, *rng.pick(&['.', '=', 'A', '+', ' ', 'é'])),
+                        _ => {
+                            token.remove(at);
+                        }
+                    }
+                }
+                match verifier.verify(&token, now) {
+                    Ok(_) => {
+                        accepted += 1;
+                        assert!(signed_by_us && !mutated, "accepted {token}");
+                        // (Not parsed again here: a header nested to
+                        // serde_json's limit inside an unknown field is
+                        // fine for the verifier but too deep for `Value`.)
+                        assert!(header.contains(r#""HS256""#), "{token}");
+                    }
+                    Err(refusal) => {
+                        assert!(!refusal.detail.is_empty(), "{token}");
+                        assert!(RefusalReason::ALL.contains(&refusal.reason));
+                        reasons.insert(refusal.reason);
+                    }
+                }
+            }
+            (accepted, reasons.len())
+        })
+        .expect("spawn");
+    let (accepted, reasons) = runner.join().expect("no panic, no stack overflow");
+    assert!(accepted > CASES / 10, "only {accepted} of {CASES} accepted");
+    assert!(reasons >= 5, "only {reasons} refusal reasons reached");
 }

@@ -12,12 +12,16 @@ use crate::support::*;
 /// A client that never answers (a raw socket that sends nothing after its
 /// handshake, not even Pongs) is closed with 1001 `ping timeout` after ping
 /// interval + pong timeout, and its TCP connection is dropped soon after.
+///
+/// The intervals leave room for a starved thread: at 150 ms, a write pump
+/// that did not run for 300 ms on a loaded machine went straight to the
+/// close (rightly: the client was silent that long) without its Ping.
 #[test]
 fn a_silent_client_is_closed_after_ping_interval_plus_pong_timeout() {
     let hub = TestHub::new()
         .config(|c| {
-            c.ping_interval = ms(150);
-            c.pong_timeout = ms(150);
+            c.ping_interval = ms(400);
+            c.pong_timeout = ms(400);
         })
         .start();
     let mut silent = RawWs::connect(hub.ws, "/ws");
@@ -34,7 +38,7 @@ fn a_silent_client_is_closed_after_ping_interval_plus_pong_timeout() {
     assert_eq!(close, Some((1001, "ping timeout".to_string())));
     assert!(pings >= 1, "the hub pinged before giving up");
     assert!(
-        started.elapsed() >= ms(300),
+        started.elapsed() >= ms(800),
         "closed before the silence limit"
     );
     // We never answer the Close: the hub drops TCP by itself (within 2 s).
@@ -43,19 +47,23 @@ fn a_silent_client_is_closed_after_ping_interval_plus_pong_timeout() {
 
 /// A client that answers Pings stays connected well past the silence
 /// limit, and it saw the server's Pings.
+///
+/// The test's own thread answers the Pings, so the silence limit must be
+/// longer than that thread may wait for a CPU on a loaded machine: with
+/// 100 ms + 100 ms it was closed under load, its Pong never sent.
 #[test]
 fn a_client_that_answers_pings_stays_connected() {
     let hub = TestHub::new()
         .config(|c| {
-            c.ping_interval = ms(100);
-            c.pong_timeout = ms(100);
+            c.ping_interval = ms(200);
+            c.pong_timeout = ms(800);
         })
         .start();
     let mut client = hub.client();
     client.set_timeout(ms(50));
     let mut pings = 0;
-    while pings < 6 {
-        // ~600 ms: three times the silence limit
+    while pings < 10 {
+        // ~2 s: twice the silence limit
         match client.socket.read() {
             Ok(Message::Ping(_)) => pings += 1,
             Ok(other) => panic!("unexpected {other:?}"),

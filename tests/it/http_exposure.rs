@@ -272,7 +272,11 @@ fn an_incomplete_http_head_is_dropped_at_the_deadline() {
 /// once (not a wait), and once they close there is room again.
 #[test]
 fn http_connections_beyond_the_cap_get_503() {
-    let hub = TestHub::new().start();
+    // One address may have all 128 here: this is about the total (the
+    // share per address is in front_doors.rs).
+    let hub = TestHub::new()
+        .config(|c| c.http_max_connections_per_ip = 1000)
+        .start();
     let held: Vec<TcpStream> = (0..128)
         .map(|_| TcpStream::connect(hub.http).unwrap())
         .collect();
@@ -318,4 +322,71 @@ fn clients_that_never_read_answers_do_not_wedge_http() {
     }
     assert!(started.elapsed() < ms(8000), "{:?}", started.elapsed());
     drop(hogs);
+}
+
+/// Issue 12, finding 7: a request head with bare `\n` line endings (which
+/// HTTP allows a server to accept) is answered like any other; it used to
+/// wait unanswered until the deadline dropped it.
+#[test]
+fn a_head_with_bare_newlines_is_answered() {
+    let hub = TestHub::new().start();
+    let reply = raw_request(
+        hub.http,
+        "GET /health HTTP/1.1\nHost: x\nConnection: close\n\n",
+        b"",
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let body = json!({"channel": "c", "data": 1}).to_string();
+    let head = format!(
+        "POST /publish HTTP/1.1\nHost: x\nContent-Length: {}\nConnection: close\n\n",
+        body.len()
+    );
+    let reply = raw_request(hub.http, &head, body.as_bytes());
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["seq"], 1);
+}
+
+/// Issue 12, finding 7: `HEAD` is answered as `GET` would be, without the
+/// body (it used to get 405 everywhere); where there is no `GET`, as `GET`
+/// would be answered too (404, 405).
+#[test]
+fn head_is_answered_as_get_without_a_body() {
+    let hub = TestHub::new().start();
+    // The whole answer to a HEAD, up to the close: a head and no body.
+    let head_request = |path: &str| {
+        let mut tcp = connect(hub.http);
+        write!(
+            tcp,
+            "HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = Vec::new();
+        tcp.read_to_end(&mut answer).unwrap();
+        let text = String::from_utf8(answer).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").expect("a complete head");
+        let mut lines = head.lines();
+        let status: u16 = lines.next().unwrap()[9..12].parse().unwrap();
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+            .collect();
+        HttpReply {
+            status,
+            headers,
+            body: body.as_bytes().to_vec(),
+        }
+    };
+    for path in ["/health", "/metrics", "/status", "/"] {
+        let get = http(hub.http, "GET", path, &[], b"");
+        let head = head_request(path);
+        assert_eq!(head.status, get.status, "HEAD {path}");
+        assert!(head.body.is_empty(), "HEAD {path} had a body");
+        assert_eq!(head.header("content-type"), get.header("content-type"));
+        let length: usize = head.header("content-length").unwrap().parse().unwrap();
+        assert!(length > 0, "HEAD {path}: the length of what GET sends");
+    }
+    let nothing = head_request("/nope");
+    assert_eq!((nothing.status, nothing.body.len()), (404, 0));
+    let publish = head_request("/publish");
+    assert_eq!((publish.status, publish.body.len()), (405, 0));
 }

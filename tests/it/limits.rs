@@ -1,4 +1,4 @@
-//! Limits and bad input (docs/protocol.md, limits and bad input, with section 9): one test
+//! Limits and bad input (docs/protocol.md, "Limits"): one test
 //! per row, raw `TcpStream` clients for what a real client library would
 //! never send, and a burst of concurrent connects against
 //! `--max-connections`. (1009 and the ping timeout are in `heartbeat.rs`,
@@ -368,4 +368,75 @@ fn refused_handshakes_release_their_slot() {
     }
     let mut client = hub.client_at("/ws?token=t");
     client.sync();
+}
+
+const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+/// An upgrade request with `first` as its request line, `key`, the given
+/// line ending, and nothing else unusual.
+fn upgrade_request(first: &str, key: &str, newline: &str) -> String {
+    [
+        first,
+        "Host: x",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Version: 13",
+        &format!("Sec-WebSocket-Key: {key}"),
+        "",
+        "",
+    ]
+    .join(newline)
+}
+
+/// Issue 12, finding 7, on the WebSocket port: an upgrade with bare `\n`
+/// line endings is upgraded (it used to wait for the deadline, unanswered);
+/// a key that is not 16 bytes of base64 gets 400; an unknown query
+/// parameter is ignored whatever it holds, a bad escape included (it got
+/// 400); `HEAD` is answered as `GET` would be, without a body.
+#[test]
+fn the_handshake_takes_bare_newlines_and_checks_the_key() {
+    let hub = TestHub::new().start();
+    // An upgrade stays open: read only the answer's head.
+    let upgrade = |request: String| {
+        let mut tcp = TcpStream::connect(hub.ws).unwrap();
+        tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+        tcp.write_all(request.as_bytes()).unwrap();
+        let mut answer = Vec::new();
+        let mut byte = [0u8; 1];
+        while !answer.ends_with(b"\r\n\r\n") && tcp.read(&mut byte).unwrap() == 1 {
+            answer.push(byte[0]);
+        }
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let answer = upgrade(upgrade_request("GET /ws HTTP/1.1", KEY, "\n"));
+    assert_eq!(status_of(&answer), Some(101), "{answer}");
+    for key in [
+        "123456789012345678901234",
+        "dGhlIHNhbXBsZSBub25jZXg=",
+        "short==",
+    ] {
+        let (answer, _) = send_raw(
+            hub.ws,
+            upgrade_request("GET /ws HTTP/1.1", key, "\r\n").as_bytes(),
+        );
+        assert_eq!(status_of(&answer), Some(400), "key {key}: {answer}");
+    }
+    let odd = upgrade_request("GET /ws?channels=a&x=%zz&y=% HTTP/1.1", KEY, "\r\n");
+    assert_eq!(status_of(&upgrade(odd)), Some(101));
+    let bad_known = upgrade_request("GET /ws?channels=a&since=%zz HTTP/1.1", KEY, "\r\n");
+    assert_eq!(
+        status_of(&send_raw(hub.ws, bad_known.as_bytes()).0),
+        Some(400)
+    );
+    for (path, status) in [("/ws", 400), ("/other", 404)] {
+        let head = upgrade_request(&format!("HEAD {path} HTTP/1.1"), KEY, "\r\n");
+        let (answer, _) = send_raw(hub.ws, head.as_bytes());
+        assert_eq!(status_of(&answer), Some(status), "{answer}");
+        assert!(
+            answer.ends_with("\r\n\r\n"),
+            "HEAD {path} got a body: {answer:?}"
+        );
+        assert!(answer.contains("Content-Length: "), "{answer}");
+    }
+    wait_for_no_connections(&hub);
 }

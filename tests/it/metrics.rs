@@ -1,5 +1,5 @@
 //! `GET /metrics`: the text parses as Prometheus exposition format 0.0.4,
-//! carries every name docs/protocol.md: HTTP endpoints, clarifications promise, and its counters
+//! carries every name docs/protocol.md ("HTTP endpoints") promises, and its counters
 //! move with traffic.
 //!
 //! Every check reads the counters after an event that proves the hub has
@@ -580,7 +580,7 @@ fn a_slow_consumer_is_counted_once() {
     assert_eq!(slow.recv_close(), Some(4008));
 }
 
-/// During shutdown `/metrics` keeps answering (docs/protocol.md, clarifications), and
+/// During shutdown `/metrics` keeps answering (docs/protocol.md, "Graceful shutdown"), and
 /// a handshake refused because of it is counted as `shutting_down`. A
 /// client that never answers the hub's Close holds the shutdown open for
 /// the 2 s close wait; `/health` turning 503 (polled, bounded) says the

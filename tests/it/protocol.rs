@@ -1,4 +1,4 @@
-//! The frames of docs/protocol.md (frames to replies) over a real socket: `welcome`,
+//! The frames of docs/protocol.md ("Frames", "Requests", "Server to client") over a real socket: `welcome`,
 //! replies with their `id`, and error replies that leave the connection open.
 
 use serde_json::{json, Value};

@@ -1,5 +1,5 @@
 //! Publishing over HTTP and through the library, and the ordering promise
-//! of docs/protocol.md, sequence and replay under concurrent publishers.
+//! of docs/protocol.md ("Sequence numbers") under concurrent publishers.
 
 use std::thread;
 
@@ -164,4 +164,73 @@ fn two_hubs_in_one_process_are_independent() {
     // Had "first" or "second" leaked to hub two, it would arrive before this.
     two.handle.publish("same", json!("marker")).unwrap();
     assert_eq!(on_two.recv_event()["data"], "marker");
+}
+
+/// Issue 12, finding 4: an array bigger than half a subscriber's queue is
+/// refused whole with 413 (`batch_too_large`, naming the limits) before
+/// anything is published, and a subscriber that reads stays connected.
+/// Before, 2,000 events overflowed every queue in one round: the reader
+/// got Close 4008 and none of them. The largest array allowed reaches a
+/// reader whole. The embedding API refuses the same batches.
+#[test]
+fn an_array_that_would_not_fit_a_queue_is_refused_whole() {
+    let hub = TestHub::new().start(); // --queue-size 1024: 512 per array
+    let mut reader = hub.subscriber(&["news"]);
+    let array = |n: usize| {
+        let items: Vec<_> = (0..n)
+            .map(|i| json!({"channel": "news", "data": i}))
+            .collect();
+        serde_json::Value::Array(items).to_string()
+    };
+    let refused = http(hub.http, "POST", "/publish", &[], array(2000).as_bytes());
+    assert_eq!(refused.status, 413, "{}", refused.text());
+    let error = &refused.json()["error"];
+    assert_eq!(error["code"], "batch_too_large");
+    assert!(
+        error["message"].as_str().unwrap().contains("512 events"),
+        "{error}"
+    );
+    assert_eq!(
+        hub.handle.stats().unwrap().seq.0,
+        0,
+        "nothing was published"
+    );
+
+    let fits = http(hub.http, "POST", "/publish", &[], array(512).as_bytes());
+    assert_eq!(fits.status, 200, "{}", fits.text());
+    for i in 0..512 {
+        assert_eq!(reader.recv_event()["data"], i);
+    }
+    reader.sync(); // still connected: no 4008
+    let too_many: Vec<(String, serde_json::Value)> =
+        (0..513).map(|i| ("news".to_string(), json!(i))).collect();
+    assert!(matches!(
+        hub.handle.publish_all(too_many),
+        Err(pumphub::Error::BatchTooLarge {
+            events: 513,
+            max_events: 512,
+            ..
+        })
+    ));
+    let metrics = hub.handle.render_metrics().unwrap();
+    assert_eq!(metric_value(&metrics, "pumphub_batches_refused_total"), 2.0);
+}
+
+/// The same rule in bytes: with `--queue-bytes 65536` an array may carry
+/// 32 KiB of events, however few.
+#[test]
+fn an_array_is_bounded_in_bytes_too() {
+    let hub = TestHub::new().config(|c| c.queue_bytes = 65536).start();
+    let big = "z".repeat(4000);
+    let body = |n: usize| {
+        let items: Vec<_> = (0..n)
+            .map(|_| json!({"channel": "c", "data": big}))
+            .collect();
+        serde_json::Value::Array(items).to_string()
+    };
+    let refused = http(hub.http, "POST", "/publish", &[], body(10).as_bytes());
+    assert_eq!(refused.status, 413, "{}", refused.text());
+    assert!(refused.text().contains("32768 bytes"), "{}", refused.text());
+    let fits = http(hub.http, "POST", "/publish", &[], body(7).as_bytes());
+    assert_eq!(fits.status, 200, "{}", fits.text());
 }

@@ -1,4 +1,4 @@
-//! Replay with `since` (docs/protocol.md, sequence and replay): kept events first, in seq
+//! Replay with `since` (docs/protocol.md, "Sequence numbers"): kept events first, in seq
 //! order, then `subscribed` with `replayed` and `complete`, then live events,
 //! with neither a gap nor a duplicate between the two.
 
@@ -40,11 +40,13 @@ fn evicted_history_makes_the_replay_incomplete() {
     let (subscribed, replayed) = client.subscribe(&["a"], Some(1));
     assert_eq!(seqs(&replayed), vec![4, 5, 6]);
     assert_eq!(subscribed["complete"], false, "2 and 3 were evicted");
+    assert_eq!(subscribed["oldest"], 4, "the oldest seq still kept");
     // Resuming after the evicted part is complete again.
     let mut other = hub.client();
     let (subscribed, replayed) = other.subscribe(&["a"], Some(3));
     assert_eq!(seqs(&replayed), vec![4, 5, 6]);
     assert_eq!(subscribed["complete"], true);
+    assert!(subscribed.get("oldest").is_none(), "{subscribed}");
 }
 
 #[test]
@@ -58,6 +60,10 @@ fn without_history_a_replay_is_incomplete_once_events_exist() {
     let (subscribed, replayed) = late.subscribe(&["a"], Some(0));
     assert!(replayed.is_empty());
     assert_eq!(subscribed["complete"], false);
+    assert_eq!(
+        subscribed["oldest"], 2,
+        "nothing kept: whole from the next seq"
+    );
 }
 
 #[test]
@@ -167,4 +173,8 @@ fn replay_never_goes_back_in_seq() {
     let (subscribed, replayed) = client.subscribe(&["b"], Some(0));
     assert_eq!(seqs(&replayed), vec![3], "seq 1 would go back in order");
     assert_eq!(subscribed["complete"], false);
+    assert_eq!(
+        subscribed["oldest"], 3,
+        "whole from the seq after the last one sent"
+    );
 }

@@ -1,4 +1,4 @@
-//! Graceful shutdown (docs/protocol.md, graceful shutdown): every client gets queued
+//! Graceful shutdown (docs/protocol.md, "Graceful shutdown"): every client gets queued
 //! events, then `shutdown`, then Close 1001; and when `Hub::shutdown`
 //! returns, every thread the hub started has ended.
 

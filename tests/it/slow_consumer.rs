@@ -1,4 +1,4 @@
-//! The slow-consumer rule (docs/protocol.md, limits and bad input): a client whose queue
+//! The slow-consumer rule (docs/protocol.md, "Limits"): a client whose queue
 //! fills is closed with 4008, nobody else is slowed or loses anything, and
 //! the closed client resumes from history with `since`.
 

@@ -1,4 +1,4 @@
-//! `GET /status` and `GET /health` (docs/protocol.md: HTTP endpoints, clarifications): the
+//! `GET /status` and `GET /health` (docs/protocol.md, "HTTP endpoints"): the
 //! status summary and per-connection entries, the publish key guarding
 //! status, and the health fields. (Health during shutdown: shutdown.rs.)
 //!

@@ -1,4 +1,4 @@
-//! Protocol violations on a hub connection (docs/protocol.md, limits and bad input): the hub
+//! Protocol violations on a hub connection (docs/protocol.md, "Closing and close codes"): the hub
 //! answers with Close 1002 or 1007 (1009 is in `heartbeat.rs`), and the
 //! replies it had already queued for the requests before the violation go
 //! out first, after `welcome`.
