@@ -358,3 +358,67 @@ fn pipelined_http_requests_on_one_keep_alive_connection_are_answered_in_order() 
     let unique: BTreeSet<u64> = seqs.iter().copied().collect();
     assert_eq!(unique.len(), seqs.len());
 }
+
+/// Pipelined HTTP publishes read together are still held to the batch
+/// limit one request at a time: an array over half a queue is refused
+/// 413 `batch_too_large` and publishes nothing, while the requests around
+/// it (more events together than one batch may hold) are published, in
+/// order, without a gap.
+#[test]
+fn pipelined_http_publishes_keep_the_batch_limit_per_request() {
+    // Half of a 16-frame queue: 8 events per array at most.
+    let hub = TestHub::new().queue_size(16).start();
+    let post = |body: &str, last: bool| {
+        let close = if last { "Connection: close\r\n" } else { "" };
+        format!(
+            "POST /publish HTTP/1.1\r\nHost: x\r\n{close}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let array = |from: u64, count: u64| {
+        let items: Vec<Value> = (from..from + count)
+            .map(|i| json!({"channel": "b", "data": i}))
+            .collect();
+        Value::Array(items).to_string()
+    };
+    let mut requests = String::new();
+    let mut wanted = Vec::new();
+    for i in 0..10 {
+        requests.push_str(&post(
+            &json!({"channel": "b", "data": i}).to_string(),
+            false,
+        ));
+        wanted.push(200);
+    }
+    requests.push_str(&post(&array(100, 9), false));
+    wanted.push(413);
+    requests.push_str(&post(&array(10, 8), false));
+    wanted.push(200);
+    requests.push_str(&post(
+        &json!({"channel": "b", "data": 18}).to_string(),
+        true,
+    ));
+    wanted.push(200);
+
+    let mut tcp = TcpStream::connect(hub.http).unwrap();
+    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+    tcp.write_all(requests.as_bytes()).unwrap();
+    let mut bytes = Vec::new();
+    tcp.read_to_end(&mut bytes).unwrap();
+    let answers = split_responses(&bytes);
+    let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
+    assert_eq!(statuses, wanted);
+    assert_eq!(answers[10].1["error"]["code"], "batch_too_large");
+    let mut seqs = Vec::new();
+    for (status, body) in &answers {
+        match (status, body) {
+            (200, Value::Array(items)) => {
+                seqs.extend(items.iter().map(|item| item["seq"].as_u64().unwrap()))
+            }
+            (200, body) => seqs.push(body["seq"].as_u64().unwrap()),
+            _ => {}
+        }
+    }
+    let first = seqs[0];
+    assert_eq!(seqs, (first..first + 19).collect::<Vec<_>>());
+}
