@@ -68,6 +68,7 @@
 //! | `publish_errors`, `publish_first_error` | events refused or never answered, and the first reason |
 //! | `unsent` | events a `--rate` schedule wanted but the publisher could not send in time |
 //! | `publish_wall_s`, `published_per_s` | from the first send to the last reply, and `published` over it |
+//! | `requests`, `requests_per_s` | requests answered with success (a `POST /publish` of an array of `--batch` events is one) and their rate over the same time |
 //! | `expected` | `published` × subscribers open when publishing starts (all share one channel) |
 //! | `delivered` | distinct events received, over all subscribers |
 //! | `lost` | `expected` − `delivered` (never negative) |
@@ -86,6 +87,7 @@
 //! | `hub_threads_idle`, `hub_fds_idle`, `hub_maps_idle` | hub threads, open file descriptors and memory maps when idle |
 //! | `hub_threads_per_conn`, `hub_fds_per_conn`, `hub_maps_per_conn` | their growth ÷ `connections_open`: what caps the connection count (`ulimit -n`, vm.max_map_count) |
 //! | `hub_cpu_s` | hub utime + stime during this run; `hub_cpu_connect_s` up to idle, `hub_cpu_publish_s` after |
+//! | `hub_cpu_us_per_delivery`, `hub_cpu_us_per_request` | `hub_cpu_publish_s` over `delivered` and over `requests`, in µs: what one delivery, or one request, cost the hub |
 //! | `loadgen_cpu_s`, `loadgen_rss_peak_kib` | this tool's own CPU and peak memory, to show it was not the bottleneck |
 //!
 //! # Design
@@ -332,6 +334,8 @@ fn publish_and_drain(
     report.hub_reported_delivered = tally.hub_delivered;
     report.publish_wall_s = rounded(publish_wall.as_secs_f64(), 3);
     report.published_per_s = per_second(tally.published, publish_wall);
+    report.requests = tally.requests;
+    report.requests_per_s = per_second(tally.requests, publish_wall);
     let delivering = fleet.stats.last_delivery_at.map_or(Duration::ZERO, |last| {
         last.saturating_duration_since(started)
     });
@@ -359,6 +363,7 @@ fn spawn_http_publishers(
                 ),
                 window: options.window,
                 batch: options.batch,
+                close_each: options.http_close,
                 events: Arc::clone(events),
                 gate: gate.clone(),
             };
@@ -417,7 +422,12 @@ fn fill_process_fields(report: &mut Report, [before, idle, end]: [Option<Process
         report.hub_cpu_s = Some(end.cpu_seconds_since(&before));
     }
     if let (Some(idle), Some(end)) = (idle, end) {
-        report.hub_cpu_publish_s = Some(end.cpu_seconds_since(&idle));
+        let publishing = end.cpu_seconds_since(&idle);
+        report.hub_cpu_publish_s = Some(publishing);
+        let micros_per =
+            |count: u64| (count > 0).then(|| rounded(publishing * 1e6 / count as f64, 2));
+        report.hub_cpu_us_per_delivery = micros_per(report.delivered);
+        report.hub_cpu_us_per_request = micros_per(report.requests);
     }
 }
 

@@ -22,7 +22,20 @@
 #                               (open loop, the hub's 1024-frame queues
 #                               overflow and every client is closed with 4008)
 #   (d) storm-5000              5,000 subscribers connecting all at once
-#   (e) cluster-fanout-1000     cluster mode: one redis-server and two hubs
+#   (e) publishing fast (issue 11):
+#       ws-pipeline-100         one WebSocket publisher keeping 200 publishes in
+#                               flight, 100 subscribers, 128-byte events, 10 s,
+#                               closed loop (--max-lag 500): deliveries/s
+#       ws-publish-0            the same publisher, no subscribers: publishes
+#                               acknowledged per second
+#       http-keepalive-8        8 keep-alive connections, one small event per
+#                               POST /publish, one request at a time each (as
+#                               `ab -k -c 8`), no subscribers: requests/s
+#       http-close-8            the same, a new connection per request
+#       http-batch10-8          the same as keep-alive, arrays of 10 events
+#       cpu-1000x30             1,000 subscribers, 30 events/s over WebSocket
+#                               for 10 s: hub CPU per delivery
+#   (f) cluster-fanout-1000     cluster mode: one redis-server and two hubs
 #                               (--redis), 1,000 subscribers split over both,
 #                               100 events/s of 128 bytes for 10 s, published
 #                               on both nodes; compare with fanout-1000
@@ -34,8 +47,14 @@
 #                               engine directly, many publishes in flight
 #                               (skipped, with a message, without redis-server)
 #
-# BENCH_ONLY="fanout-1000 cluster-fanout-1000" runs only the scenarios named
-# (cluster-* need redis-server).
+# Environment:
+#   BENCH_PORT=N          first port to use (default 19200)
+#   BENCH_SCENARIOS="a b" run only these labels (default: all, in order;
+#                         idle-big is spelt idle-big here)
+#   BENCH_HUB=PATH        measure this pumphub binary instead of building
+#                         one (loadgen is still built from this tree): how
+#                         a before/after comparison runs both in one go
+#   BENCH_ONLY="a b"      the same as BENCH_SCENARIOS (cluster-* need redis-server)
 #
 # Output: the tables on stdout, then a summary of every scenario against
 # issue 5's targets (`loadgen --summary`); one JSON line per scenario in
@@ -63,8 +82,9 @@ BENCH_PORT=${BENCH_PORT:-19200}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 OUT_DIR=$TARGET_DIR/bench
 RESULTS=$OUT_DIR/results.jsonl
-HUB=$TARGET_DIR/release/pumphub
+HUB=${BENCH_HUB:-$TARGET_DIR/release/pumphub}
 LOADGEN=$TARGET_DIR/release/examples/loadgen
+SCENARIOS=${BENCH_SCENARIOS:-${BENCH_ONLY:-}}
 # Flags every hub gets: room for the biggest scenario, no per-client rate
 # limit (the publishers here are meant to be fast), quiet logs.
 HUB_FLAGS=(--max-connections 20000 --max-connections-per-ip 20000 --rate-limit 0
@@ -77,7 +97,12 @@ HUB_PID=
 
 SECONDS=0
 echo "== building (release)"
-cargo build --release --quiet --bin pumphub --example loadgen --example cluster_pipeline
+if [[ -n ${BENCH_HUB:-} ]]; then
+    cargo build --release --quiet --example loadgen --example cluster_pipeline
+    echo "== measuring $HUB"
+else
+    cargo build --release --quiet --bin pumphub --example loadgen --example cluster_pipeline
+fi
 echo "== built in ${SECONDS} s"
 SCENARIOS_STARTED=$SECONDS
 
@@ -140,9 +165,9 @@ stop_hub() {
     HUB_PID=
 }
 
-# wanted LABEL: true unless BENCH_ONLY is set and does not name LABEL.
+# wanted LABEL: true if BENCH_SCENARIOS (or BENCH_ONLY) is unset or names LABEL.
 wanted() {
-    [[ -z ${BENCH_ONLY:-} || " $BENCH_ONLY " == *" $1 "* ]]
+    [[ -z $SCENARIOS || " $SCENARIOS " == *" $1 "* ]]
 }
 
 # scenario LABEL LOADGEN_FLAGS...: one fresh hub, one loadgen run, hub stopped.
@@ -150,9 +175,11 @@ SCENARIO_INDEX=0
 scenario() {
     local label=$1
     shift
-    wanted "$label" || return 0
     local ws_port=$((BENCH_PORT + 2 * SCENARIO_INDEX)) http_port=$((BENCH_PORT + 2 * SCENARIO_INDEX + 1))
     SCENARIO_INDEX=$((SCENARIO_INDEX + 1))
+    if ! wanted "$label" && ! { [[ $label == idle-* && $label != idle-1000 ]] && wanted idle-big; }; then
+        return
+    fi
     echo
     echo "== $label"
     if ! start_hub "$label" "$ws_port" "$http_port"; then
@@ -233,7 +260,20 @@ scenario saturation-100 --clients 100 --rate 0 --duration-s 10 --payload 128 --b
 scenario storm-5000 --clients 5000 --connect-only --connect-concurrency 0 --settle-ms 1000 \
     --connect-timeout-s 60
 
-# (e) cluster mode: one redis-server, two hubs sharing it.
+# (e) publishing fast
+scenario ws-pipeline-100 --clients 100 --publish-via ws --rate 0 --duration-s 10 --payload 128 \
+    --window 200 --max-lag 500
+scenario ws-publish-0 --clients 0 --publish-via ws --rate 0 --duration-s 10 --payload 128 \
+    --window 200
+scenario http-keepalive-8 --clients 0 --publishers 8 --window 1 --rate 0 --duration-s 10 \
+    --payload 128
+scenario http-close-8 --clients 0 --publishers 8 --window 1 --rate 0 --duration-s 10 \
+    --payload 128 --http-close
+scenario http-batch10-8 --clients 0 --publishers 8 --window 1 --batch 10 --rate 0 \
+    --duration-s 10 --payload 128
+scenario cpu-1000x30 --clients 1000 --publish-via ws --rate 30 --duration-s 10 --payload 128
+
+# (f) cluster mode: one redis-server, two hubs sharing it.
 REDIS_PID=
 HUB2_PID=
 cleanup_cluster() {

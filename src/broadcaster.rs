@@ -39,7 +39,7 @@ mod subscriptions;
 
 #[cfg(feature = "redis")]
 pub(crate) use cluster::engine_sink;
-pub(crate) use command::{HubCommand, LocalSubscribed, PublishOrigin};
+pub(crate) use command::{ClientRequest, HubCommand, LocalSubscribed};
 pub(crate) use encoded_event::EncodedEvent;
 pub use history::{History, MAX_HISTORY_PAGE};
 pub(crate) use lifecycle::Lifecycle;
@@ -217,8 +217,9 @@ pub struct Broadcaster {
     shared: cluster::Shared,
 }
 
-/// Commands served in one round before the write pumps are woken. Bounds
-/// how long the first event of a busy round waits for its wake-up.
+/// Requests served in one round before the write pumps are woken (a batch
+/// counts as many as it carries, and is never split). Bounds how long the
+/// first event of a busy round waits for its wake-up.
 const MAX_ROUND: usize = 32;
 
 /// A round with more wake-ups than this shares them with the wake helpers.
@@ -264,8 +265,8 @@ impl Broadcaster {
 
     /// Serve commands until `Stop`, or until every sender is gone.
     ///
-    /// Commands are served in rounds: the first one waited for, then up to
-    /// `MAX_ROUND` more that are already waiting. Pushes during a round do
+    /// Commands are served in rounds: the first one waited for, then more
+    /// that are already waiting, up to `MAX_ROUND` requests in all. Pushes during a round do
     /// not wake anyone; at its end each write pump that got frames is woken
     /// once (see `outbound.rs` for why wake-ups are worth saving). At a low
     /// rate a round is one command, so nothing waits; under load one wake-up
@@ -332,8 +333,8 @@ impl Broadcaster {
                     stopping = true;
                     break;
                 }
+                served += command.weight();
                 self.admit(command);
-                served += 1;
                 if served < MAX_ROUND {
                     next = self.commands_rx.try_recv().ok();
                 }
@@ -448,28 +449,10 @@ impl Broadcaster {
                 let _ = done.try_send(());
             }
             HubCommand::Disconnect { id } => self.disconnect(id),
-            HubCommand::Subscribe {
-                id,
-                request_id,
-                channels,
-                since,
-                done,
-            } => {
-                if let Some(&slot) = self.clients_by_id.get(&id) {
-                    self.subscribe_client(slot, request_id.as_ref(), &channels, since);
-                }
-                let _ = done.try_send(());
-            }
-            HubCommand::Unsubscribe {
-                id,
-                request_id,
-                channels,
-                done,
-            } => {
-                if let Some(&slot) = self.clients_by_id.get(&id) {
-                    self.unsubscribe(slot, &channels);
-                    let reply = protocol::encode_unsubscribed(request_id.as_ref(), &channels);
-                    self.reply_to(slot, reply);
+            HubCommand::ClientBatch { id, requests, done } => {
+                let slot = self.clients_by_id.get(&id).copied();
+                for request in requests {
+                    self.serve_client_request(slot, request);
                 }
                 let _ = done.try_send(());
             }
@@ -486,29 +469,10 @@ impl Broadcaster {
             HubCommand::Publish {
                 channel,
                 data,
-                origin,
+                reply,
             } => {
                 let published = self.publish(&channel, data);
-                match origin {
-                    PublishOrigin::Api { reply } => {
-                        let _ = reply.try_send(Ok(published));
-                    }
-                    PublishOrigin::Client {
-                        id,
-                        request_id,
-                        done,
-                    } => {
-                        if let Some(&slot) = self.clients_by_id.get(&id) {
-                            let reply = protocol::encode_published(
-                                request_id.as_ref(),
-                                published.seq.0,
-                                published.delivered,
-                            );
-                            self.reply_to(slot, reply);
-                        }
-                        let _ = done.try_send(());
-                    }
-                }
+                let _ = reply.try_send(Ok(published));
             }
             HubCommand::PublishBatch { events, reply } => {
                 let results = events
@@ -576,6 +540,53 @@ impl Broadcaster {
             } => self.begin_shutdown(deadline, reconnect_ms),
             // Engine news exists only with the shared log, served above.
             HubCommand::Stop | HubCommand::Engine(_) => {}
+        }
+    }
+
+    /// One request of a client's batch. `slot` is the client (gone only if
+    /// it disconnected meanwhile: its events are still published, as they
+    /// were sent, but nobody is answered).
+    fn serve_client_request(&mut self, slot: Option<usize>, request: ClientRequest) {
+        match request {
+            ClientRequest::Subscribe {
+                request_id,
+                channels,
+                since,
+            } => {
+                if let Some(slot) = slot {
+                    self.subscribe_client(slot, request_id.as_ref(), &channels, since);
+                }
+            }
+            ClientRequest::Unsubscribe {
+                request_id,
+                channels,
+            } => {
+                if let Some(slot) = slot {
+                    self.unsubscribe(slot, &channels);
+                    let reply = protocol::encode_unsubscribed(request_id.as_ref(), &channels);
+                    self.reply_to(slot, reply);
+                }
+            }
+            ClientRequest::Publish {
+                request_id,
+                channel,
+                data,
+            } => {
+                let published = self.publish(&channel, data);
+                if let Some(slot) = slot {
+                    let reply = protocol::encode_published(
+                        request_id.as_ref(),
+                        published.seq.0,
+                        published.delivered,
+                    );
+                    self.reply_to(slot, reply);
+                }
+            }
+            ClientRequest::Answered(frame) => {
+                if let Some(slot) = slot {
+                    self.queue_for(slot, frame);
+                }
+            }
         }
     }
 
@@ -693,13 +704,18 @@ impl Broadcaster {
     /// Queue a reply for a client. A reply counts against the queue like an
     /// event: a client that asks and never reads is a slow consumer too.
     fn reply_to(&mut self, slot: usize, text: String) {
+        self.queue_for(slot, OutboundFrame::Text(text.into()));
+    }
+
+    /// Queue a counted frame for a client, closing it with 4008 if its queue
+    /// is full.
+    fn queue_for(&mut self, slot: usize, frame: OutboundFrame) {
         let Some(Member::Client(client)) = &mut self.members[slot] else {
             return;
         };
         if client.closing {
             return;
         }
-        let frame = OutboundFrame::Text(text.into());
         if client.push(slot, frame, &mut self.to_wake).is_err() {
             self.close_slow_consumer(slot);
         }
@@ -860,26 +876,28 @@ mod tests {
                 initial: None,
                 done: done.clone(),
             },
-            HubCommand::Subscribe {
+            HubCommand::ClientBatch {
                 id,
-                request_id: None,
-                channels: vec!["news".into()],
-                since: Some(0),
+                requests: vec![ClientRequest::Subscribe {
+                    request_id: None,
+                    channels: vec!["news".into()],
+                    since: Some(0),
+                }],
                 done: done.clone(),
             },
-            HubCommand::Publish {
-                channel: "news".into(),
-                data: serde_json::json!("mine"),
-                origin: PublishOrigin::Client {
-                    id,
+            HubCommand::ClientBatch {
+                id,
+                requests: vec![ClientRequest::Publish {
                     request_id: None,
-                    done: done.clone(),
-                },
+                    channel: "news".into(),
+                    data: serde_json::json!("mine"),
+                }],
+                done: done.clone(),
             },
             HubCommand::Publish {
                 channel: "other".into(),
                 data: serde_json::json!("theirs"),
-                origin: PublishOrigin::Api { reply: api_reply },
+                reply: api_reply,
             },
             HubCommand::Stop,
         ] {

@@ -378,6 +378,17 @@ pub struct Config {
     /// Defaults to 4 (`--http-workers`); at least 1. Raise it if many slow
     /// HTTP callers make `/health` wait.
     pub http_workers: usize,
+    /// Requests one WebSocket client may have sent and not yet had
+    /// answered (pipelining): the hub reads that far ahead and hands
+    /// consecutive requests to the broadcaster together; beyond it, it
+    /// stops reading from that client until replies are queued.
+    ///
+    /// Defaults to 128 (`--max-inflight`); at least 1. Never more than half
+    /// of `queue_size` is used, so one batch's replies fit in the client's
+    /// queue. Each request in flight holds its message (at most 256 KiB of
+    /// them per connection), so lower it to save memory per connection;
+    /// raise it (with `queue_size`) for fast publishers on slow links.
+    pub max_inflight: usize,
     /// Cluster mode: a Redis URL (`redis://[user:password@]host[:port][/db]`).
     /// Every hub with the same Redis and `redis_prefix` shares one sequence,
     /// one history and one epoch (docs/cluster.md).
@@ -430,6 +441,7 @@ impl Default for Config {
             auth_timeout: Duration::from_millis(10_000),
             write_timeout: Duration::from_millis(5000),
             http_workers: 4,
+            max_inflight: 128,
             redis: None,
             redis_prefix: "pumphub".to_owned(),
         }
@@ -481,6 +493,7 @@ impl fmt::Debug for Config {
             .field("auth_timeout", &self.auth_timeout)
             .field("write_timeout", &self.write_timeout)
             .field("http_workers", &self.http_workers)
+            .field("max_inflight", &self.max_inflight)
             .field("redis", &redact(&self.redis))
             .field("redis_prefix", &self.redis_prefix)
             .finish()
@@ -550,6 +563,7 @@ impl Config {
             Setting::AuthTimeoutMs => self.auth_timeout = input.millis()?,
             Setting::WriteTimeoutMs => self.write_timeout = input.millis()?,
             Setting::HttpWorkers => self.http_workers = input.count()?,
+            Setting::MaxInflight => self.max_inflight = input.count()?,
             Setting::Redis => self.redis = Some(input.text()?),
             Setting::RedisPrefix => self.redis_prefix = input.text()?,
         }
@@ -599,6 +613,7 @@ impl Config {
         rules.millis(Setting::AuthTimeoutMs, self.auth_timeout, 1)?;
         rules.millis(Setting::WriteTimeoutMs, self.write_timeout, 1)?;
         rules.at_least(Setting::HttpWorkers, self.http_workers, 1)?;
+        rules.at_least(Setting::MaxInflight, self.max_inflight, 1)?;
         if let Some(url) = &self.redis {
             rules.redis_url(url)?;
         }

@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::broadcaster::{
-    CloseReason, ConnectionStatus, History, HubCommand, Lifecycle, PublishOrigin, FRAME_OVERHEAD,
+    CloseReason, ConnectionStatus, History, HubCommand, Lifecycle, FRAME_OVERHEAD,
 };
 use crate::engine::{EngineStatus, Unavailable};
 use crate::error::Error;
@@ -185,7 +185,7 @@ impl HubHandle {
         self.ask(|reply| HubCommand::Publish {
             channel: channel.to_string(),
             data,
-            origin: PublishOrigin::Api { reply },
+            reply,
         })?
         .map_err(unavailable)
     }
@@ -229,6 +229,22 @@ impl HubHandle {
             return Ok(Vec::new());
         }
         self.check_batch(&events)?;
+        self.ask(|reply| HubCommand::PublishBatch { events, reply })?
+            .map_err(unavailable)
+    }
+
+    /// Publish events that are JSON already and were checked (valid
+    /// channels, each caller's array within [`BatchLimit`]) with one
+    /// command: the guard's pipelined `POST /publish`es, grouped by it so
+    /// that a group fits the limit too (a single large event may not, as
+    /// with [`publish`](Self::publish)).
+    pub(crate) fn publish_checked(
+        &self,
+        events: Vec<(String, Value)>,
+    ) -> Result<Vec<Published>, Error> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
         self.ask(|reply| HubCommand::PublishBatch { events, reply })?
             .map_err(unavailable)
     }

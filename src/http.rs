@@ -6,7 +6,8 @@
 //!     guard/client.rs   body and time, then relays it over a private Unix
 //!     guard/check.rs    socket to tiny_http (one thread per HTTP connection)
 //!     guard/pipeline.rs
-//!   routes.rs         tiny_http workers: one function per endpoint
+//!   publish.rs        POST /publish, answered by the guard's connection threads
+//!   routes.rs         tiny_http workers: one function per other endpoint
 //!   page.html         the live page served at `GET /`
 //!   pumphub.js        the browser client served at `GET /pumphub.js` (the page uses it)
 //! ```
@@ -16,6 +17,7 @@
 //! it never sends broadcaster commands itself.
 
 mod guard;
+mod publish;
 mod routes;
 
 pub(crate) use guard::remove_stale_socket_dirs;

@@ -25,7 +25,8 @@ TARGET:
     --hub-pid PID             read the hub's RSS and CPU from /proc/PID (optional)
 
 CONNECTIONS:
-    --clients N               subscriber connections [100]
+    --clients N               subscriber connections, 0 = none (publishing
+                              only: then published/s is the figure) [100]
     --channel NAME            channel they subscribe to (via ?channels=) [bench]
     --connect-concurrency N   connections being set up at once, 0 = all [256]
     --connect-timeout-s S     give up on connections not made by then [30]
@@ -42,6 +43,9 @@ PUBLISHING:
     --payload BYTES           size of each event's `data` JSON [128]
     --window N                requests in flight per publisher [64]
     --batch N                 events per POST /publish (an array), http only [1]
+    --http-close              one TCP connection per POST /publish
+                              (Connection: close), not keep-alive; needs
+                              --window 1
     --drain-ms MS             after publishing, wait up to this for deliveries [5000]
     --max-lag N               closed loop: pause publishing while the slowest
                               subscriber is more than N events behind; with
@@ -98,6 +102,8 @@ pub struct Options {
     pub payload_bytes: usize,
     pub window: usize,
     pub batch: usize,
+    /// `--http-close`: a new connection for every request.
+    pub http_close: bool,
     pub drain: Duration,
     /// `--max-lag`: the closed loop's bound, in events; `None` = open loop.
     pub max_lag: Option<u64>,
@@ -126,6 +132,7 @@ impl Default for Options {
             payload_bytes: 128,
             window: 64,
             batch: 1,
+            http_close: false,
             drain: Duration::from_millis(5000),
             max_lag: None,
             label: None,
@@ -154,6 +161,7 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Parsed, String> {
             "--summary" => return Ok(Parsed::Summary(value(&flag, args)?)),
             "--connect-only" => options.connect_only = true,
             "--strict" => options.strict = true,
+            "--http-close" => options.http_close = true,
             "--ws" => options.ws_url = value(&flag, args)?,
             "--http" => options.http_addr = value(&flag, args)?,
             "--hub-pid" => options.hub_pid = Some(value(&flag, args)?),
@@ -189,8 +197,14 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Parsed, String> {
 
 /// Rejects combinations that would make a run meaningless or unbounded.
 fn validate(options: &Options) -> Result<(), String> {
-    if options.clients == 0 {
-        return Err("--clients must be at least 1".into());
+    if options.clients == 0 && options.connect_only {
+        return Err("--clients 0 with --connect-only measures nothing".into());
+    }
+    if options.clients == 0 && options.max_lag.is_some() {
+        return Err("--max-lag needs subscribers to wait for (--clients 1 or more)".into());
+    }
+    if options.http_close && (options.publish_via != PublishVia::Http || options.window != 1) {
+        return Err("--http-close needs --publish-via http and --window 1".into());
     }
     if options.publishers == 0 || options.window == 0 || options.batch == 0 {
         return Err("--publishers, --window and --batch must be at least 1".into());

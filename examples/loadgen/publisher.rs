@@ -8,7 +8,8 @@
 //!
 //! Two kinds of publisher use them. `HttpPublisher` runs on its own thread
 //! with a blocking keep-alive `TcpStream`, pipelining up to `window`
-//! `POST /publish` requests. `WsPublishState` is the bookkeeping for a
+//! `POST /publish` requests (or, with `--http-close`, one connection per
+//! request, as `ab` without `-k` does). `WsPublishState` is the bookkeeping for a
 //! WebSocket publisher, which lives in the fleet's readiness loop like any
 //! other client (see client.rs). Both report a `PublishTally`.
 //!
@@ -279,6 +280,8 @@ pub const PUBLISH_GRACE: Duration = Duration::from_secs(10);
 pub struct PublishTally {
     /// Events the hub acknowledged (HTTP 200, or a `published` reply).
     pub published: u64,
+    /// Requests answered with success: `published` over the batch size.
+    pub requests: u64,
     /// Sum of the hub's `delivered` answers: clients it queued them for.
     pub hub_delivered: u64,
     /// Events the hub refused or never answered.
@@ -292,6 +295,7 @@ pub struct PublishTally {
 impl PublishTally {
     pub fn add(&mut self, other: PublishTally) {
         self.published += other.published;
+        self.requests += other.requests;
         self.hub_delivered += other.hub_delivered;
         self.errors += other.errors;
         self.unsent += other.unsent;
@@ -314,6 +318,8 @@ pub struct HttpPublisher {
     pub schedule: Schedule,
     pub window: usize,
     pub batch: usize,
+    /// `--http-close`: a new connection for every request.
+    pub close_each: bool,
     pub events: Arc<EventFactory>,
     /// `--max-lag`: publishing pauses while subscribers are this far behind.
     pub gate: Option<Arc<LagGate>>,
@@ -329,6 +335,13 @@ impl HttpPublisher {
 
     fn run(self) -> PublishTally {
         let mut tally = PublishTally::default();
+        if self.close_each {
+            let mut pacer = Pacer::new(self.schedule);
+            let hard_stop = pacer.hard_stop(PUBLISH_GRACE);
+            self.publish_one_per_connection(&mut pacer, hard_stop, &mut tally);
+            tally.unsent = pacer.unsent();
+            return tally;
+        }
         let mut stream = match TcpStream::connect_timeout(&self.addr, Duration::from_secs(5)) {
             Ok(stream) => stream,
             Err(error) => {
@@ -423,6 +436,67 @@ impl HttpPublisher {
         }
     }
 
+    /// `--http-close`: each request on a connection of its own, closed
+    /// after the answer, one at a time. Connection failures count as
+    /// errors for that request's events and publishing goes on.
+    fn publish_one_per_connection(
+        &self,
+        pacer: &mut Pacer,
+        hard_stop: Instant,
+        tally: &mut PublishTally,
+    ) {
+        let mut body = String::new();
+        let mut request = Vec::new();
+        loop {
+            let now = Instant::now();
+            if now >= hard_stop || pacer.finished(now) {
+                return;
+            }
+            let count = self.events_to_send(pacer, now);
+            if count == 0 {
+                let wake_at = pacer
+                    .due_at(self.batch as u64)
+                    .unwrap_or(now)
+                    .min(hard_stop);
+                thread::sleep(wake_at.saturating_duration_since(now));
+                continue;
+            }
+            if self.gate.as_ref().is_some_and(|gate| !gate.allows(count)) {
+                thread::sleep(GATE_RECHECK);
+                continue;
+            }
+            self.events.http_publish_body(count as usize, &mut body);
+            write_publish_request(&mut request, self.addr, &body);
+            // `Connection: close` goes in before the blank line.
+            let at = request
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map_or(request.len(), |at| at + 2);
+            request.splice(at..at, b"Connection: close\r\n".iter().copied());
+            pacer.take(count);
+            if let Some(gate) = &self.gate {
+                gate.sent(count);
+            }
+            let answered = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5)).and_then(
+                |mut stream| {
+                    stream.set_nodelay(true)?;
+                    stream.set_read_timeout(Some(
+                        hard_stop
+                            .saturating_duration_since(Instant::now())
+                            .max(Duration::from_millis(1)),
+                    ))?;
+                    stream.write_all(&request)?;
+                    ResponseReader::default().next_response(&mut stream)
+                },
+            );
+            match answered {
+                Ok(Some(reply)) => account_reply(&reply, count, tally),
+                Ok(None) => tally.note_error(count, || "no response before the deadline".into()),
+                Err(error) => tally.note_error(count, || format!("http publisher: {error}")),
+            }
+        }
+    }
+
     /// Events for the next request: a full batch when that many are due (or
     /// flat out), or the remainder once the schedule has nothing more to add.
     fn events_to_send(&self, pacer: &Pacer, now: Instant) -> u64 {
@@ -459,6 +533,7 @@ fn account_reply(reply: &HttpReply, count: u64, tally: &mut PublishTally) {
         return;
     }
     tally.published += count;
+    tally.requests += 1;
     // {"seq":…,"delivered":n} for one event, an array of those for a batch.
     let delivered = |value: &serde_json::Value| value["delivered"].as_u64().unwrap_or(0);
     match serde_json::from_slice::<serde_json::Value>(&reply.body) {
@@ -606,6 +681,7 @@ impl WsPublishState {
     pub fn on_published(&mut self, delivered: u64) {
         self.in_flight = self.in_flight.saturating_sub(1);
         self.tally.published += 1;
+        self.tally.requests += 1;
         self.tally.hub_delivered += delivered;
     }
 

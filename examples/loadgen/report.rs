@@ -136,6 +136,8 @@ pub struct Report {
     pub unsent: u64,
     pub publish_wall_s: f64,
     pub published_per_s: f64,
+    pub requests: u64,
+    pub requests_per_s: f64,
     pub expected: u64,
     pub delivered: u64,
     pub lost: u64,
@@ -169,6 +171,8 @@ pub struct Report {
     pub hub_cpu_s: Option<f64>,
     pub hub_cpu_connect_s: Option<f64>,
     pub hub_cpu_publish_s: Option<f64>,
+    pub hub_cpu_us_per_delivery: Option<f64>,
+    pub hub_cpu_us_per_request: Option<f64>,
     pub loadgen_cpu_s: f64,
     pub loadgen_rss_peak_kib: u64,
 }
@@ -282,6 +286,13 @@ impl Report {
                 self.unsent
             ),
         ));
+        rows.push((
+            "requests",
+            format!(
+                "{} answered at {:.0}/s ({} event(s) each)",
+                self.requests, self.requests_per_s, self.batch
+            ),
+        ));
         if let Some(lag) = self.max_lag {
             rows.push((
                 "closed loop",
@@ -367,6 +378,14 @@ impl Report {
                 optional(self.hub_cpu_s, 2),
                 optional(self.hub_cpu_connect_s, 2),
                 optional(self.hub_cpu_publish_s, 2)
+            ),
+        ));
+        rows.push((
+            "hub cpu, µs",
+            format!(
+                "{} per delivery, {} per request   (publish phase)",
+                optional(self.hub_cpu_us_per_delivery, 2),
+                optional(self.hub_cpu_us_per_request, 2)
             ),
         ));
     }

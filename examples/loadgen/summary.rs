@@ -1,8 +1,8 @@
 //! `loadgen --summary FILE`: one table over a whole `scripts/bench.sh` run.
 //!
 //! Reads the JSON lines that runs appended to FILE (`--json-out`) and
-//! prints, per scenario, the figures issue 5 sets targets for, each next to
-//! its target and marked `ok` or `MISSED`. The targets live here, in one
+//! prints, per scenario, the figures issues 5 and 11 set targets for, each
+//! next to its target and marked `ok` or `MISSED`. The targets live here, in one
 //! table, so the script and docs/performance.md can both point at them.
 
 use serde_json::Value;
@@ -112,6 +112,62 @@ const TARGETS: &[Target] = &[
         bound: 500_000.0,
         at_most: false,
         unit: "/s",
+    },
+    Target {
+        label: "ws-pipeline-100",
+        name: "lost, dup, out of order, dropped",
+        read: faults,
+        bound: 0.0,
+        at_most: true,
+        unit: "",
+    },
+    Target {
+        label: "ws-pipeline-100",
+        name: "deliveries/s",
+        read: |l| number(l, "deliveries_per_s"),
+        bound: 500_000.0,
+        at_most: false,
+        unit: "/s",
+    },
+    Target {
+        label: "ws-publish-0",
+        name: "publishes acknowledged/s",
+        read: |l| number(l, "published_per_s"),
+        bound: 50_000.0,
+        at_most: false,
+        unit: "/s",
+    },
+    Target {
+        label: "http-keepalive-8",
+        name: "requests/s",
+        read: |l| number(l, "requests_per_s"),
+        bound: 15_000.0,
+        at_most: false,
+        unit: "/s",
+    },
+    Target {
+        label: "http-",
+        name: "publish errors",
+        read: |l| number(l, "publish_errors"),
+        bound: 0.0,
+        at_most: true,
+        unit: "",
+    },
+    Target {
+        label: "cpu-1000x30",
+        name: "lost, dup, out of order, dropped",
+        read: faults,
+        bound: 0.0,
+        at_most: true,
+        unit: "",
+    },
+    Target {
+        label: "cpu-1000x30",
+        name: "hub CPU per delivery",
+        read: |l| number(l, "hub_cpu_us_per_delivery"),
+        bound: 15.0,
+        at_most: true,
+        unit: "µs",
     },
     Target {
         label: "storm-",

@@ -18,6 +18,11 @@
 //!   started, or resynced, later: `Shared::floor`) asks the engine for the
 //!   history in Redis, and splices the answer in front of the live stream:
 //!   the client's read pump waits for `subscribed` meanwhile, as always.
+//! - A client's batch (pipelined requests, `HubCommand::ClientBatch`) is
+//!   served in order up to such a request: a run of publishes goes to the
+//!   engine as one job on the client's lane, a replay to Redis, and the
+//!   rest of the batch waits with it (`Rest`), so replies keep request
+//!   order; the read pump's `done` goes when the whole batch is through.
 //! - A hole in the log or a new epoch cannot be filled: every client gets
 //!   `shutdown` with reason `resync` and Close 1012, and resumes with
 //!   `since` (from Redis, with an honest `complete`).
@@ -34,7 +39,7 @@ use super::history::ChannelHistory;
 use super::outbound::OutboundQueue;
 use super::registry::{CloseReason, Connection};
 use super::{
-    Broadcaster, EncodedEvent, HubCommand, Member, OutboundFrame, PublishOrigin, FRAME_OVERHEAD,
+    Broadcaster, ClientRequest, EncodedEvent, HubCommand, Member, OutboundFrame, FRAME_OVERHEAD,
 };
 use crate::engine::{Engine, EngineInput, Entry, Item, Replay, Sink, Unavailable};
 use crate::peer::ConnectionId;
@@ -58,11 +63,12 @@ pub(crate) fn engine_sink(commands: Sender<HubCommand>) -> Sink {
 enum Owed {
     /// HTTP or the embedding API: one event.
     Api(Sender<Result<Published, Unavailable>>),
-    /// A WebSocket client's `publish`.
+    /// A run of consecutive `publish`es from one WebSocket client's batch,
+    /// one item each, and what of the batch follows them.
     Client {
         id: ConnectionId,
-        request_id: Option<RequestId>,
-        done: Sender<()>,
+        request_ids: Vec<Option<RequestId>>,
+        rest: Rest,
     },
     /// An HTTP array.
     Batch(Sender<Result<Vec<Published>, Unavailable>>),
@@ -82,7 +88,25 @@ struct WaitingReplay {
     request_id: Option<RequestId>,
     channels: Vec<String>,
     since: Seq,
+    rest: Rest,
+}
+
+/// What of a client's batch waits behind a request the shared log answers
+/// later (a publish, a replay from Redis): served once that is answered,
+/// so the client's replies keep request order; then `done` lets its read
+/// pump send the next batch. (For a connect, no requests: only `done`.)
+struct Rest {
+    requests: VecDeque<ClientRequest>,
     done: Sender<()>,
+}
+
+impl Rest {
+    fn only(done: Sender<()>) -> Rest {
+        Rest {
+            requests: VecDeque::new(),
+            done,
+        }
+    }
 }
 
 /// What cluster mode keeps on the broadcaster thread.
@@ -130,28 +154,20 @@ impl Broadcaster {
             HubCommand::Publish {
                 channel,
                 data,
-                origin,
+                reply,
             } => {
-                let (lane, owed) = match origin {
-                    PublishOrigin::Api { reply } => (self.shared.next_ticket, Owed::Api(reply)),
-                    PublishOrigin::Client {
-                        id,
-                        request_id,
-                        done,
-                    } => (
-                        lane_of(&id),
-                        Owed::Client {
-                            id,
-                            request_id,
-                            done,
-                        },
-                    ),
-                };
                 let item = Item::Event {
                     channel: channel.into(),
                     data,
                 };
-                self.submit(lane, vec![item], owed);
+                self.submit(self.shared.next_ticket, vec![item], Owed::Api(reply));
+            }
+            HubCommand::ClientBatch { id, requests, done } => {
+                let rest = Rest {
+                    requests: requests.into(),
+                    done,
+                };
+                self.serve_batch_shared(id, rest);
             }
             HubCommand::PublishBatch { events, reply } => {
                 let items = events
@@ -176,37 +192,6 @@ impl Broadcaster {
                 };
                 self.submit(self.shared.next_ticket, vec![item], Owed::Error(reply));
             }
-            HubCommand::Subscribe {
-                id,
-                request_id,
-                channels,
-                since: Some(since),
-                done,
-            } if self.needs_shared_history(&id, &channels, since) => {
-                let waiting = WaitingReplay {
-                    id,
-                    request_id,
-                    channels,
-                    since: Seq(since),
-                    done,
-                };
-                self.replay_shared(waiting);
-            }
-            HubCommand::Subscribe {
-                id,
-                request_id,
-                channels,
-                since: Some(since),
-                done,
-            } if self.is_ahead(since) => {
-                self.shared.ahead.push(WaitingReplay {
-                    id,
-                    request_id,
-                    channels,
-                    since: Seq(since),
-                    done,
-                });
-            }
             HubCommand::Connect {
                 connection,
                 queue,
@@ -221,6 +206,84 @@ impl Broadcaster {
             other => return Some(other),
         }
         None
+    }
+
+    /// Serve a client's batch (or what is left of it) in order, up to a
+    /// request the shared log answers later: a run of publishes, handed to
+    /// the engine as one job on the client's lane so they keep their
+    /// order, or a replay that needs Redis (or this node to catch up).
+    /// The rest waits with it; `done` goes once the batch is through.
+    fn serve_batch_shared(&mut self, id: ConnectionId, mut rest: Rest) {
+        while let Some(request) = rest.requests.pop_front() {
+            match request {
+                ClientRequest::Publish {
+                    request_id,
+                    channel,
+                    data,
+                } => {
+                    let mut request_ids = vec![request_id];
+                    let mut items = vec![Item::Event {
+                        channel: channel.into(),
+                        data,
+                    }];
+                    while let Some(ClientRequest::Publish { .. }) = rest.requests.front() {
+                        if let Some(ClientRequest::Publish {
+                            request_id,
+                            channel,
+                            data,
+                        }) = rest.requests.pop_front()
+                        {
+                            request_ids.push(request_id);
+                            items.push(Item::Event {
+                                channel: channel.into(),
+                                data,
+                            });
+                        }
+                    }
+                    let owed = Owed::Client {
+                        id,
+                        request_ids,
+                        rest,
+                    };
+                    self.submit(lane_of(&id), items, owed);
+                    return;
+                }
+                ClientRequest::Subscribe {
+                    request_id,
+                    channels,
+                    since: Some(since),
+                } if self.needs_shared_history(&id, &channels, since) => {
+                    let waiting = WaitingReplay {
+                        id,
+                        request_id,
+                        channels,
+                        since: Seq(since),
+                        rest,
+                    };
+                    self.replay_shared(waiting);
+                    return;
+                }
+                ClientRequest::Subscribe {
+                    request_id,
+                    channels,
+                    since: Some(since),
+                } if self.is_ahead(since) => {
+                    self.shared.ahead.push(WaitingReplay {
+                        id,
+                        request_id,
+                        channels,
+                        since: Seq(since),
+                        rest,
+                    });
+                    return;
+                }
+                other => {
+                    let slot = self.clients_by_id.get(&id).copied();
+                    self.serve_client_request(slot, other);
+                }
+            }
+        }
+        let _ = rest.done.try_send(());
     }
 
     /// This node's floor (see [`Shared::floor`]), for `GET /history`.
@@ -270,22 +333,24 @@ impl Broadcaster {
             }
             Owed::Client {
                 id,
-                request_id,
-                done,
+                request_ids,
+                rest,
             } => {
                 if let Some(&slot) = self.clients_by_id.get(&id) {
-                    let error = RequestError {
-                        id: request_id,
-                        code: ErrorCode::Unavailable,
-                        message: reason.to_string(),
-                    };
-                    self.metrics.count_error_reply(error.code);
-                    if let Some(Member::Client(client)) = &self.members[slot] {
-                        client.connection.stats.record_error(&error.message);
+                    for request_id in request_ids {
+                        let error = RequestError {
+                            id: request_id,
+                            code: ErrorCode::Unavailable,
+                            message: reason.to_string(),
+                        };
+                        self.metrics.count_error_reply(error.code);
+                        if let Some(Member::Client(client)) = &self.members[slot] {
+                            client.connection.stats.record_error(&error.message);
+                        }
+                        self.reply_to(slot, protocol::encode_request_error(&error));
                     }
-                    self.reply_to(slot, protocol::encode_request_error(&error));
                 }
-                let _ = done.try_send(());
+                self.serve_batch_shared(id, rest);
             }
         }
     }
@@ -322,18 +387,20 @@ impl Broadcaster {
             }
             Owed::Client {
                 id,
-                request_id,
-                done,
+                request_ids,
+                rest,
             } => {
-                if let (Some(&slot), Some(first)) = (self.clients_by_id.get(&id), results.first()) {
-                    let reply = protocol::encode_published(
-                        request_id.as_ref(),
-                        first.seq.0,
-                        first.delivered,
-                    );
-                    self.reply_to(slot, reply);
+                if let Some(&slot) = self.clients_by_id.get(&id) {
+                    for (request_id, published) in request_ids.iter().zip(&results) {
+                        let reply = protocol::encode_published(
+                            request_id.as_ref(),
+                            published.seq.0,
+                            published.delivered,
+                        );
+                        self.reply_to(slot, reply);
+                    }
                 }
-                let _ = done.try_send(());
+                self.serve_batch_shared(id, rest);
             }
         }
     }
@@ -574,7 +641,7 @@ impl Broadcaster {
                 let since = Some(waiting.since.0);
                 self.subscribe_client(slot, waiting.request_id.as_ref(), &waiting.channels, since);
             }
-            let _ = waiting.done.try_send(());
+            self.serve_batch_shared(waiting.id, waiting.rest);
         }
     }
 
@@ -594,7 +661,7 @@ impl Broadcaster {
                 request_id: None,
                 channels,
                 since,
-                done,
+                rest: Rest::only(done),
             });
             return;
         }
@@ -611,7 +678,7 @@ impl Broadcaster {
             request_id: None,
             channels,
             since,
-            done,
+            rest: Rest::only(done),
         };
         self.replay_shared(waiting);
     }
@@ -640,15 +707,16 @@ impl Broadcaster {
             request_id,
             channels,
             since,
-            done,
+            rest,
         } = waiting;
         let Some(&slot) = self.clients_by_id.get(&id) else {
-            return; // gone meanwhile
+            // Gone meanwhile; what it sent after is still published.
+            return self.serve_batch_shared(id, rest);
         };
         if let Some(Member::Client(client)) = &self.members[slot] {
             if client.closing {
                 // Sent away (a resync) while Redis answered: nothing more.
-                let _ = done.try_send(());
+                let _ = rest.done.try_send(());
                 return;
             }
         }
@@ -696,7 +764,7 @@ impl Broadcaster {
         events.sort_unstable_by_key(|e| e.seq());
         events.dedup_by_key(|e| e.seq());
         let Some(Member::Client(client)) = &mut self.members[slot] else {
-            return;
+            return self.serve_batch_shared(id, rest);
         };
         // As in `replay`: never below what this client already has.
         let floor = since.max(client.last_sent);
@@ -737,6 +805,6 @@ impl Broadcaster {
             )
         };
         self.reply_to(slot, reply);
-        let _ = done.try_send(());
+        self.serve_batch_shared(id, rest);
     }
 }

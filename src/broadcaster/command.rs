@@ -7,10 +7,10 @@
 //! with `try_send`, so it never waits on whoever asked (if the asker gave up,
 //! the answer is dropped).
 //!
-//! Senders: read pumps (connect, client requests, disconnect), the HTTP
-//! workers and the embedding API (`HubHandle`), `Hub::shutdown`, and in
-//! cluster mode the engine's threads (`Engine`, through the sink made by
-//! `engine_sink`).
+//! Senders: read pumps (connect, batches of client requests, the channels
+//! a client follows, disconnect), the HTTP guard and workers and the
+//! embedding API (`HubHandle`), `Hub::shutdown`, and in cluster mode the
+//! engine's threads (`Engine`, through the sink made by `engine_sink`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,7 +19,7 @@ use crossbeam_channel::{Receiver, Sender};
 use serde_json::Value;
 
 use super::history::History;
-use super::outbound::OutboundQueue;
+use super::outbound::{OutboundFrame, OutboundQueue};
 use super::registry::{CloseReason, Connection};
 use super::stats::ConnectionStatus;
 use crate::engine::{EngineInput, Unavailable};
@@ -27,25 +27,40 @@ use crate::metrics::HubStats;
 use crate::peer::ConnectionId;
 use crate::protocol::{Event, Published, RequestId, Seq};
 
-/// Where a publish came from, which decides who gets the `published` reply.
+/// One request of a WebSocket client's batch (see [`HubCommand::ClientBatch`]),
+/// in the order the client sent it.
 #[derive(Debug)]
-pub enum PublishOrigin {
-    /// HTTP or the embedding API: the answer goes back on `reply`.
-    Api {
-        /// Gets the seq and delivered count, or why the shared log could
-        /// not take it (cluster mode only).
-        reply: Sender<Result<Published, Unavailable>>,
-    },
-    /// A WebSocket client's `publish`: the broadcaster queues `published`
-    /// for the client, then signals `done` so its read pump continues.
-    Client {
-        /// The publishing connection.
-        id: ConnectionId,
-        /// The request's `id`, echoed in `published`.
+pub enum ClientRequest {
+    /// A `subscribe`: valid names, duplicates removed, the authorizer asked.
+    Subscribe {
+        /// Echoed in the reply.
         request_id: Option<RequestId>,
-        /// Dropped or signalled once the reply is queued.
-        done: Sender<()>,
+        /// Channels to follow.
+        channels: Vec<String>,
+        /// Replay kept events after this seq.
+        since: Option<u64>,
     },
+    /// An `unsubscribe`.
+    Unsubscribe {
+        /// Echoed in the reply.
+        request_id: Option<RequestId>,
+        /// Channels to leave.
+        channels: Vec<String>,
+    },
+    /// A `publish` the authorizer allowed, to a valid channel name.
+    Publish {
+        /// Echoed in `published`.
+        request_id: Option<RequestId>,
+        /// Where the event goes.
+        channel: String,
+        /// The event's data.
+        data: Value,
+    },
+    /// A request the read pump answered itself (`ping`, `auth`, an error,
+    /// `rate_limited`, a Ping frame's Pong) while earlier requests were
+    /// still with the broadcaster: its answer, queued (counted) in its
+    /// place so the client's replies keep request order.
+    Answered(OutboundFrame),
 }
 
 /// The broadcaster's answer to `SubscribeLocal`. It makes the channel
@@ -87,49 +102,40 @@ pub enum HubCommand {
         /// The connection that ended.
         id: ConnectionId,
     },
-    /// A client's `subscribe`.
-    Subscribe {
-        /// Who asked.
+    /// Consecutive requests from one WebSocket client, read ahead by its
+    /// read pump (pipelining). Served in order within one command, so the
+    /// client's replies keep request order and its events keep send order;
+    /// the write pumps they reach are woken once at the end of the round.
+    ClientBatch {
+        /// Who sent them.
         id: ConnectionId,
-        /// Echoed in the reply.
-        request_id: Option<RequestId>,
-        /// Valid names, duplicates removed.
-        channels: Vec<String>,
-        /// Replay kept events after this seq.
-        since: Option<u64>,
-        /// Signalled once the reply is queued.
-        done: Sender<()>,
-    },
-    /// A client's `unsubscribe`.
-    Unsubscribe {
-        /// Who asked.
-        id: ConnectionId,
-        /// Echoed in the reply.
-        request_id: Option<RequestId>,
-        /// Valid names, duplicates removed.
-        channels: Vec<String>,
-        /// Signalled once the reply is queued.
+        /// In the order they arrived.
+        requests: Vec<ClientRequest>,
+        /// Dropped or signalled once every reply of the batch is queued;
+        /// the read pump sends its next batch only then.
         done: Sender<()>,
     },
     /// Which channels a client follows now: its read pump asks after a
     /// fresh token, to end the subscriptions the new token does not
-    /// grant (with an `Unsubscribe`).
+    /// grant (with an `unsubscribe` in a batch).
     Channels {
         /// Whose.
         id: ConnectionId,
         /// Gets the names; empty if the client is gone.
         reply: Sender<Vec<String>>,
     },
-    /// Publish one event.
+    /// Publish one event (HTTP or the embedding API).
     Publish {
         /// A valid channel name.
         channel: String,
         /// The event's data.
         data: Value,
-        /// Who gets the answer.
-        origin: PublishOrigin,
+        /// Gets the seq and delivered count, or why the shared log could
+        /// not take it (cluster mode only).
+        reply: Sender<Result<Published, Unavailable>>,
     },
-    /// Publish several events with consecutive seqs (an HTTP array).
+    /// Publish several events with consecutive seqs: an HTTP array, or
+    /// several HTTP requests read together (answers split by the asker).
     PublishBatch {
         /// `(channel, data)` pairs, already validated.
         events: Vec<(String, Value)>,
@@ -220,14 +226,10 @@ impl HubCommand {
         match self {
             HubCommand::Connect { connection, .. } => Some(connection.info.id),
             HubCommand::Disconnect { id }
-            | HubCommand::Subscribe { id, .. }
-            | HubCommand::Unsubscribe { id, .. }
+            | HubCommand::ClientBatch { id, .. }
             | HubCommand::Channels { id, .. } => Some(*id),
-            HubCommand::Publish { origin, .. } => match origin {
-                PublishOrigin::Client { id, .. } => Some(*id),
-                PublishOrigin::Api { .. } => None,
-            },
-            HubCommand::PublishBatch { .. }
+            HubCommand::Publish { .. }
+            | HubCommand::PublishBatch { .. }
             | HubCommand::History { .. }
             | HubCommand::BroadcastError { .. }
             | HubCommand::SubscribeLocal { .. }
@@ -241,20 +243,35 @@ impl HubCommand {
         }
     }
 
-    /// True for a command that replays history: a `subscribe` with
-    /// `since`, a connection whose URL asked for one, or an in-process
+    /// True for a command that replays history: a client batch with a
+    /// `subscribe` with `since`, a connection whose URL asked for one, or an in-process
     /// subscription with `since`. The broadcaster serves these after the
     /// other commands of a round. (In cluster mode a replay that needs
     /// Redis is only asked for then; its answer, `Engine`, is not deferred.)
     pub fn is_replay(&self) -> bool {
+        if let HubCommand::ClientBatch { requests, .. } = self {
+            return requests
+                .iter()
+                .any(|request| matches!(request, ClientRequest::Subscribe { since: Some(_), .. }));
+        }
         matches!(
             self,
-            HubCommand::Subscribe { since: Some(_), .. }
-                | HubCommand::Connect {
-                    initial: Some((_, Some(_))),
-                    ..
-                }
-                | HubCommand::SubscribeLocal { since: Some(_), .. }
+            HubCommand::Connect {
+                initial: Some((_, Some(_))),
+                ..
+            } | HubCommand::SubscribeLocal { since: Some(_), .. }
         )
+    }
+}
+
+impl HubCommand {
+    /// How much of a round this command uses: one per request or event it
+    /// carries, so a round bounds work, not commands (see `MAX_ROUND`).
+    pub(super) fn weight(&self) -> usize {
+        match self {
+            HubCommand::ClientBatch { requests, .. } => requests.len().max(1),
+            HubCommand::PublishBatch { events, .. } => events.len().max(1),
+            _ => 1,
+        }
     }
 }

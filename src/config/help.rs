@@ -44,6 +44,7 @@ pub fn help_text() -> String {
         ]),
         ("Delivery & history", vec![
             ("--queue-size N", "per-client outbound queue; full = Close 4008", defaults.queue_size.to_string()),
+            ("--max-inflight N", "requests a client may pipeline (at most queue-size/2)", defaults.max_inflight.to_string()),
             ("--queue-bytes BYTES", "the same queue in bytes (at least 65536)", defaults.queue_bytes.to_string()),
             ("--history-size N", "events kept per channel for replay (0 = off)", defaults.history_size.to_string()),
             ("--history-bytes BYTES", "memory of all histories; oldest events go first", defaults.history_bytes.to_string()),

@@ -41,13 +41,14 @@ pub(super) enum Setting {
     AuthTimeoutMs,
     WriteTimeoutMs,
     HttpWorkers,
+    MaxInflight,
     Redis,
     RedisPrefix,
 }
 
 impl Setting {
     /// Every setting, in the order of the `Config` fields.
-    pub(super) const ALL: [Setting; 35] = [
+    pub(super) const ALL: [Setting; 36] = [
         Setting::Ws,
         Setting::Http,
         Setting::MaxConnections,
@@ -81,6 +82,7 @@ impl Setting {
         Setting::AuthTimeoutMs,
         Setting::WriteTimeoutMs,
         Setting::HttpWorkers,
+        Setting::MaxInflight,
         Setting::Redis,
         Setting::RedisPrefix,
     ];
@@ -121,6 +123,7 @@ impl Setting {
             Setting::AuthTimeoutMs => "auth-timeout-ms",
             Setting::WriteTimeoutMs => "write-timeout-ms",
             Setting::HttpWorkers => "http-workers",
+            Setting::MaxInflight => "max-inflight",
             Setting::Redis => "redis",
             Setting::RedisPrefix => "redis-prefix",
         }
@@ -164,6 +167,7 @@ impl Setting {
             Setting::AuthTimeoutMs => "PUMPHUB_AUTH_TIMEOUT_MS",
             Setting::WriteTimeoutMs => "PUMPHUB_WRITE_TIMEOUT_MS",
             Setting::HttpWorkers => "PUMPHUB_HTTP_WORKERS",
+            Setting::MaxInflight => "PUMPHUB_MAX_INFLIGHT",
             Setting::Redis => "PUMPHUB_REDIS",
             Setting::RedisPrefix => "PUMPHUB_REDIS_PREFIX",
         }

@@ -102,6 +102,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(config.auth_timeout, ms(10_000));
     assert_eq!(config.write_timeout, ms(5000));
     assert_eq!(config.http_workers, 4);
+    assert_eq!(config.max_inflight, 128);
     assert!(config.validate().is_ok());
 }
 
@@ -148,6 +149,7 @@ const EVERY_SETTING: &[(&str, Option<&str>)] = &[
     ("auth-timeout-ms", Some("400")),
     ("write-timeout-ms", Some("500")),
     ("http-workers", Some("2")),
+    ("max-inflight", Some("16")),
     ("redis", Some("redis://127.0.0.1:1/2")),
     ("redis-prefix", Some("hub-a")),
 ];
@@ -188,6 +190,7 @@ fn every_setting_expected() -> Config {
         auth_timeout: ms(400),
         write_timeout: ms(500),
         http_workers: 2,
+        max_inflight: 16,
         redis: Some("redis://127.0.0.1:1/2".into()),
         redis_prefix: "hub-a".into(),
     }

@@ -24,9 +24,11 @@
 //!   (`--max-message-size` × 16, else 413);
 //! - its whole body arrives within [`BODY_DEADLINE`] of the same start.
 //!
-//! The guard then relays the request to tiny_http and its answer back.
-//! Keep-alive and pipelining work as before (the load generator pipelines
-//! `POST /publish`); see [`Pipeline`](pipeline::Pipeline).
+//! The guard then answers `POST /publish` itself (`http/publish.rs`: it is
+//! the hot path, and tiny_http's threads would add three hand-offs to every
+//! request), and relays every other request to tiny_http and its answer
+//! back. Keep-alive and pipelining work for both, answers in request order;
+//! see [`Pipeline`](pipeline::Pipeline).
 //!
 //! Threads: one `http-guard` acceptor; per client connection, at most
 //! [`MAX_HTTP_CONNECTIONS`] at once, and at most
@@ -36,9 +38,10 @@
 //! `http-refuse`, so refusing never holds up the next accept), an
 //! `http-conn-N` thread that reads and checks requests and sends
 //! them to tiny_http, and from its first good request an `http-resp-N`
-//! thread that copies the answers back. They talk to nothing but their
-//! sockets and each other (a bounded channel of what to write next, and
-//! one back saying what was written). [`HttpGuard::stop`] stops accepting
+//! thread that copies the answers back. They talk to their sockets, to
+//! each other (a bounded channel of what to write next, and one back
+//! saying what was written), and, for `POST /publish` only, to the
+//! broadcaster through a `HubHandle`. [`HttpGuard::stop`] stops accepting
 //! and joins them all; a thread waiting for a slow client notices the stop
 //! within [`STOP_CHECK`].
 //!
@@ -65,6 +68,7 @@ use std::time::{Duration, Instant};
 use log::{debug, warn};
 
 use crate::error::Error;
+use crate::http::publish::PublishRoute;
 use crate::refusal::Refuser;
 use check::error_answer;
 use client::serve;
@@ -95,6 +99,8 @@ pub(crate) struct HttpGuard {
 struct Rules {
     /// tiny_http's internal socket.
     upstream: PathBuf,
+    /// `POST /publish`, answered by the connection threads themselves.
+    publish: PublishRoute,
     /// The largest body forwarded (`--max-message-size` × 16).
     max_body: usize,
     /// From accept to a complete head (`--handshake-timeout-ms`).
@@ -104,10 +110,12 @@ struct Rules {
 }
 
 impl HttpGuard {
-    /// Serve `public`, forwarding good requests to `upstream`.
+    /// Serve `public`: answer `POST /publish` through `publish`, forward
+    /// the other good requests to `upstream`.
     pub fn start(
         public: TcpListener,
         upstream: &Path,
+        publish: PublishRoute,
         max_body: usize,
         head_deadline: Duration,
         max_per_ip: usize,
@@ -117,6 +125,7 @@ impl HttpGuard {
         let stop = Arc::new(AtomicBool::new(false));
         let rules = Arc::new(Rules {
             upstream,
+            publish,
             max_body,
             head_deadline,
             max_per_ip,

@@ -1,6 +1,7 @@
 //! The operator surface on its own port, served by tiny_http:
-//! `GET /health`, `GET /metrics`, `GET /status`, `POST /publish`,
-//! `GET /history`, `GET /` and `GET /pumphub.js`.
+//! `GET /health`, `GET /metrics`, `GET /status`, `GET /history`, `GET /`
+//! and `GET /pumphub.js`. (`POST /publish` is answered before tiny_http,
+//! by the guard: `publish.rs`.)
 //!
 //! A few worker threads (`--http-workers`) take requests from tiny_http's
 //! queue and talk to the hub only through a [`HubHandle`], like any
@@ -16,7 +17,6 @@
 //! Errors follow one shape, built by [`error_response`]:
 //! `{"error":{"code":…,"message":…}}` with the HTTP status.
 
-use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -26,6 +26,7 @@ use serde_json::{json, Value};
 use tiny_http::{Header, Method, Request, Response, Server};
 
 use super::guard::{HttpGuard, InternalSocket};
+use super::publish::PublishRoute;
 use crate::auth::{bearer_token, constant_time_eq};
 use crate::broadcaster::MAX_HISTORY_PAGE;
 use crate::config::Config;
@@ -56,6 +57,7 @@ pub(crate) struct HttpServer {
 struct HttpContext {
     hub: HubHandle,
     publish_key: Option<String>,
+    /// The byte budget of a `/history` answer (as of a publish body).
     max_body: usize,
     page: String,
 }
@@ -81,10 +83,11 @@ impl HttpServer {
         let server = Server::http_unix(&socket.path())
             .map_err(|e| internal(std::io::Error::other(e.to_string())))?;
         let server = Arc::new(server);
+        let max_body = config.max_message_size.saturating_mul(16);
         let context = Arc::new(HttpContext {
             hub,
             publish_key: config.publish_key.clone(),
-            max_body: config.max_message_size.saturating_mul(16),
+            max_body,
             page: fill_page(
                 PAGE,
                 &[
@@ -113,10 +116,12 @@ impl HttpServer {
                 .map_err(Error::Spawn)?;
             workers.push(worker);
         }
+        let publish = PublishRoute::new(context.hub.clone(), config.publish_key.clone(), max_body);
         let guard = HttpGuard::start(
             public,
             &socket.path(),
-            config.max_message_size.saturating_mul(16),
+            publish,
+            max_body,
             config.handshake_timeout,
             config.http_max_connections_per_ip,
         )?;
@@ -147,7 +152,7 @@ impl HttpServer {
     }
 }
 
-fn serve(context: &HttpContext, mut request: Request) {
+fn serve(context: &HttpContext, request: Request) {
     let method = request.method().clone();
     let path = request.url().split('?').next().unwrap_or("").to_string();
     // HEAD is answered as GET (tiny_http leaves the body out for HEAD).
@@ -156,7 +161,6 @@ fn serve(context: &HttpContext, mut request: Request) {
         (_, "/health") if as_get => health(context),
         (_, "/metrics") if as_get => metrics(context),
         (_, "/status") if as_get => status(context, &request),
-        (Method::Post, "/publish") => publish(context, &mut request),
         (_, "/history") if as_get => history(context, &request),
         (_, "/") if as_get => html(&context.page),
         (_, "/pumphub.js") if as_get => javascript(CLIENT_SCRIPT),
@@ -227,100 +231,6 @@ fn status(context: &HttpContext, request: &Request) -> HttpResponse {
         "connections": connections,
     });
     json_response(200, &body)
-}
-
-fn publish(context: &HttpContext, request: &mut Request) -> HttpResponse {
-    if context.hub.is_shutting_down() {
-        return error_response(503, "shutting_down", "the hub is shutting down");
-    }
-    if !authorized(context, request) {
-        return unauthorized();
-    }
-    let too_large = || {
-        error_response(
-            413,
-            "too_large",
-            &format!("body over {} bytes", context.max_body),
-        )
-    };
-    if request.body_length().is_some_and(|n| n > context.max_body) {
-        return too_large();
-    }
-    let mut body = Vec::new();
-    let limit = context.max_body as u64 + 1;
-    if request
-        .as_reader()
-        .take(limit)
-        .read_to_end(&mut body)
-        .is_err()
-    {
-        return error_response(400, "bad_request", "could not read the body");
-    }
-    if body.len() > context.max_body {
-        return too_large();
-    }
-    let value: Value = match serde_json::from_slice(&body) {
-        Ok(value) => value,
-        Err(e) => {
-            return error_response(
-                400,
-                ErrorCode::BadJson.as_str(),
-                &format!("invalid JSON: {e}"),
-            )
-        }
-    };
-    // Validate everything before publishing anything: a bad item in an
-    // array publishes nothing.
-    let (events, is_array) = match value {
-        Value::Array(items) => {
-            let mut events = Vec::with_capacity(items.len());
-            for (index, item) in items.into_iter().enumerate() {
-                match publish_item(item) {
-                    Ok(event) => events.push(event),
-                    Err((code, message)) => {
-                        return error_response(
-                            400,
-                            code.as_str(),
-                            &format!("item {index}: {message}"),
-                        )
-                    }
-                }
-            }
-            (events, true)
-        }
-        item => match publish_item(item) {
-            Ok(event) => (vec![event], false),
-            Err((code, message)) => return error_response(400, code.as_str(), &message),
-        },
-    };
-    let result = if is_array {
-        context.hub.publish_values(events)
-    } else {
-        let (channel, data) = events.into_iter().next().expect("one event was pushed");
-        context.hub.publish_value(&channel, data).map(|p| vec![p])
-    };
-    match result {
-        Ok(published) => {
-            let mut answers: Vec<Value> = published
-                .iter()
-                .map(|p| json!({"seq": p.seq.0, "delivered": p.delivered}))
-                .collect();
-            if is_array {
-                json_response(200, &Value::Array(answers))
-            } else {
-                json_response(200, &answers.remove(0))
-            }
-        }
-        Err(error @ Error::BatchTooLarge { .. }) => {
-            error_response(413, "batch_too_large", &error.to_string())
-        }
-        Err(Error::Unavailable { reason }) => error_response(
-            503,
-            ErrorCode::Unavailable.as_str(),
-            &format!("the shared event log is unavailable: {reason}"),
-        ),
-        Err(_) => error_response(503, "shutting_down", "the hub is shutting down"),
-    }
 }
 
 /// Events on one `GET /history` page unless `limit` says otherwise.
@@ -402,31 +312,6 @@ fn history(context: &HttpContext, request: &Request) -> HttpResponse {
     Response::from_data(body.into_bytes())
         .with_status_code(200)
         .with_header(header("Content-Type", "application/json"))
-}
-
-/// One `{"channel":…,"data":…}` object, checked.
-fn publish_item(item: Value) -> Result<(String, Value), (ErrorCode, String)> {
-    let Value::Object(mut object) = item else {
-        return Err((
-            ErrorCode::BadMessage,
-            "expected {\"channel\":…,\"data\":…}".into(),
-        ));
-    };
-    let channel = match object.remove("channel") {
-        Some(Value::String(channel)) => channel,
-        Some(_) => return Err((ErrorCode::BadMessage, "`channel` must be a string".into())),
-        None => return Err((ErrorCode::BadMessage, "missing `channel`".into())),
-    };
-    let Some(data) = object.remove("data") else {
-        return Err((ErrorCode::BadMessage, "missing `data`".into()));
-    };
-    if !is_valid_channel_name(&channel) {
-        return Err((
-            ErrorCode::BadChannel,
-            "invalid channel name: use 1-128 of A-Z a-z 0-9 _ . : -".into(),
-        ));
-    }
-    Ok((channel, data))
 }
 
 /// True if no publish key is set, or the request presents it.

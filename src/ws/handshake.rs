@@ -272,12 +272,14 @@ pub(crate) fn accept(
         Err(token_refusal) => {
             drop(slot);
             drop(session);
+            // Counted before the 401 goes out (and `refuse` lingers): a
+            // client that reads the answer and then the metrics finds it.
+            if let Some(refusal) = &token_refusal {
+                context.metrics.count_token_refusal(refusal.reason);
+            }
             let answered = refuse_client(401, RejectReason::Unauthorized);
             return Err(match token_refusal {
-                Some(refusal) => {
-                    context.metrics.count_token_refusal(refusal.reason);
-                    Refusal::Unauthorized(refusal, forwarded)
-                }
+                Some(refusal) => Refusal::Unauthorized(refusal, forwarded),
                 None => answered,
             });
         }

@@ -9,9 +9,25 @@
 //! docs/pumps.md, pitfall 1). Instead this pump forwards
 //! what must be written to the client's [`OutboundQueue`]: Pongs, and the
 //! replies it answers itself (`pong`, `authenticated`, error replies).
-//! Requests that touch hub state go to the broadcaster as [`HubCommand`]s;
-//! the pump waits until the broadcaster has queued the reply before reading
-//! on, so replies reach the client in request order.
+//!
+//! **Pipelining.** A client may send many requests without waiting for
+//! their replies. The pump reads ahead: requests that touch hub state
+//! (`subscribe`, `unsubscribe`, `publish`) are collected and handed to the
+//! broadcaster together, as one [`HubCommand::ClientBatch`], so a stream of
+//! publishes costs the broadcaster one round (and each subscriber's write
+//! pump one wake-up) per batch rather than per event. One batch is with the
+//! broadcaster at a time; the requests read meanwhile wait for its answer
+//! and then go as the next batch. A request the pump answers itself while
+//! earlier ones are still outstanding (`ping`, an error, `rate_limited`, a
+//! Ping frame's Pong) goes into the batch as its finished answer
+//! ([`ClientRequest::Answered`]), so whoever queues a reply, replies reach
+//! the client in request order. At most `--max-inflight` requests (and
+//! [`MAX_INFLIGHT_BYTES`] of them) are read and not yet answered; beyond
+//! that the pump stops reading, and TCP slows the client down. It waits
+//! on the client (a blocking read) only when nothing is outstanding; with
+//! requests outstanding it takes only what has already arrived
+//! ([`ReadSide::set_dont_wait`]), then waits for the broadcaster, which
+//! never waits on anyone.
 //!
 //! It ends when the peer closes, the connection breaks the protocol, or the
 //! socket fails, and returns a [`Done`] saying which; `connection::serve`
@@ -26,10 +42,11 @@
 //! binary frame goes back through the queue as it came, and everything else
 //! (framing, UTF-8, Ping, Close, error mapping) is the code the hub runs.
 
+use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, SendError, Sender};
 use log::{debug, info, warn};
 use tungstenite::error::{Error as WsError, ProtocolError};
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -41,11 +58,56 @@ use super::socket::ReadSide;
 use super::ServerContext;
 use crate::auth::{self, Authorizer, Identity, Refusal as TokenRefusal, RefusalReason};
 use crate::broadcaster::{
-    CloseReason, Connection, HubCommand, OutboundFrame, OutboundQueue, PublishOrigin,
+    ClientRequest, CloseReason, Connection, HubCommand, OutboundFrame, OutboundQueue,
 };
 use crate::error::is_quiet;
 use crate::metrics::Metrics;
 use crate::protocol::{self, unix_ms, ClientMessage, ErrorCode, Request, RequestError, RequestId};
+
+/// The most bytes of requests a pipelining client may have read and not yet
+/// answered (at least one request always fits). With `--max-inflight` it
+/// bounds what a connection holds in requests: a client sending large
+/// messages gets fewer in flight, one sending small ones up to the count.
+pub const MAX_INFLIGHT_BYTES: usize = 256 * 1024;
+
+/// Requests read and not yet answered: the batch the broadcaster is
+/// serving, and those read since, which go as the next batch.
+#[derive(Debug, Default)]
+struct Outstanding {
+    in_flight: Option<InFlight>,
+    next: Vec<ClientRequest>,
+    next_bytes: usize,
+}
+
+/// The batch with the broadcaster.
+#[derive(Debug)]
+struct InFlight {
+    /// Signalled (or dropped, if the broadcaster stopped) once every reply
+    /// of the batch is queued.
+    answered: Receiver<()>,
+    requests: usize,
+    bytes: usize,
+}
+
+impl Outstanding {
+    fn is_empty(&self) -> bool {
+        self.in_flight.is_none() && self.next.is_empty()
+    }
+
+    /// True once no more requests may be read before some are answered.
+    fn is_full(&self, max_requests: usize) -> bool {
+        let (requests, bytes) = match &self.in_flight {
+            Some(batch) => (batch.requests, batch.bytes),
+            None => (0, 0),
+        };
+        requests + self.next.len() >= max_requests || bytes + self.next_bytes >= MAX_INFLIGHT_BYTES
+    }
+
+    fn push(&mut self, request: ClientRequest, bytes: usize) {
+        self.next.push(request);
+        self.next_bytes += bytes;
+    }
+}
 
 /// Where authentication stands, and its deadline.
 #[derive(Debug, Clone, Copy)]
@@ -112,6 +174,10 @@ pub struct ReadPump {
     /// Set once we asked the write pump to close; from then on we only
     /// wait for the peer's Close reply or for the write pump's shutdown.
     kicked: bool,
+    /// Pipelined requests not yet answered.
+    outstanding: Outstanding,
+    /// The most requests read and not yet answered.
+    max_inflight: usize,
 }
 
 impl ReadPump {
@@ -145,6 +211,8 @@ impl ReadPump {
             last_heard: now,
             read_timeout: None,
             kicked: false,
+            outstanding: Outstanding::default(),
+            max_inflight: inflight_limit(config.max_inflight, config.queue_size),
         }
     }
 
@@ -174,18 +242,47 @@ impl ReadPump {
             last_heard: Instant::now(),
             read_timeout: None,
             kicked: false,
+            outstanding: Outstanding::default(),
+            max_inflight: 1,
         }
     }
 
-    /// Read until the connection ends; say why.
+    /// Read until the connection ends; say why. Every request read before
+    /// the end is answered (its reply queued) before this returns, so the
+    /// write pump sends those replies before its Close.
     pub fn run(mut self) -> Done {
+        let done = self.read_until_done();
+        while !self.outstanding.is_empty() {
+            self.wait_for_hub();
+        }
+        done
+    }
+
+    fn read_until_done(&mut self) -> Done {
         loop {
             // Also here, not only when a read times out: a client that
             // keeps talking would otherwise never reach its deadlines.
             self.check_deadlines();
+            self.hand_on_next();
+            if self.outstanding.is_full(self.max_inflight) {
+                self.wait_for_hub();
+                continue;
+            }
+            // Wait for the client only with nothing outstanding: a request
+            // read and not handed on could otherwise wait for a client
+            // that waits for its reply.
+            let may_wait = self.outstanding.is_empty();
+            // Always, so the absolute auth deadline holds in reads that
+            // do not wait too.
             self.update_read_timeout();
+            self.socket.get_mut().set_dont_wait(!may_wait);
             let message = match self.socket.read() {
                 Ok(message) => message,
+                // All the client has sent so far is read.
+                Err(WsError::Io(e)) if !may_wait && e.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait_for_hub();
+                    continue;
+                }
                 // A quiet moment (a read timeout, or a signal).
                 Err(WsError::Io(e)) if is_quiet(&e) => {
                     self.check_deadlines();
@@ -197,8 +294,8 @@ impl ReadPump {
             self.connection.stats.add_received();
             let echo = self.data_frames == DataFrames::Echo;
             match message {
-                Message::Text(text) if echo => self.queue_or_kick(OutboundFrame::Text(text)),
-                Message::Binary(data) if echo => self.queue_or_kick(OutboundFrame::Binary(data)),
+                Message::Text(text) if echo => self.answer(OutboundFrame::Text(text)),
+                Message::Binary(data) if echo => self.answer(OutboundFrame::Binary(data)),
                 Message::Text(text) => {
                     if self.admit_data_frame(|| protocol::request_id(&text)) {
                         self.handle_text(&text);
@@ -215,7 +312,7 @@ impl ReadPump {
                 }
                 // tungstenite would answer this itself; its answer went into
                 // ReadSide and was dropped, so the write pump sends ours.
-                Message::Ping(payload) => self.queue_or_kick(OutboundFrame::Pong(payload)),
+                Message::Ping(payload) => self.answer(OutboundFrame::Pong(payload)),
                 Message::Pong(_) | Message::Frame(_) => {}
                 Message::Close(frame) => return Done::PeerClosed(frame),
             }
@@ -339,23 +436,19 @@ impl ReadPump {
                 if let Some(refused) = auth::refused_channel(&*self.authorizer, info, &channels) {
                     return self.reply_error(forbidden_subscription(id, refused));
                 }
-                let connection_id = info.id;
-                self.ask_hub(|done| HubCommand::Subscribe {
-                    id: connection_id,
+                let request = ClientRequest::Subscribe {
                     request_id: id,
                     channels,
                     since,
-                    done,
-                });
+                };
+                self.outstanding.push(request, text.len());
             }
             Request::Unsubscribe { channels } => {
-                let connection_id = self.connection.info.id;
-                self.ask_hub(|done| HubCommand::Unsubscribe {
-                    id: connection_id,
+                let request = ClientRequest::Unsubscribe {
                     request_id: id,
                     channels,
-                    done,
-                });
+                };
+                self.outstanding.push(request, text.len());
             }
             Request::Publish { channel, data } => {
                 if !self.authorizer.may_publish(&self.connection.info, &channel) {
@@ -365,16 +458,12 @@ impl ReadPump {
                         message: format!("not allowed to publish to `{channel}`"),
                     });
                 }
-                let connection_id = self.connection.info.id;
-                self.ask_hub(|done| HubCommand::Publish {
+                let request = ClientRequest::Publish {
+                    request_id: id,
                     channel,
                     data,
-                    origin: PublishOrigin::Client {
-                        id: connection_id,
-                        request_id: id,
-                        done,
-                    },
-                });
+                };
+                self.outstanding.push(request, text.len());
             }
         }
     }
@@ -475,7 +564,12 @@ impl ReadPump {
     /// narrower token narrows what the connection receives, not only what
     /// it may ask for next. The broadcaster answers with an `unsubscribed`
     /// without `id`, which reaches the client before `authenticated`.
+    /// Requests read before the `auth` are answered first, so the channels
+    /// asked about include what they subscribed.
     fn end_subscriptions_no_longer_granted(&mut self) {
+        while !self.outstanding.is_empty() {
+            self.wait_for_hub();
+        }
         let id = self.connection.info.id;
         let (reply, channels) = crossbeam_channel::bounded(1);
         if self
@@ -500,27 +594,79 @@ impl ReadPump {
             "connection {} from {}: the fresh token does not grant {refused:?}; unsubscribing",
             info.id, info.remote_addr
         );
-        self.ask_hub(|done| HubCommand::Unsubscribe {
-            id,
+        // Ahead of `authenticated`, which the caller queues next: with
+        // this outstanding, that goes into the same batch behind it.
+        let request = ClientRequest::Unsubscribe {
             request_id: None,
             channels: refused,
-            done,
-        });
+        };
+        self.outstanding.push(request, 0);
     }
 
-    /// Send a command to the broadcaster and wait until it has queued its
-    /// reply, so a reply the read pump sends next cannot overtake it. The
-    /// broadcaster never waits on us, so this wait is short; it ends early
-    /// if the broadcaster has stopped (the hub is shutting down).
-    fn ask_hub(&mut self, command: impl FnOnce(Sender<()>) -> HubCommand) {
-        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
-        if self.commands.send(command(done_tx)).is_ok() {
-            let _ = done_rx.recv();
+    /// Hand the requests read since the last batch to the broadcaster, if
+    /// it is not serving one of ours already.
+    fn hand_on_next(&mut self) {
+        if self.outstanding.in_flight.is_some() || self.outstanding.next.is_empty() {
+            return;
+        }
+        let requests = std::mem::take(&mut self.outstanding.next);
+        let bytes = std::mem::take(&mut self.outstanding.next_bytes);
+        let count = requests.len();
+        let (done, answered) = crossbeam_channel::bounded(1);
+        let batch = HubCommand::ClientBatch {
+            id: self.connection.info.id,
+            requests,
+            done,
+        };
+        match self.commands.send(batch) {
+            Ok(()) => {
+                self.outstanding.in_flight = Some(InFlight {
+                    answered,
+                    requests: count,
+                    bytes,
+                })
+            }
+            // The broadcaster has stopped (the hub is shutting down): what
+            // needs it goes unanswered, what we answered ourselves still goes.
+            Err(SendError(HubCommand::ClientBatch { requests, .. })) => {
+                for request in requests {
+                    if let ClientRequest::Answered(frame) = request {
+                        self.queue_or_kick(frame);
+                    }
+                }
+            }
+            Err(_) => {}
         }
     }
 
+    /// Wait until the broadcaster has queued every reply of the batch it is
+    /// serving (microseconds: it never waits on anyone; at once if it has
+    /// stopped), then hand it what was read meanwhile.
+    fn wait_for_hub(&mut self) {
+        if let Some(batch) = self.outstanding.in_flight.take() {
+            let _ = batch.answered.recv();
+        }
+        self.hand_on_next();
+    }
+
     fn reply(&mut self, text: String) {
-        self.queue_or_kick(OutboundFrame::Text(text.into()));
+        self.answer(OutboundFrame::Text(text.into()));
+    }
+
+    /// Queue an answer the read pump made itself, after the replies to the
+    /// requests before it: straight into the queue when none is
+    /// outstanding, else into the next batch for the broadcaster to queue
+    /// in its place.
+    fn answer(&mut self, frame: OutboundFrame) {
+        if self.kicked {
+            return;
+        }
+        if self.outstanding.is_empty() {
+            self.queue_or_kick(frame);
+        } else {
+            let bytes = frame_len(&frame);
+            self.outstanding.push(ClientRequest::Answered(frame), bytes);
+        }
     }
 
     /// Answer a `?channels=` the authorizer refused, as it would answer the
@@ -589,6 +735,24 @@ fn protocol_text(error: &ProtocolError) -> &'static str {
         }
         ProtocolError::InvalidCloseSequence => "invalid close frame",
         _ => "protocol error",
+    }
+}
+
+/// How many requests one connection may have read and not yet answered:
+/// `--max-inflight`, but never more than half of `--queue-size`, so that a
+/// batch's replies (and, for a publisher following its own channel, its
+/// events) always fit in the queue of a client that reads them.
+fn inflight_limit(max_inflight: usize, queue_size: usize) -> usize {
+    max_inflight.min(queue_size / 2).max(1)
+}
+
+/// The size of a frame, for [`MAX_INFLIGHT_BYTES`].
+fn frame_len(frame: &OutboundFrame) -> usize {
+    match frame {
+        OutboundFrame::Text(text) => text.len(),
+        OutboundFrame::Binary(data) | OutboundFrame::Pong(data) => data.len(),
+        OutboundFrame::Event(event) => event.frame.len(),
+        OutboundFrame::Close(_) => 0,
     }
 }
 

@@ -101,9 +101,19 @@ impl Write for SharedSocket {
 /// The socket is shared with the write pump (an `Arc`, not a `dup`ed file
 /// descriptor), so a connection costs one descriptor: see
 /// [`SharedSocket`].
+///
+/// Reads block (up to the socket's read timeout) unless
+/// [`set_dont_wait`](Self::set_dont_wait) is on: then a read takes only what
+/// the kernel already has and answers `WouldBlock` otherwise, which is how
+/// the read pump reads ahead of a pipelining client without ever waiting
+/// on it while it has requests to hand on. It cannot simply make the socket
+/// non-blocking: that flag belongs to the socket, and the write pump's
+/// writes must keep blocking.
 #[derive(Debug)]
 pub struct ReadSide {
     tcp: Arc<TcpStream>,
+    /// Reads take only what has arrived (`WouldBlock` if nothing has).
+    dont_wait: bool,
     /// After this instant every read answers `WouldBlock` at once.
     deadline: Option<Instant>,
 }
@@ -113,6 +123,7 @@ impl ReadSide {
     pub fn new(tcp: Arc<TcpStream>) -> Self {
         ReadSide {
             tcp,
+            dont_wait: false,
             deadline: None,
         }
     }
@@ -120,6 +131,12 @@ impl ReadSide {
     /// The socket, for setting read timeouts.
     pub fn tcp(&self) -> &TcpStream {
         &self.tcp
+    }
+
+    /// Whether reads may wait for the peer (`false`) or take only what has
+    /// arrived (`true`: `WouldBlock` if nothing has).
+    pub fn set_dont_wait(&mut self, dont_wait: bool) {
+        self.dont_wait = dont_wait;
     }
 
     /// Make `deadline` absolute. tungstenite reads a frame in many small
@@ -140,7 +157,13 @@ impl Read for ReadSide {
         {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        (&*self.tcp).read(buf)
+        if self.dont_wait {
+            rustix::net::recv(&*self.tcp, buf, rustix::net::RecvFlags::DONTWAIT)
+                .map(|(read, _)| read)
+                .map_err(io::Error::from)
+        } else {
+            (&*self.tcp).read(buf)
+        }
     }
 }
 

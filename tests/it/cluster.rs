@@ -391,3 +391,64 @@ fn the_embedding_api_says_unavailable_and_publishes_once_redis_is_there() {
     assert_eq!(event.data, json!(2));
     assert_eq!(handle.epoch().len(), 36, "the shared epoch, a UUID");
 }
+
+/// A client that pipelines on one node of a cluster: its batch is served in
+/// order around the publishes the shared log answers later. Its replies
+/// (`subscribed`, `published`, a `pong` between two runs of publishes,
+/// `unsubscribed`) keep request order, it gets its own events from the
+/// subscribe on and none after the unsubscribe, and a subscriber on the
+/// other node sees its publishes in the order they were sent.
+#[test]
+fn a_pipelining_client_keeps_request_order_in_cluster_mode() {
+    let Some(redis) = RedisServer::start("pipelining_in_cluster_mode") else {
+        return;
+    };
+    let prefix = unique_prefix("pipe");
+    let a = NodeProcess::joined(&redis, &prefix, &[]);
+    let b = NodeProcess::joined(&redis, &prefix, &[]);
+    let mut elsewhere = subscriber(&b, "p");
+    let (mut ws, _) = client(&a);
+    const RUN: u64 = 25;
+    let mut expected: Vec<String> = Vec::new();
+    ws.send_json(json!({"type": "subscribe", "id": "s", "channels": ["p"]}));
+    expected.push("subscribed s".into());
+    for n in 0..2 * RUN {
+        if n == RUN {
+            ws.send_json(json!({"type": "ping", "id": "mid"}));
+            expected.push("pong mid".into());
+        }
+        ws.send_json(json!({"type": "publish", "id": n, "channel": "p", "data": n}));
+        expected.push(format!("published {n}"));
+    }
+    ws.send_json(json!({"type": "unsubscribe", "id": "u", "channels": ["p"]}));
+    expected.push("unsubscribed u".into());
+    ws.send_json(json!({"type": "publish", "id": "last", "channel": "p", "data": "after"}));
+    expected.push("published last".into());
+    let mut replies: Vec<String> = Vec::new();
+    let mut own_events: Vec<Value> = Vec::new();
+    while replies.len() < expected.len() {
+        let frame = ws.recv_json();
+        match frame["type"].as_str() {
+            Some("event") => own_events.push(frame),
+            Some(kind) => {
+                let id = match &frame["id"] {
+                    Value::String(id) => id.clone(),
+                    other => other.to_string(),
+                };
+                replies.push(format!("{kind} {id}"));
+            }
+            None => panic!("a frame without type: {frame}"),
+        }
+    }
+    assert_eq!(replies, expected);
+    // Every own event before the unsubscribe, none after it.
+    let data: Vec<Value> = own_events.iter().map(|e| e["data"].clone()).collect();
+    assert_eq!(data, (0..2 * RUN).map(Value::from).collect::<Vec<_>>());
+    // The other node: the same events in send order, then "after".
+    let seen = events(&mut elsewhere, (2 * RUN + 1) as usize);
+    let mut want: Vec<Value> = (0..2 * RUN).map(Value::from).collect();
+    want.push(json!("after"));
+    let seen_data: Vec<Value> = seen.iter().map(|e| e["data"].clone()).collect();
+    assert_eq!(seen_data, want);
+    assert!(seqs(&seen).windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+}

@@ -50,6 +50,10 @@ mod cli;
 mod client;
 // the examples' binaries, run briefly against a hub
 mod examples;
+// POST /publish answered by the guard: shape, keep-alive, deadlines, concurrency
+mod http_publish;
+// pipelined WebSocket requests and HTTP publishes: order, rate limit, 4008
+mod pipelining;
 // embedding: no listeners, handed-over connections, one port, in-process resume
 mod embedding;
 // The import layers of src/ (docs/architecture.md) hold.

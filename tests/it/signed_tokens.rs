@@ -548,6 +548,46 @@ fn a_fresh_token_in_auth_keeps_the_connection() {
     assert_eq!(counts["bad_signature"], 1);
 }
 
+/// A refresh pipelined behind subscribes: the hub answers the subscribes
+/// first, so the channels the fresh token does not grant include the one
+/// just subscribed, and its `unsubscribed` comes before `authenticated`;
+/// a subscribe pipelined after the `auth` is judged by the fresh token.
+#[test]
+fn a_refresh_pipelined_behind_subscribes_keeps_request_order() {
+    let hub = signed_hub();
+    let claims = json!({"sub": "u", "channels": ["news", "sport"]});
+    let mut client = connect(&hub, &token(claims));
+    let fresh = token(json!({"sub": "u", "channels": ["news", "weather"]}));
+    for request in [
+        json!({"type": "subscribe", "id": 1, "channels": ["news"]}),
+        json!({"type": "subscribe", "id": 2, "channels": ["sport"]}),
+        json!({"type": "auth", "id": 3, "token": fresh}),
+        json!({"type": "subscribe", "id": 4, "channels": ["weather"]}),
+        json!({"type": "subscribe", "id": 5, "channels": ["sport"]}),
+    ] {
+        client.send_json(request);
+    }
+    let replies: Vec<Value> = (0..6).map(|_| client.recv_json()).collect();
+    let kinds: Vec<(Value, Value)> = replies
+        .iter()
+        .map(|r| (r["type"].clone(), r["id"].clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (json!("subscribed"), json!(1)),
+            (json!("subscribed"), json!(2)),
+            (json!("unsubscribed"), Value::Null),
+            (json!("authenticated"), json!(3)),
+            (json!("subscribed"), json!(4)),
+            (json!("error"), json!(5)),
+        ],
+        "{replies:?}"
+    );
+    assert_eq!(replies[2]["channels"], json!(["sport"]));
+    assert_forbidden(&replies[5]);
+}
+
 /// Two secrets: tokens signed with either are accepted; with only the new
 /// one, the old tokens are refused.
 #[test]

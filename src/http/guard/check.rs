@@ -21,12 +21,20 @@ pub(crate) struct Forward {
     pub(super) head: Vec<u8>,
     pub(super) body_length: usize,
     pub(super) expects_continue: bool,
-    /// HTTP/1.1 without `Connection: close`, and not `HEAD`.
+    /// HTTP/1.1 without `Connection: close`, or HTTP/1.0 with `Connection:
+    /// keep-alive` (as `ab -k` sends); never `HEAD`.
     pub(super) keep_alive: bool,
+    /// The client spoke HTTP/1.0: an answer that keeps the connection open
+    /// must say `Connection: keep-alive`, or the client closes it.
+    pub(super) http_1_0: bool,
     /// A `HEAD` request: its answer has a length but no body.
     pub(super) is_head: bool,
     /// A `POST`: its answer is short, so it may be pipelined.
     pub(super) is_post: bool,
+    /// `POST /publish` (with any query), which the guard answers itself
+    /// (`http/publish.rs`): its `Authorization` values. `head` is empty
+    /// then, as nothing is relayed.
+    pub(super) publish: Option<Vec<Vec<u8>>>,
 }
 
 /// Headers the guard drops because it sets them itself: `Connection:
@@ -66,10 +74,15 @@ pub(crate) fn check_head(head: &[u8], max_body: usize) -> Result<Forward, Refusa
     };
     let mut body_length: Option<usize> = None;
     let mut expects_continue = false;
-    let mut keep_alive = version == 1 && method != "HEAD";
-    let mut kept = Vec::with_capacity(head.len() + 64);
-    // HTTP/1.0 towards tiny_http, whatever the client spoke: see `Pipeline`.
-    kept.extend_from_slice(format!("{method} {path} HTTP/1.0\r\n").as_bytes());
+    let (mut closes, mut asks_keep_alive) = (false, false);
+    let is_publish = method == "POST" && path.split('?').next() == Some("/publish");
+    let mut authorization = Vec::new();
+    let mut kept = Vec::new();
+    if !is_publish {
+        kept.reserve(head.len() + 64);
+        // HTTP/1.0 towards tiny_http, whatever the client spoke: see `Pipeline`.
+        kept.extend_from_slice(format!("{method} {path} HTTP/1.0\r\n").as_bytes());
+    }
     for header in request.headers.iter() {
         // httparse allows obs-text (bytes over 0x7F) in values; tiny_http
         // hangs up on them without an answer. Say why instead.
@@ -96,9 +109,12 @@ pub(crate) fn check_head(head: &[u8], max_body: usize) -> Result<Forward, Refusa
         } else if name.eq_ignore_ascii_case("expect") {
             expects_continue = header.value.eq_ignore_ascii_case(b"100-continue");
         } else if name.eq_ignore_ascii_case("connection") {
-            keep_alive &= !contains_token(header.value, b"close");
+            closes |= contains_token(header.value, b"close");
+            asks_keep_alive |= contains_token(header.value, b"keep-alive");
+        } else if is_publish && name.eq_ignore_ascii_case("authorization") {
+            authorization.push(header.value.to_vec());
         }
-        if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+        if is_publish || HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
             continue;
         }
         kept.extend_from_slice(header.name.as_bytes());
@@ -106,17 +122,22 @@ pub(crate) fn check_head(head: &[u8], max_body: usize) -> Result<Forward, Refusa
         kept.extend_from_slice(header.value);
         kept.extend_from_slice(b"\r\n");
     }
-    if let Some(length) = body_length {
-        kept.extend_from_slice(format!("Content-Length: {length}\r\n").as_bytes());
+    if !is_publish {
+        if let Some(length) = body_length {
+            kept.extend_from_slice(format!("Content-Length: {length}\r\n").as_bytes());
+        }
+        kept.extend_from_slice(b"Connection: keep-alive\r\n\r\n");
     }
-    kept.extend_from_slice(b"Connection: keep-alive\r\n\r\n");
+    let keep_alive = method != "HEAD" && !closes && (version == 1 || asks_keep_alive);
     Ok(Forward {
         head: kept,
+        http_1_0: version == 0,
         body_length: body_length.unwrap_or(0),
         expects_continue,
         keep_alive,
         is_head: method == "HEAD",
         is_post: method == "POST",
+        publish: is_publish.then_some(authorization),
     })
 }
 
@@ -161,7 +182,7 @@ mod tests {
     #[test]
     fn forwards_a_good_request_as_http_1_0_keep_alive() {
         let forward = check_head(
-            b"POST /publish HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\
+            b"POST /other HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\
               Content-Length: 12\r\nExpect: 100-continue\r\nAuthorization: Bearer k\r\n\r\n",
             100,
         )
@@ -169,11 +190,34 @@ mod tests {
         assert_eq!(forward.body_length, 12);
         assert!(forward.expects_continue);
         assert!(forward.keep_alive);
+        assert_eq!(forward.publish, None);
         assert_eq!(
             head_of(&forward),
-            "POST /publish HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer k\r\n\
+            "POST /other HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer k\r\n\
              Content-Length: 12\r\nConnection: keep-alive\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn post_publish_is_kept_for_the_guard_with_its_authorization() {
+        let forward = check_head(
+            b"POST /publish?x=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\
+              Authorization: Bearer a\r\nauthorization: Bearer b\r\n\r\n",
+            100,
+        )
+        .unwrap();
+        assert_eq!(forward.body_length, 12);
+        assert!(forward.keep_alive);
+        assert!(forward.head.is_empty());
+        assert_eq!(
+            forward.publish,
+            Some(vec![b"Bearer a".to_vec(), b"Bearer b".to_vec()])
+        );
+        let get = check_head(b"GET /publish HTTP/1.1\r\n\r\n", 100).unwrap();
+        assert_eq!(get.publish, None);
+        // The guard's refusals come first, as for any request.
+        let chunked = b"POST /publish HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(check_head(chunked, 100).unwrap_err().0, 411);
     }
 
     #[test]
@@ -184,6 +228,10 @@ mod tests {
             "GET / HTTP/1.1\r\nConnection: Upgrade, Close\r\n\r\n"
         ));
         assert!(!keeps("GET / HTTP/1.0\r\n\r\n"));
+        assert!(keeps("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
+        assert!(!keeps(
+            "GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n"
+        ));
         assert!(!keeps("HEAD / HTTP/1.1\r\n\r\n"));
     }
 
@@ -222,6 +270,10 @@ mod tests {
                 }
             }
             match check_head(&head, 100) {
+                Ok(forward) if forward.publish.is_some() => {
+                    assert!(forward.body_length <= 100);
+                    assert!(forward.head.is_empty());
+                }
                 Ok(forward) => {
                     assert!(forward.body_length <= 100);
                     assert!(forward.head.ends_with(b"Connection: keep-alive\r\n\r\n"));
@@ -237,7 +289,7 @@ mod tests {
             }
             // The answer side never panics on what tiny_http might send.
             let _ = response_framing(&head, false);
-            let _ = client_response_head(&head, true);
+            let _ = client_response_head(&head, true, false);
         }
     }
 

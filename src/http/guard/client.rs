@@ -1,11 +1,14 @@
 //! The request side of a client connection: the `http-conn-N` thread.
 //!
 //! [`serve`] reads each request under the guard's deadlines and size
-//! bounds, has `check_head` decide on its head, reads its body, and hands
-//! it to the connection's [`Pipeline`]; at the end it sends a last answer
-//! of ours if there is one, and closes. It is separate from the pipeline
-//! because it only reads from the client: once a pipeline exists, its
-//! responder thread writes everything the client gets, in order.
+//! bounds, has `check_head` decide on its head, and reads its body. A
+//! `POST /publish` it answers itself, through [`PublishRoute`], together
+//! with the publishes the client pipelined behind it that are already read
+//! (one command to the broadcaster for all of them). Anything else goes to
+//! the connection's [`Pipeline`] for tiny_http. At the end it sends a last
+//! answer of ours if there is one, and closes. While a pipeline exists,
+//! its responder thread writes everything the client gets, in order, our
+//! publish answers included; without one, this thread writes them.
 
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -15,9 +18,14 @@ use std::time::{Duration, Instant};
 use log::{debug, warn};
 
 use super::check::{check_head, error_answer, Forward};
-use super::pipeline::{Ended, Pipeline};
+use super::pipeline::{connection_header, Ended, Pipeline};
 use super::{linger, Rules, BODY_DEADLINE, STOP_CHECK, WRITE_TIMEOUT};
+use crate::http::publish::{Answer, PublishRoute};
 use crate::request_head::{find_head_end, read_some, MAX_HEAD};
+
+/// The most pipelined `POST /publish` answered together (see
+/// [`buffered_publish`]).
+const MAX_PUBLISH_GROUP: usize = 64;
 
 pub(super) fn serve(
     client: TcpStream,
@@ -53,6 +61,9 @@ pub(super) fn serve(
                         if idle.retire() == Ended::Closed {
                             return; // the responder closed the connection
                         }
+                        // Its last answer may have left a shorter write
+                        // timeout on the socket; ours write with the full one.
+                        let _ = client.set_write_timeout(Some(WRITE_TIMEOUT));
                     }
                 }
                 Err(_) => break None, // the client left
@@ -63,6 +74,26 @@ pub(super) fn serve(
             Ok(request) => request,
             Err(last_answer) => break last_answer,
         };
+        if forward.publish.is_some() {
+            let keep_alive = forward.keep_alive;
+            if keep_alive {
+                read_ahead(&client, &mut buffer);
+            }
+            let mut group = vec![(forward, body)];
+            while group.len() < MAX_PUBLISH_GROUP && group.last().is_some_and(|(f, _)| f.keep_alive)
+            {
+                match buffered_publish(&mut buffer, rules.max_body) {
+                    Some(next) => group.push(next),
+                    None => break,
+                }
+            }
+            let keep_alive = group.last().map_or(keep_alive, |(f, _)| f.keep_alive);
+            if !answer_publishes(&client, &rules.publish, group, &pipeline) || !keep_alive {
+                break None;
+            }
+            since = Instant::now();
+            continue;
+        }
         let relaying = match pipeline {
             Some(ref mut relaying) => relaying,
             None => match Pipeline::start(&client, &rules.upstream, number) {
@@ -90,6 +121,82 @@ pub(super) fn serve(
     }
     let _ = client.shutdown(Shutdown::Write);
     linger(&client);
+}
+
+/// Take in what the client has already sent, without waiting for more,
+/// up to [`READ_AHEAD`] bytes in `buffer`: a client that pipelines
+/// publishes then gets them published together (`buffered_publish`),
+/// rather than one per read of a request-sized chunk. Whatever this reads
+/// is checked like anything else, by `buffered_publish` or `next_request`.
+fn read_ahead(client: &TcpStream, buffer: &mut Vec<u8>) {
+    use rustix::net::{recv, RecvFlags};
+    while buffer.len() < READ_AHEAD {
+        let start = buffer.len();
+        buffer.resize(READ_AHEAD, 0);
+        let read = recv(client, &mut buffer[start..], RecvFlags::DONTWAIT);
+        let got = read.as_ref().map_or(0, |(n, _)| *n);
+        buffer.truncate(start + got);
+        // Nothing more has arrived, the client closed (the next read sees
+        // it again), or an error (likewise).
+        if got == 0 {
+            break;
+        }
+    }
+}
+
+/// The most bytes [`read_ahead`] keeps read and not yet used.
+const READ_AHEAD: usize = 64 * 1024;
+
+/// The next request if it is a `POST /publish` whose head and body are
+/// already read: a client pipelining publishes gets them published
+/// together. Anything else, or anything not whole yet, stays in `buffer`
+/// for `next_request`, which reads, checks and refuses as usual.
+fn buffered_publish(buffer: &mut Vec<u8>, max_body: usize) -> Option<(Forward, Vec<u8>)> {
+    let head_end = find_head_end(buffer)?;
+    let forward = check_head(&buffer[..head_end], max_body).ok()?;
+    if forward.publish.is_none() || buffer.len() < head_end + forward.body_length {
+        return None;
+    }
+    buffer.drain(..head_end);
+    let body = buffer.drain(..forward.body_length).collect();
+    Some((forward, body))
+}
+
+/// Answer a group of `POST /publish` requests, in order: check each,
+/// publish the events of those that pass with one command, and write all
+/// the answers at once (through the responder if a pipeline holds earlier
+/// answers, so they stay in order). False if the client is gone.
+fn answer_publishes(
+    client: &TcpStream,
+    route: &PublishRoute,
+    group: Vec<(Forward, Vec<u8>)>,
+    pipeline: &Option<Pipeline>,
+) -> bool {
+    let mut answers: Vec<Option<Answer>> = Vec::with_capacity(group.len());
+    let mut passed = Vec::new();
+    let mut connection = Vec::with_capacity(group.len());
+    for (forward, body) in &group {
+        let authorization = forward.publish.as_deref().unwrap_or_default();
+        match route.check(authorization, body) {
+            Ok(events) => {
+                passed.push(events);
+                answers.push(None);
+            }
+            Err(refusal) => answers.push(Some(refusal)),
+        }
+        connection.push(connection_header(forward.keep_alive, forward.http_1_0));
+    }
+    let mut published = route.publish(passed).into_iter();
+    let mut bytes = Vec::with_capacity(256 * group.len());
+    for (answer, connection) in answers.into_iter().zip(connection) {
+        if let Some(answer) = answer.or_else(|| published.next()) {
+            answer.write_to(&mut bytes, connection);
+        }
+    }
+    match pipeline {
+        Some(pipeline) => pipeline.interim(bytes),
+        None => (&*client).write_all(&bytes).is_ok(),
+    }
 }
 
 /// How long a client may be quiet before its internal connection is
@@ -151,7 +258,9 @@ fn next_request(
         let interim = b"HTTP/1.1 100 Continue\r\n\r\n".to_vec();
         match pipeline {
             // After the answers before it, in order.
-            Some(pipeline) => pipeline.interim(interim),
+            Some(pipeline) => {
+                pipeline.interim(interim);
+            }
             None => {
                 let _ = (&*client).write_all(&interim);
             }

@@ -62,6 +62,7 @@ enum Outgoing {
     Answer {
         is_head: bool,
         keep_alive: bool,
+        http_1_0: bool,
         weight: usize,
     },
     /// Bytes of our own, then carry on (`100 Continue`).
@@ -130,6 +131,7 @@ impl Pipeline {
         let expect = Outgoing::Answer {
             is_head: forward.is_head,
             keep_alive: forward.keep_alive,
+            http_1_0: forward.http_1_0,
             weight,
         };
         if outgoing.send(expect).is_err() {
@@ -142,10 +144,12 @@ impl Pipeline {
         self.upstream.write_all(&request).is_ok()
     }
 
-    /// Queue bytes of our own between answers.
-    pub(super) fn interim(&self, bytes: Vec<u8>) {
-        if let Some(outgoing) = &self.outgoing {
-            let _ = outgoing.send(Outgoing::Interim(bytes));
+    /// Queue bytes of our own between answers: a `100 Continue`, the
+    /// answers to `POST /publish`. False if the responder has ended.
+    pub(super) fn interim(&self, bytes: Vec<u8>) -> bool {
+        match &self.outgoing {
+            Some(outgoing) => outgoing.send(Outgoing::Interim(bytes)).is_ok(),
+            None => false,
         }
     }
 
@@ -197,8 +201,9 @@ fn respond(
             Outgoing::Answer {
                 is_head,
                 keep_alive,
+                http_1_0,
                 weight,
-            } => match answers.copy_one(&client, is_head, keep_alive) {
+            } => match answers.copy_one(&client, is_head, keep_alive, http_1_0) {
                 Ok(carry_on) => {
                     let _ = written.send(weight);
                     carry_on
@@ -274,6 +279,7 @@ impl Answers {
         client: &TcpStream,
         is_head: bool,
         keep_alive: bool,
+        http_1_0: bool,
     ) -> io::Result<bool> {
         let mut chunk = [0u8; 8192];
         let head_end = loop {
@@ -293,7 +299,7 @@ impl Answers {
         let deadline = Instant::now() + WRITE_TIMEOUT;
         let framing = response_framing(&self.buffer[..head_end], is_head);
         let keep_alive = keep_alive && framing.length.is_some() && !framing.upstream_closes;
-        let mut answer = client_response_head(&self.buffer[..head_end], keep_alive);
+        let mut answer = client_response_head(&self.buffer[..head_end], keep_alive, http_1_0);
         // No length: the body ends when tiny_http closes, and so do we.
         let length = framing.length.unwrap_or(usize::MAX);
         let here = (self.buffer.len() - head_end).min(length);
@@ -363,8 +369,9 @@ pub(super) fn response_framing(head: &[u8], answers_head: bool) -> Framing {
 
 /// The response head for the client: HTTP/1.1 (we talk 1.0 to tiny_http),
 /// without tiny_http's `Connection` header, and with `Connection: close`
-/// unless the connection stays open.
-pub(super) fn client_response_head(head: &[u8], keep_alive: bool) -> Vec<u8> {
+/// unless the connection stays open (then `Connection: keep-alive` for an
+/// HTTP/1.0 client, which would close otherwise).
+pub(super) fn client_response_head(head: &[u8], keep_alive: bool, http_1_0: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(head.len() + 24);
     let mut lines = head.split_inclusive(|&b| b == b'\n');
     if let Some(status) = lines.next() {
@@ -386,11 +393,19 @@ pub(super) fn client_response_head(head: &[u8], keep_alive: bool) -> Vec<u8> {
         }
         out.extend_from_slice(line);
     }
-    if !keep_alive {
-        out.extend_from_slice(b"Connection: close\r\n");
-    }
+    out.extend_from_slice(connection_header(keep_alive, http_1_0));
     out.extend_from_slice(b"\r\n");
     out
+}
+
+/// The `Connection` header an answer needs, if any (see
+/// [`client_response_head`]).
+pub(crate) fn connection_header(keep_alive: bool, http_1_0: bool) -> &'static [u8] {
+    match (keep_alive, http_1_0) {
+        (false, _) => b"Connection: close\r\n",
+        (true, true) => b"Connection: keep-alive\r\n",
+        (true, false) => b"",
+    }
 }
 
 #[cfg(test)]
@@ -405,12 +420,16 @@ mod tests {
         assert!(!framing.upstream_closes);
         assert_eq!(response_framing(head, true).length, Some(0));
         assert_eq!(
-            client_response_head(head, true),
+            client_response_head(head, true, false),
             b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
         );
         assert_eq!(
-            client_response_head(head, false),
+            client_response_head(head, false, false),
             b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n"
+        );
+        assert_eq!(
+            client_response_head(head, true, true),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n"
         );
         let closing = b"HTTP/1.0 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\n";
         assert!(response_framing(closing, false).upstream_closes);
