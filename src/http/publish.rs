@@ -31,6 +31,11 @@ pub(crate) struct PublishRoute {
     hub: HubHandle,
     publish_key: Option<String>,
     max_body: usize,
+    /// The most events of several requests published with one command:
+    /// half of `--queue-size`, so that what one command queues for a
+    /// subscriber that reads stays well inside its queue (one request alone
+    /// is published whole, as before).
+    group_events: usize,
 }
 
 /// One checked request's events: one event, or an array.
@@ -50,11 +55,17 @@ pub(crate) struct Answer {
 }
 
 impl PublishRoute {
-    pub(crate) fn new(hub: HubHandle, publish_key: Option<String>, max_body: usize) -> Self {
+    pub(crate) fn new(
+        hub: HubHandle,
+        publish_key: Option<String>,
+        max_body: usize,
+        queue_size: usize,
+    ) -> Self {
         PublishRoute {
             hub,
             publish_key,
             max_body,
+            group_events: (queue_size / 2).max(1),
         }
     }
 
@@ -115,9 +126,30 @@ impl PublishRoute {
         }
     }
 
-    /// Publish the events of several checked requests with one command, in
-    /// order, and answer each.
+    /// Publish the events of several checked requests, in order, with as
+    /// few commands as `group_events` allows (one,
+    /// for a few small requests), and answer each.
     pub(crate) fn publish(&self, requests: Vec<Events>) -> Vec<Answer> {
+        let mut answers = Vec::with_capacity(requests.len());
+        let mut group = Vec::new();
+        let mut events = 0;
+        for request in requests {
+            if !group.is_empty() && events + request.events.len() > self.group_events {
+                answers.extend(self.publish_group(std::mem::take(&mut group)));
+                events = 0;
+            }
+            events += request.events.len();
+            group.push(request);
+        }
+        answers.extend(self.publish_group(group));
+        answers
+    }
+
+    /// Publish the events of `requests` with one command.
+    fn publish_group(&self, requests: Vec<Events>) -> Vec<Answer> {
+        if requests.is_empty() {
+            return Vec::new();
+        }
         let counts: Vec<(usize, bool)> = requests
             .iter()
             .map(|request| (request.events.len(), request.is_array))

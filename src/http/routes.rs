@@ -96,7 +96,12 @@ impl HttpServer {
                 .map_err(Error::Spawn)?;
             workers.push(worker);
         }
-        let publish = PublishRoute::new(context.hub.clone(), config.publish_key.clone(), max_body);
+        let publish = PublishRoute::new(
+            context.hub.clone(),
+            config.publish_key.clone(),
+            max_body,
+            config.queue_size,
+        );
         let guard = HttpGuard::start(
             public,
             &socket.path(),
