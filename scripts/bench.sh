@@ -57,7 +57,7 @@
 #   BENCH_ONLY="a b"      the same as BENCH_SCENARIOS (cluster-* need redis-server)
 #
 # Output: the tables on stdout, then a summary of every scenario against
-# issue 5's targets (`loadgen --summary`); one JSON line per scenario in
+# issues 5 and 11's targets (`loadgen --summary`); one JSON line per scenario in
 # target/bench/results.jsonl, and each hub's log in target/bench/hub-*.log
 # (under $CARGO_TARGET_DIR instead of target/ if that is set).
 #
@@ -70,7 +70,7 @@
 # with a message saying why and how to lift the limit.
 #
 # Only 127.0.0.1 is used. Every wait is bounded in count and time, and the
-# scenarios take about two minutes after the build (the script prints how
+# scenarios take about four minutes after the build (the script prints how
 # long each step took). The script
 # starts each hub itself, passes its PID to loadgen (which reads
 # /proc/PID/status and /proc/PID/stat), and stops it with SIGTERM, checking

@@ -192,3 +192,33 @@ fn http_1_0_keep_alive_is_honoured_and_said() {
     assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
     assert_eq!(hub.handle.stats().unwrap().seq.0, 3);
 }
+
+/// Pipelined publishes are published together only up to half a queue of
+/// events per command, so a subscriber that reads is never pushed past its
+/// `--queue-size` by one command: with a queue of 8, six pipelined arrays
+/// of 3 events (18 in all) reach it whole, in order, without a 4008.
+#[test]
+fn publishes_read_together_never_overrun_a_reading_subscriber() {
+    let hub = TestHub::new().queue_size(8).start();
+    let mut subscriber = hub.subscriber(&["g"]);
+    let mut requests = String::new();
+    for r in 0..6 {
+        let items: Vec<serde_json::Value> = (0..3)
+            .map(|i| json!({"channel": "g", "data": r * 3 + i}))
+            .collect();
+        let body = serde_json::Value::Array(items).to_string();
+        let close = if r == 5 { "Connection: close\r\n" } else { "" };
+        requests.push_str(&post(&body, close));
+    }
+    let mut tcp = connect(hub.http);
+    tcp.write_all(requests.as_bytes()).unwrap();
+    let mut bytes = Vec::new();
+    tcp.read_to_end(&mut bytes).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 6, "{text}");
+    for i in 0..18 {
+        let event = subscriber.recv_event();
+        assert_eq!(event["data"], i, "{event}");
+    }
+    subscriber.sync();
+}
