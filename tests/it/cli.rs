@@ -186,17 +186,7 @@ impl Drop for Running {
         }
         // SIGTERM first: a hub killed with SIGKILL leaves its socket
         // directory in the temporary directory.
-        if send_signal_quietly(self.child.id(), "TERM") {
-            let deadline = Instant::now() + PATIENCE;
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                thread::sleep(ms(20));
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_child(&mut self.child);
     }
 }
 

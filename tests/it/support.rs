@@ -827,34 +827,18 @@ impl HubProcess {
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
         send_signal(child.id(), "TERM");
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                return status;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("pumphub did not exit within {PATIENCE:?} of SIGTERM");
-            }
-            std::thread::sleep(ms(20));
-        }
+        exit_status_within(&mut child, PATIENCE).unwrap_or_else(|| {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("pumphub did not exit within {PATIENCE:?} of SIGTERM");
+        })
     }
 }
 
 impl Drop for HubProcess {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = send_signal_quietly(child.id(), "TERM");
-            let deadline = Instant::now() + PATIENCE;
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(ms(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            stop_child(&mut child);
         }
     }
 }
@@ -886,4 +870,34 @@ pub fn connect_from(from: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
     socket.bind(&local.into())?;
     socket.connect_timeout(&to.into(), PATIENCE)?;
     Ok(socket.into())
+}
+
+/// The child's exit status once it has exited, or `None` after `within`.
+/// A child process says it ended only when asked (`try_wait`): there is no
+/// event to wait on without a signal handler, so this polls every 20 ms.
+pub fn exit_status_within(
+    child: &mut std::process::Child,
+    within: Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(ms(20));
+    }
+}
+
+/// Stop a child pumphub for good: SIGTERM, so it removes what it made in
+/// the temporary directory, then SIGKILL if it has not exited within
+/// `PATIENCE`.
+pub fn stop_child(child: &mut std::process::Child) {
+    if send_signal_quietly(child.id(), "TERM") && exit_status_within(child, PATIENCE).is_some() {
+        return;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
