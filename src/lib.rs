@@ -8,7 +8,7 @@
 //!
 //! ```text
 //!          HTTP POST /publish          HubHandle::publish        client `publish`
-//!          (http/routes.rs)             (handle.rs)            (ws/read_pump.rs)
+//!          (http/publish.rs)            (handle.rs)            (ws/read_pump.rs)
 //!                      \                      |                      /
 //!                       '---- HubCommand (broadcaster/command.rs) --'
 //!                                            |
