@@ -61,7 +61,7 @@ use log::{debug, warn};
 use crate::engine::Engine;
 use crate::metrics::{HubStats, Metrics};
 use crate::peer::ConnectionId;
-use crate::protocol::{self, Event, Seq};
+use crate::protocol::{self, Event, RequestError, Seq};
 use history::ChannelHistory;
 
 /// Broadcaster settings, copied from the config at start.
@@ -705,6 +705,16 @@ impl Broadcaster {
     /// event: a client that asks and never reads is a slow consumer too.
     fn reply_to(&mut self, slot: usize, text: String) {
         self.queue_for(slot, OutboundFrame::Text(text.into()));
+    }
+
+    /// Answer a client's request with an `error` frame, counted in the
+    /// metrics and remembered as the connection's last error (`/status`).
+    fn reply_error(&mut self, slot: usize, error: &RequestError) {
+        self.metrics.count_error_reply(error.code);
+        if let Some(Member::Client(client)) = &self.members[slot] {
+            client.connection.stats.record_error(&error.message);
+        }
+        self.reply_to(slot, protocol::encode_request_error(error));
     }
 
     /// Queue a counted frame for a client, closing it with 4008 if its queue

@@ -343,11 +343,7 @@ impl Broadcaster {
                             code: ErrorCode::Unavailable,
                             message: reason.to_string(),
                         };
-                        self.metrics.count_error_reply(error.code);
-                        if let Some(Member::Client(client)) = &self.members[slot] {
-                            client.connection.stats.record_error(&error.message);
-                        }
-                        self.reply_to(slot, protocol::encode_request_error(&error));
+                        self.reply_error(slot, &error);
                     }
                 }
                 self.serve_batch_shared(id, rest);

@@ -40,9 +40,7 @@ impl Broadcaster {
                     self.settings.max_subscriptions
                 ),
             };
-            self.metrics.count_error_reply(error.code);
-            client.connection.stats.record_error(&error.message);
-            self.reply_to(slot, protocol::encode_request_error(&error));
+            self.reply_error(slot, &error);
             return;
         }
         for name in names {
