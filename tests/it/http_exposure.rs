@@ -14,14 +14,6 @@ use serde_json::json;
 
 use crate::support::*;
 
-/// A plain TCP connection to `addr` that waits at most `PATIENCE` for an
-/// answer.
-fn connect(addr: SocketAddr) -> TcpStream {
-    let tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
-    tcp
-}
-
 /// Send `head` and a few body bytes, read the answer.
 fn raw_request(addr: SocketAddr, head: &str, body: &[u8]) -> HttpReply {
     let mut tcp = connect(addr);
@@ -179,34 +171,6 @@ fn expect_continue_gets_100_then_the_answer() {
     let reply = read_http_response(&mut tcp);
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json()["seq"], 1);
-}
-
-/// Split `bytes` into (status, body) of consecutive responses, each with a
-/// `Content-Length`.
-fn split_responses(mut bytes: &[u8]) -> Vec<(u16, String)> {
-    let mut out = Vec::new();
-    while !bytes.is_empty() {
-        let end = bytes
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("a whole head")
-            + 4;
-        let head = String::from_utf8_lossy(&bytes[..end]).to_lowercase();
-        let status = head[9..12].parse().unwrap();
-        let length: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .expect("a length")
-            .trim()
-            .parse()
-            .unwrap();
-        out.push((
-            status,
-            String::from_utf8_lossy(&bytes[end..end + length]).into_owned(),
-        ));
-        bytes = &bytes[end + length..];
-    }
-    out
 }
 
 /// Keep-alive and pipelining work through the guard: three requests sent

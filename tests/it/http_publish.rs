@@ -7,19 +7,12 @@
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::Instant;
 
 use serde_json::json;
 
 use crate::support::*;
-
-fn connect(addr: SocketAddr) -> TcpStream {
-    let tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
-    tcp
-}
 
 fn post(body: &str, extra: &str) -> String {
     format!(

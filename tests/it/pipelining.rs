@@ -261,32 +261,6 @@ fn slow_consumer_disconnects(hub: &RunningHub) -> u64 {
         .unwrap_or(0)
 }
 
-/// Split `bytes` into the JSON bodies of consecutive responses with a
-/// `Content-Length`, with their statuses.
-fn split_responses(mut bytes: &[u8]) -> Vec<(u16, Value)> {
-    let mut out = Vec::new();
-    while !bytes.is_empty() {
-        let end = bytes
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("a whole head")
-            + 4;
-        let head = String::from_utf8_lossy(&bytes[..end]).to_lowercase();
-        let status = head[9..12].parse().unwrap();
-        let length: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .expect("a length")
-            .trim()
-            .parse()
-            .unwrap();
-        let body = &bytes[end..end + length];
-        out.push((status, serde_json::from_slice(body).unwrap_or(Value::Null)));
-        bytes = &bytes[end + length..];
-    }
-    out
-}
-
 /// Pipelined requests on one keep-alive connection: publishes (single and
 /// arrays, one refused), a `GET /health` among them, and `Connection:
 /// close` on the last; every answer in request order, seqs consecutive,
@@ -336,7 +310,7 @@ fn pipelined_http_requests_on_one_keep_alive_connection_are_answered_in_order() 
     tcp.write_all(requests.as_bytes()).unwrap();
     let mut bytes = Vec::new();
     tcp.read_to_end(&mut bytes).unwrap();
-    let answers = split_responses(&bytes);
+    let answers = json_responses(&bytes);
     let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
     let wanted: Vec<u16> = expected.iter().map(|(status, _)| *status).collect();
     assert_eq!(statuses, wanted);
@@ -405,7 +379,7 @@ fn pipelined_http_publishes_keep_the_batch_limit_per_request() {
     tcp.write_all(requests.as_bytes()).unwrap();
     let mut bytes = Vec::new();
     tcp.read_to_end(&mut bytes).unwrap();
-    let answers = split_responses(&bytes);
+    let answers = json_responses(&bytes);
     let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
     assert_eq!(statuses, wanted);
     assert_eq!(answers[10].1["error"]["code"], "batch_too_large");
@@ -421,4 +395,12 @@ fn pipelined_http_publishes_keep_the_batch_limit_per_request() {
     }
     let first = seqs[0];
     assert_eq!(seqs, (first..first + 19).collect::<Vec<_>>());
+}
+
+/// The consecutive responses in `bytes`: statuses and JSON bodies.
+fn json_responses(bytes: &[u8]) -> Vec<(u16, Value)> {
+    split_responses(bytes)
+        .into_iter()
+        .map(|(status, body)| (status, serde_json::from_str(&body).unwrap_or(Value::Null)))
+        .collect()
 }

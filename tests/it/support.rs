@@ -901,3 +901,39 @@ pub fn stop_child(child: &mut std::process::Child) {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A plain TCP connection to `addr` that waits at most `PATIENCE` for an
+/// answer.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+    tcp
+}
+
+/// Split `bytes` into (status, body) of consecutive responses, each with a
+/// `Content-Length`.
+pub fn split_responses(mut bytes: &[u8]) -> Vec<(u16, String)> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let end = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a whole head")
+            + 4;
+        let head = String::from_utf8_lossy(&bytes[..end]).to_lowercase();
+        let status = head[9..12].parse().unwrap();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .expect("a length")
+            .trim()
+            .parse()
+            .unwrap();
+        out.push((
+            status,
+            String::from_utf8_lossy(&bytes[end..end + length]).into_owned(),
+        ));
+        bytes = &bytes[end + length..];
+    }
+    out
+}
