@@ -43,7 +43,11 @@ struct Tick {
 
 #[path = "common/args.rs"]
 mod args;
+#[path = "common/causes.rs"]
+mod causes;
+
 use args::{Repeat, Spec};
+use causes::with_causes;
 
 const SPEC: Spec = Spec {
     program: "embed",
@@ -93,7 +97,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // `cannot bind the websocket listener to 127.0.0.1:9001: Address
             // already in use (os error 98)`: the cause is the useful part.
-            eprintln!("embed: {}", chain(&e));
+            eprintln!("embed: {}", with_causes(&e));
             return ExitCode::from(1);
         }
     };
@@ -152,19 +156,4 @@ fn main() -> ExitCode {
     hub.shutdown(); // connected clients get `shutdown`, then Close 1001
     println!("shut down");
     ExitCode::SUCCESS
-}
-
-/// An error and its causes on one line, each once (a `Display` that
-/// already ends with its cause's text is not repeated).
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(&format!(": {cause_text}"));
-        }
-        source = cause.source();
-    }
-    text
 }

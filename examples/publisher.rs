@@ -24,7 +24,11 @@ use serde_json::json;
 
 #[path = "common/args.rs"]
 mod args;
+#[path = "common/causes.rs"]
+mod causes;
+
 use args::{Repeat, Spec};
+use causes::with_causes;
 
 const SPEC: Spec = Spec {
     program: "publisher",
@@ -75,7 +79,7 @@ fn main() -> ExitCode {
     let client = match builder.connect() {
         Ok(client) => client,
         Err(e) => {
-            eprintln!("publisher: cannot connect to {url}: {}", chain(&e));
+            eprintln!("publisher: cannot connect to {url}: {}", with_causes(&e));
             return ExitCode::from(1);
         }
     };
@@ -86,7 +90,7 @@ fn main() -> ExitCode {
                 published.seq, published.delivered
             ),
             Err(e) => {
-                eprintln!("publisher: event {n}: {}", chain(&e));
+                eprintln!("publisher: event {n}: {}", with_causes(&e));
                 if matches!(&e, ClientError::Refused { code, .. } if code == "forbidden") {
                     eprintln!(
                         "publisher: a hub takes publishes from WebSocket clients only when \
@@ -101,15 +105,4 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
-}
-
-/// An error and its causes on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }

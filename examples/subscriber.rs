@@ -43,7 +43,11 @@ use pumphub::client::{Client, ClientEvent};
 
 #[path = "common/args.rs"]
 mod args;
+#[path = "common/causes.rs"]
+mod causes;
+
 use args::{Repeat, Spec};
+use causes::with_causes;
 
 const SPEC: Spec = Spec {
     program: "subscriber",
@@ -105,7 +109,7 @@ fn main() -> ExitCode {
     let client = match builder.connect() {
         Ok(client) => client,
         Err(e) => {
-            eprintln!("subscriber: cannot connect to {url}: {}", chain(&e));
+            eprintln!("subscriber: cannot connect to {url}: {}", with_causes(&e));
             return ExitCode::from(1);
         }
     };
@@ -137,21 +141,10 @@ fn main() -> ExitCode {
             }
             Ok(other) => println!("{other:?}"),
             Err(e) => {
-                eprintln!("subscriber: {}", chain(&e));
+                eprintln!("subscriber: {}", with_causes(&e));
                 return ExitCode::from(1);
             }
         }
     }
     ExitCode::SUCCESS
-}
-
-/// An error and its causes on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }
