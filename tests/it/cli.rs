@@ -13,7 +13,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::Instant;
 
@@ -106,16 +108,7 @@ impl Running {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start pumphub");
-        let stderr = child.stderr.take().unwrap();
-        let (lines_tx, lines_rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if lines_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines_rx = forward_lines(child.stderr.take().unwrap());
         let mut running = Running {
             stdin: child.stdin.take(),
             child,

@@ -9,11 +9,8 @@
 //! (`pip install websockets`). Without it the test fails under CI (`CI`
 //! set), and elsewhere prints a loud SKIP.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
+use std::process::{Child, Command, Stdio};
 
 use serde_json::{json, Value};
 
@@ -152,19 +149,6 @@ fn readme_quick_start_shows_what_the_hub_prints() {
     assert!(answer.starts_with("{\"delivered\":1,"), "{answer}");
 }
 
-/// Lines of a child's stdout, read on a thread, so waits have deadlines.
-fn stdout_lines(stdout: ChildStdout) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
 /// A child killed when the test ends, pass or fail.
 struct Killed(Child);
 
@@ -198,7 +182,7 @@ fn python_with_websockets() -> bool {
 }
 
 /// Start `code` (a snippet, pointed at `url`) with python3, unbuffered.
-fn python(code: &str, url: &str) -> (Killed, mpsc::Receiver<String>) {
+fn python(code: &str, url: &str) -> (Killed, crossbeam_channel::Receiver<String>) {
     let code = code.replace("ws://127.0.0.1:9001/ws", url);
     let mut child = Command::new("python3")
         .args(["-u", "-c", &code])
@@ -206,7 +190,7 @@ fn python(code: &str, url: &str) -> (Killed, mpsc::Receiver<String>) {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start python3");
-    let lines = stdout_lines(child.stdout.take().expect("piped"));
+    let lines = forward_lines(child.stdout.take().expect("piped"));
     (Killed(child), lines)
 }
 

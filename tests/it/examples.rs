@@ -6,7 +6,6 @@
 //! does not, so the first test here asks cargo to build the four it needs;
 //! that is a no-op when they are fresh.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -53,16 +52,7 @@ pub(crate) fn example(name: &str) -> PathBuf {
 /// them with a deadline.
 pub(crate) fn lines(running: &mut Running) -> Receiver<String> {
     let child = running.0.as_mut().expect("running");
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let (tx, rx) = crossbeam_channel::unbounded();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
+    forward_lines(child.stdout.take().expect("stdout is piped"))
 }
 
 /// A started example, killed if the test fails before it exits, so no

@@ -235,7 +235,7 @@ fn free_port() -> u16 {
 /// through its log lines (stderr), which the tests wait on.
 pub struct NodeProcess {
     child: Child,
-    lines_rx: mpsc::Receiver<String>,
+    lines_rx: crossbeam_channel::Receiver<String>,
     /// Every stderr line read so far.
     pub lines: Vec<String>,
     /// Lines before this index were matched (or passed over) by a wait.
@@ -260,16 +260,7 @@ impl NodeProcess {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start pumphub");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (lines_tx, lines_rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if lines_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines_rx = crate::support::forward_lines(child.stderr.take().expect("piped stderr"));
         let mut node = NodeProcess {
             child,
             lines_rx,
@@ -330,10 +321,10 @@ impl NodeProcess {
                         return line;
                     }
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                     panic!("no {what}; stderr so far: {:#?}", self.lines)
                 }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                     panic!("pumphub exited before {what}; stderr: {:#?}", self.lines)
                 }
             }

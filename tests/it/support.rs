@@ -754,7 +754,6 @@ impl HubProcess {
 
     /// As `start`, with `tmp` as its `TMPDIR`.
     pub fn start_in(tmp: TempDir, args: &[&str]) -> HubProcess {
-        use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pumphub"))
             .args(["--ws", "127.0.0.1:0", "--http", "127.0.0.1:0"])
             .args(args)
@@ -767,18 +766,7 @@ impl HubProcess {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("start pumphub");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (tx, lines) = crossbeam_channel::unbounded();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = forward_lines(child.stderr.take().expect("stderr is piped"));
         let mut hub = HubProcess {
             child: Some(child),
             ws: "0.0.0.0:0".parse().unwrap(),
@@ -936,4 +924,26 @@ pub fn split_responses(mut bytes: &[u8]) -> Vec<(u16, String)> {
         bytes = &bytes[end + length..];
     }
     out
+}
+
+/// The lines `reader` (a child's stdout or stderr) yields, read on a
+/// thread of their own so that a test waits for a line with a deadline
+/// (`recv_timeout`) and the child never blocks on a full pipe. The thread
+/// ends at the end of the output or when the receiver is dropped.
+pub fn forward_lines(
+    reader: impl std::io::Read + Send + 'static,
+) -> crossbeam_channel::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(reader)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
