@@ -401,54 +401,37 @@ impl Metrics {
             uptime.as_secs(),
         );
 
-        let _ = writeln!(
-            out,
-            "# HELP pumphub_channels_forgotten_total Channels forgotten with their history, by why.\n\
-             # TYPE pumphub_channels_forgotten_total counter\n\
-             pumphub_channels_forgotten_total{{reason=\"idle\"}} {}\n\
-             pumphub_channels_forgotten_total{{reason=\"limit\"}} {}",
-            self.channels_forgotten_idle.get(),
-            self.channels_forgotten_limit.get()
+        counter_family(
+            &mut out,
+            "pumphub_channels_forgotten_total",
+            "Channels forgotten with their history, by why.",
+            "reason",
+            [
+                ("idle", self.channels_forgotten_idle.get()),
+                ("limit", self.channels_forgotten_limit.get()),
+            ],
         );
-        let _ = writeln!(
-            out,
-            "# HELP pumphub_connections_rejected_total Connections refused at the handshake, by reason.\n\
-             # TYPE pumphub_connections_rejected_total counter"
+        counter_family(
+            &mut out,
+            "pumphub_connections_rejected_total",
+            "Connections refused at the handshake, by reason.",
+            "reason",
+            RejectReason::ALL.map(|reason| (reason.label(), self.rejections(reason))),
         );
-        for reason in RejectReason::ALL {
-            let _ = writeln!(
-                out,
-                "pumphub_connections_rejected_total{{reason=\"{}\"}} {}",
-                reason.label(),
-                self.rejections(reason)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP pumphub_token_refusals_total Tokens refused, at the handshake (401) or in an auth message, by reason.\n\
-             # TYPE pumphub_token_refusals_total counter"
+        counter_family(
+            &mut out,
+            "pumphub_token_refusals_total",
+            "Tokens refused, at the handshake (401) or in an auth message, by reason.",
+            "reason",
+            RefusalReason::ALL.map(|reason| (reason.label(), self.token_refusals(reason))),
         );
-        for reason in RefusalReason::ALL {
-            let _ = writeln!(
-                out,
-                "pumphub_token_refusals_total{{reason=\"{}\"}} {}",
-                reason.label(),
-                self.token_refusals(reason)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP pumphub_error_replies_total Error replies sent to clients, by code.\n\
-             # TYPE pumphub_error_replies_total counter"
+        counter_family(
+            &mut out,
+            "pumphub_error_replies_total",
+            "Error replies sent to clients, by code.",
+            "code",
+            ErrorCode::ALL.map(|code| (code.as_str(), self.error_replies[code.index()].get())),
         );
-        for code in ErrorCode::ALL {
-            let _ = writeln!(
-                out,
-                "pumphub_error_replies_total{{code=\"{}\"}} {}",
-                code.as_str(),
-                self.error_replies[code.index()].get()
-            );
-        }
 
         let histogram = &self.fanout_latency;
         let _ = writeln!(
@@ -499,6 +482,21 @@ pub struct HubStats {
     pub deferred: usize,
     /// The most frames any client ever had waiting in its queue.
     pub queue_high_water: usize,
+}
+
+/// One counter with a label, in Prometheus text: its `# HELP` and
+/// `# TYPE` lines, then one sample per label value.
+fn counter_family<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    samples: impl IntoIterator<Item = (&'a str, u64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (value, count) in samples {
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {count}");
+    }
 }
 
 #[cfg(test)]
