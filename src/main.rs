@@ -122,7 +122,7 @@ fn with_causes(error: &dyn std::error::Error) -> String {
 /// (`read-pump-17`, `http-conn-3`, `broadcaster`), so they land in the same
 /// stream and format as everything else. No panic is reachable from the
 /// network by design; this is for bugs. A connection thread's panic costs
-/// only that client (see `connection::serve`). The library installs no
+/// only that client (see `ws/serve.rs`). The library installs no
 /// hook: that is the embedding application's choice.
 fn log_panics() {
     // With logging off (`--log-level off`) std's own hook still reports the
