@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::thread;
 
 use serde_json::{json, Value};
@@ -305,12 +305,7 @@ fn pipelined_http_requests_on_one_keep_alive_connection_are_answered_in_order() 
     expected.push((200, 1));
     let total = i + 1;
 
-    let mut tcp = TcpStream::connect(hub.http).unwrap();
-    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
-    tcp.write_all(requests.as_bytes()).unwrap();
-    let mut bytes = Vec::new();
-    tcp.read_to_end(&mut bytes).unwrap();
-    let answers = json_responses(&bytes);
+    let answers = pipelined(hub.http, &requests);
     let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
     let wanted: Vec<u16> = expected.iter().map(|(status, _)| *status).collect();
     assert_eq!(statuses, wanted);
@@ -374,12 +369,7 @@ fn pipelined_http_publishes_keep_the_batch_limit_per_request() {
     ));
     wanted.push(200);
 
-    let mut tcp = TcpStream::connect(hub.http).unwrap();
-    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
-    tcp.write_all(requests.as_bytes()).unwrap();
-    let mut bytes = Vec::new();
-    tcp.read_to_end(&mut bytes).unwrap();
-    let answers = json_responses(&bytes);
+    let answers = pipelined(hub.http, &requests);
     let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
     assert_eq!(statuses, wanted);
     assert_eq!(answers[10].1["error"]["code"], "batch_too_large");
@@ -397,9 +387,14 @@ fn pipelined_http_publishes_keep_the_batch_limit_per_request() {
     assert_eq!(seqs, (first..first + 19).collect::<Vec<_>>());
 }
 
-/// The consecutive responses in `bytes`: statuses and JSON bodies.
-fn json_responses(bytes: &[u8]) -> Vec<(u16, Value)> {
-    split_responses(bytes)
+/// Send `requests` (pipelined, the last one closing) on one connection and
+/// read every answer: statuses and JSON bodies, in order.
+fn pipelined(addr: SocketAddr, requests: &str) -> Vec<(u16, Value)> {
+    let mut tcp = connect(addr);
+    tcp.write_all(requests.as_bytes()).unwrap();
+    let mut bytes = Vec::new();
+    tcp.read_to_end(&mut bytes).unwrap();
+    split_responses(&bytes)
         .into_iter()
         .map(|(status, body)| (status, serde_json::from_str(&body).unwrap_or(Value::Null)))
         .collect()
